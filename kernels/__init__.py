@@ -1,0 +1,14 @@
+"""Compute kernels of pycro_gpu, compiled with numba for the CPU and for CUDA from one source.
+
+This folder ships inside the wheel as :mod:`pycro_gpu.kernels`. Each kernel module writes the work of
+one element (one spectrum bin, one fit) once as a plain Python function; :mod:`._jit` compiles it with
+``numba.njit`` (CPU drivers, parallel over rows with ``prange``) and, only when a CUDA kernel is first
+launched, with ``numba.cuda.jit(device=True)`` (one GPU thread per element or per fit).
+CUDA inputs come straight from device memory (CuPy arrays, via ``__cuda_array_interface__``).
+"""
+
+from __future__ import annotations
+
+from .spectral_mask import apply_spectral_mask
+
+__all__ = ["apply_spectral_mask"]

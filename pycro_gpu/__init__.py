@@ -1,0 +1,43 @@
+"""pycro_gpu: microscopy and spectroscopy data in USID/HDF5, processed on CPU or GPU from one code base.
+
+Importing the package imports neither CuPy nor cuML nor cuCIM: GPU libraries load only when a GPU
+path runs. Choose the backend with ``PYCRO_GPU_BACKEND``, :func:`set_config` or
+:func:`config_context`; ``auto`` uses CuPy only where a CUDA device is usable.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
+from ._config import config_context, get_config, set_config
+from .backend import array_namespace, cupy_available, get_namespace, resolve_backend, to_host
+from .errors import (
+    BackendUnavailableError,
+    DataError,
+    MissingDependencyError,
+    PycroGPUError,
+    USIDError,
+)
+
+try:
+    __version__ = _version("pycro-gpu")
+except _PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "BackendUnavailableError",
+    "DataError",
+    "MissingDependencyError",
+    "PycroGPUError",
+    "USIDError",
+    "__version__",
+    "array_namespace",
+    "config_context",
+    "cupy_available",
+    "get_config",
+    "get_namespace",
+    "resolve_backend",
+    "set_config",
+    "to_host",
+]

@@ -1,0 +1,142 @@
+"""Global configuration: compute backend and working-memory budget.
+
+Defaults come from environment variables so that a job script or container can set them without code:
+
+``PYCRO_GPU_BACKEND``
+    ``auto`` (default), ``numpy`` or ``cupy``. ``auto`` uses CuPy only where ``cupy.is_available()``.
+``PYCRO_GPU_MEMORY_MB``
+    Working-memory budget in MiB (default 1024) that sets the size of streamed batches.
+``PYCRO_GPU_PROGRESS``
+    ``1`` (default) shows progress bars in long jobs, ``0`` hides them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+BACKENDS = ("auto", "numpy", "cupy")
+
+_DEFAULT_MEMORY_MB = 1024.0
+
+
+def _env_backend() -> str:
+    return os.environ.get("PYCRO_GPU_BACKEND", "auto").strip().lower() or "auto"
+
+
+def _env_memory_mb() -> float:
+    raw = os.environ.get("PYCRO_GPU_MEMORY_MB", "").strip()
+    if not raw:
+        return _DEFAULT_MEMORY_MB
+    try:
+        return float(raw)
+    except ValueError:
+        msg = f"PYCRO_GPU_MEMORY_MB must be a number of MiB, got {raw!r}"
+        raise ValueError(msg) from None
+
+
+def _env_progress() -> bool:
+    return os.environ.get("PYCRO_GPU_PROGRESS", "1").strip().lower() not in {
+        "0",
+        "false",
+        "no",
+        "off",
+    }
+
+
+def validate_backend(name: str) -> str:
+    """Return ``name`` normalised, or raise ``ValueError`` naming the accepted backends."""
+    norm = str(name).strip().lower()
+    if norm not in BACKENDS:
+        msg = f"backend must be one of {', '.join(BACKENDS)}; got {name!r}"
+        raise ValueError(msg)
+    return norm
+
+
+def validate_memory_mb(value: Any) -> float:
+    """Return ``value`` as a positive float number of MiB, or raise ``ValueError``."""
+    try:
+        mb = float(value)
+    except (TypeError, ValueError):
+        msg = f"memory_mb must be a positive number of MiB, got {value!r}"
+        raise ValueError(msg) from None
+    if not mb > 0 or mb == float("inf"):
+        msg = f"memory_mb must be a positive finite number of MiB, got {value!r}"
+        raise ValueError(msg)
+    return mb
+
+
+class _Local(threading.local):
+    def __init__(self) -> None:
+        self.config: dict[str, Any] | None = None
+
+
+_local = _Local()
+
+
+def _config() -> dict[str, Any]:
+    if _local.config is None:
+        _local.config = {
+            "backend": validate_backend(_env_backend()),
+            "memory_mb": validate_memory_mb(_env_memory_mb()),
+            "progress": _env_progress(),
+        }
+    return _local.config
+
+
+def get_config() -> dict[str, Any]:
+    """Return a copy of the current configuration.
+
+    Returns
+    -------
+    dict
+        ``backend`` (str), ``memory_mb`` (float) and ``progress`` (bool).
+    """
+    return dict(_config())
+
+
+def set_config(
+    *, backend: str | None = None, memory_mb: float | None = None, progress: bool | None = None
+) -> None:
+    """Set configuration values for the current thread.
+
+    Parameters
+    ----------
+    backend : {'auto', 'numpy', 'cupy'}, optional
+        Compute backend for routines called without arrays (for example file-based jobs).
+    memory_mb : float, optional
+        Working-memory budget in MiB; streamed jobs size their batches from it.
+    progress : bool, optional
+        Show progress bars in long jobs.
+    """
+    cfg = _config()
+    if backend is not None:
+        cfg["backend"] = validate_backend(backend)
+    if memory_mb is not None:
+        cfg["memory_mb"] = validate_memory_mb(memory_mb)
+    if progress is not None:
+        cfg["progress"] = bool(progress)
+
+
+@contextmanager
+def config_context(
+    *, backend: str | None = None, memory_mb: float | None = None, progress: bool | None = None
+) -> Iterator[None]:
+    """Temporarily change the configuration inside a ``with`` block.
+
+    Examples
+    --------
+    >>> import pycro_gpu
+    >>> with pycro_gpu.config_context(backend="numpy", memory_mb=64):
+    ...     pycro_gpu.get_config()["memory_mb"]
+    64.0
+    """
+    old = get_config()
+    set_config(backend=backend, memory_mb=memory_mb, progress=progress)
+    try:
+        yield
+    finally:
+        _config().update(old)

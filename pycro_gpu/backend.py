@@ -1,0 +1,193 @@
+"""Compute backends: the one module that imports array_api_compat and CuPy.
+
+Every routine of pycro_gpu is written against the Python array API. This module turns a backend name
+(``auto``, ``numpy``, ``cupy``) or a set of input arrays into an array namespace, and moves arrays
+between host and device explicitly. CuPy is imported only when it is asked for, and a successful
+``import cupy`` is never taken to mean that a GPU is present: ``cupy.is_available()`` decides.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from ._config import get_config, validate_backend
+from ._typing import Array, Device, Namespace
+from .errors import BackendUnavailableError
+
+__all__ = [
+    "array_namespace",
+    "cupy_available",
+    "device_of",
+    "from_host",
+    "get_namespace",
+    "is_cupy_namespace",
+    "is_numpy_namespace",
+    "namespace_name",
+    "resolve_backend",
+    "synchronize",
+    "to_host",
+]
+
+_CUPY_HINT = "install the GPU extra (pip install 'pycro-gpu[gpu]') on a machine with a CUDA device"
+
+
+@functools.lru_cache(maxsize=1)
+def _cupy_status() -> tuple[bool, str]:
+    """Return (usable, reason). Cached: probing CUDA is slow and its answer does not change."""
+    try:
+        import cupy
+    except Exception as exc:  # ImportError, or a CUDA library that fails to load
+        return False, f"cupy is not importable ({type(exc).__name__}: {exc})"
+    try:
+        ok = bool(cupy.is_available())
+    except Exception as exc:
+        return False, f"cupy cannot reach a CUDA device ({type(exc).__name__}: {exc})"
+    if not ok:
+        return False, "cupy is installed but no CUDA device is available"
+    return True, ""
+
+
+def cupy_available() -> bool:
+    """Return True when CuPy imports and a CUDA device is usable.
+
+    Examples
+    --------
+    >>> from pycro_gpu.backend import cupy_available
+    >>> isinstance(cupy_available(), bool)
+    True
+    """
+    return _cupy_status()[0]
+
+
+def resolve_backend(backend: str | None = None) -> str:
+    """Resolve a backend request to ``"numpy"`` or ``"cupy"``.
+
+    Parameters
+    ----------
+    backend : {'auto', 'numpy', 'cupy'}, optional
+        Requested backend; ``None`` takes the configured one (``PYCRO_GPU_BACKEND`` or
+        :func:`pycro_gpu.config_context`).
+
+    Returns
+    -------
+    str
+        ``"cupy"`` when requested (or ``auto``) and usable, otherwise ``"numpy"``.
+
+    Raises
+    ------
+    BackendUnavailableError
+        ``"cupy"`` was requested explicitly and no CUDA device is usable.
+    """
+    name = validate_backend(get_config()["backend"] if backend is None else backend)
+    if name == "numpy":
+        return "numpy"
+    usable, reason = _cupy_status()
+    if name == "auto":
+        return "cupy" if usable else "numpy"
+    if not usable:
+        msg = f"backend 'cupy' is not usable: {reason}; {_CUPY_HINT}, or use backend 'numpy'"
+        raise BackendUnavailableError(msg)
+    return "cupy"
+
+
+def get_namespace(backend: str | None = None) -> Namespace:
+    """Return the array-API namespace of a backend (see :func:`resolve_backend`).
+
+    Examples
+    --------
+    >>> from pycro_gpu.backend import get_namespace
+    >>> xp = get_namespace("numpy")
+    >>> float(xp.sum(xp.ones(3)))
+    3.0
+    """
+    if resolve_backend(backend) == "cupy":
+        import array_api_compat.cupy as cpx
+
+        return cpx
+    import array_api_compat.numpy as npx
+
+    return npx
+
+
+def array_namespace(*arrays: Any) -> Namespace:
+    """Return the array-API namespace shared by ``arrays``.
+
+    Python scalars and ``None`` are ignored. Arrays of different libraries (e.g. NumPy and CuPy) are
+    rejected with a ``TypeError`` that names them.
+    """
+    arrays = tuple(a for a in arrays if a is not None and not isinstance(a, (int, float, complex)))
+    if not arrays:
+        return get_namespace()
+    try:
+        return array_api_compat.array_namespace(*arrays)
+    except TypeError as exc:
+        kinds = sorted({type(a).__module__ + "." + type(a).__name__ for a in arrays})
+        msg = f"inputs must share one array library, got {', '.join(kinds)}"
+        raise TypeError(msg) from exc
+
+
+def namespace_name(xp: Namespace) -> str:
+    """Short name of a namespace: ``numpy``, ``cupy``, ``array_api_strict``, ..."""
+    if array_api_compat.is_numpy_namespace(xp):
+        return "numpy"
+    if array_api_compat.is_cupy_namespace(xp):
+        return "cupy"
+    return xp.__name__.split(".")[-1]
+
+
+def is_numpy_namespace(xp: Namespace) -> bool:
+    """True for NumPy (plain or wrapped by array_api_compat)."""
+    return bool(array_api_compat.is_numpy_namespace(xp))
+
+
+def is_cupy_namespace(xp: Namespace) -> bool:
+    """True for CuPy (plain or wrapped by array_api_compat)."""
+    return bool(array_api_compat.is_cupy_namespace(xp))
+
+
+def device_of(*arrays: Array) -> Device:
+    """Return the device shared by ``arrays``; raise ``ValueError`` if they live on different ones."""
+    devices = []
+    for a in arrays:
+        if a is None or isinstance(a, (int, float, complex)):
+            continue
+        d = array_api_compat.device(a)
+        if all(d != known for known in devices):
+            devices.append(d)
+    if len(devices) > 1:
+        msg = f"inputs live on different devices: {devices}"
+        raise ValueError(msg)
+    return devices[0] if devices else None
+
+
+def to_host(x: Array) -> np.ndarray:
+    """Copy an array of any backend to a NumPy array (an explicit device-to-host transfer).
+
+    Library code calls this only where data must leave the device (writing HDF5, plotting).
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    if np.isscalar(x):
+        return np.asarray(x)
+    return np.from_dlpack(x)
+
+
+def from_host(a: Any, xp: Namespace, *, device: Device = None, dtype: Any = None) -> Array:
+    """Move host data ``a`` into namespace ``xp`` (on ``device`` if given)."""
+    if device is None:
+        return xp.asarray(a, dtype=dtype)
+    return xp.asarray(a, dtype=dtype, device=device)
+
+
+def synchronize(xp: Namespace) -> None:
+    """Wait for the device of ``xp`` to finish queued work (no-op on CPU namespaces)."""
+    if is_cupy_namespace(xp):
+        import cupy
+
+        cupy.cuda.get_current_stream().synchronize()

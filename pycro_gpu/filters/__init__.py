@@ -1,0 +1,1 @@
+"""Frequency-domain filters of signals and images, and image operations."""

@@ -1,0 +1,1 @@
+"""Batch spectral fitting: models, guesses and Levenberg-Marquardt fits on CPU and GPU."""

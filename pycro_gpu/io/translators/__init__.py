@@ -1,0 +1,1 @@
+"""Translators from instrument file formats to USID HDF5 (one module per format)."""
