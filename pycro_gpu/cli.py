@@ -2,6 +2,9 @@
 
 Every command shares ``--backend``, ``--memory-mb`` and ``--quiet``. Errors print one line on stderr:
 exit code 2 for usage errors (argparse), 1 for data, dependency and device errors.
+
+Commands live in small modules ``pycro_gpu/_cli_<topic>.py`` that register themselves with
+:func:`command`; this module finds them, so adding a command never edits this file.
 """
 
 from __future__ import annotations
@@ -65,8 +68,25 @@ def _backend_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_command_modules() -> None:
+    """Import every ``pycro_gpu._cli_*`` module: each registers its commands with :func:`command`.
+
+    Command modules import only argparse-level code at import time; the work they call is imported
+    inside the command function, so ``pycro-gpu --help`` stays fast.
+    """
+    import importlib
+    import pkgutil
+
+    import pycro_gpu
+
+    for info in pkgutil.iter_modules(pycro_gpu.__path__):
+        if info.name.startswith("_cli_"):
+            importlib.import_module(f"pycro_gpu.{info.name}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``pycro-gpu`` with every registered command."""
+    _load_command_modules()
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--backend",
