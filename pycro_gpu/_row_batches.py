@@ -1,0 +1,175 @@
+"""Row-batch sources: stream a 2-D matrix (in memory or in HDF5) as position batches.
+
+A *row source* has ``shape`` ``(n_rows, n_cols)``, ``dtype`` (NumPy dtype of the stored data) and
+``batches(rows)``, a generator of ``(start, stop, block)`` where ``block`` is the
+``(stop - start, n_cols)`` slice as an array of the source's namespace ``xp``. Sources can be iterated
+any number of times, which multi-pass algorithms (streamed SVD, power iterations) need.
+
+The HDF5 source reads chunk-aligned slices into two reusable host buffers with ``read_direct`` and
+prefetches the next batch on a worker thread while the caller computes on the current one (h5py and
+BLAS both release the GIL for the heavy work). Blocks handed out are valid only until the next one is
+requested: consumers reduce them (Gram, projections) or copy what they keep.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from ._config import get_config
+from ._typing import Array, Namespace
+from .backend import array_namespace, from_host, get_namespace
+from .errors import DataError
+
+__all__ = ["ArrayRows", "HDF5Rows", "as_row_source", "rows_for_budget"]
+
+
+def rows_for_budget(n_cols: int, bytes_per_value: float, memory_mb: float | None, *, reserve: int = 0) -> int:
+    """Number of rows of a batch so that ``rows * n_cols * bytes_per_value`` fits the budget.
+
+    Parameters
+    ----------
+    n_cols : int
+        Values per row.
+    bytes_per_value : float
+        Bytes that one value of a batch costs in total (all copies that live at once).
+    memory_mb : float or None
+        Working-memory budget in MiB; ``None`` takes ``get_config()["memory_mb"]``.
+    reserve : int
+        Bytes of the budget already spent elsewhere (for example an ``n_cols x n_cols`` Gram matrix).
+    """
+    mb = get_config()["memory_mb"] if memory_mb is None else float(memory_mb)
+    avail = max(mb * 2**20 - reserve, 2**20)
+    return max(1, int(avail // max(1.0, n_cols * bytes_per_value)))
+
+
+class ArrayRows:
+    """Row source over a 2-D array already in memory (any array-API namespace).
+
+    Parameters
+    ----------
+    a : (n_rows, n_cols) array
+    xp : namespace, optional
+        Namespace of ``a``; detected when omitted.
+    """
+
+    def __init__(self, a: Array, *, xp: Namespace | None = None) -> None:
+        if xp is None:
+            xp = array_namespace(a)
+        if a.ndim != 2:
+            msg = f"data must be a 2-D (positions x spectral points) array, got shape {tuple(a.shape)}"
+            raise DataError(msg)
+        self.a = a
+        self.xp = xp
+        self.shape = (int(a.shape[0]), int(a.shape[1]))
+        self.dtype = _numpy_dtype(a.dtype, xp)
+        self.chunk_rows = 1
+
+    def batches(self, rows: int) -> Iterator[tuple[int, int, Array]]:
+        rows = max(1, int(rows))
+        for start in range(0, self.shape[0], rows):
+            stop = min(start + rows, self.shape[0])
+            yield start, stop, self.a[start:stop, :]
+
+
+class HDF5Rows:
+    """Row source over a 2-D ``h5py.Dataset``, read in chunk-aligned batches with prefetch.
+
+    Parameters
+    ----------
+    dset : h5py.Dataset
+        2-D dataset of real or complex numbers (rows = positions).
+    xp : namespace, optional
+        Namespace the blocks are moved to (default: the configured backend's).
+    device : optional
+        Device of ``xp`` to place blocks on.
+    prefetch : bool
+        Read the next batch on a worker thread while the current one is processed.
+    """
+
+    def __init__(
+        self, dset: Any, *, xp: Namespace | None = None, device: Any = None, prefetch: bool = True
+    ) -> None:
+        if dset.ndim != 2:
+            msg = f"dataset {dset.name!r} must be 2-D (positions x spectral points), got shape {dset.shape}"
+            raise DataError(msg)
+        if dset.dtype.kind not in "fc" and dset.dtype.kind not in "iu":
+            msg = (
+                f"dataset {dset.name!r} has dtype {dset.dtype}; decomposition needs real or complex numbers"
+                " (split compound datasets into their fields first)"
+            )
+            raise DataError(msg)
+        self.dset = dset
+        self.xp = get_namespace() if xp is None else xp
+        self.device = device
+        self.prefetch = prefetch
+        self.shape = (int(dset.shape[0]), int(dset.shape[1]))
+        self.dtype = dset.dtype if dset.dtype.kind in "fc" else np.dtype(np.float64)
+        self.chunk_rows = int(dset.chunks[0]) if dset.chunks else 1
+
+    def _read(self, buf: np.ndarray, start: int, stop: int) -> np.ndarray:
+        out = buf[: stop - start]
+        if self.dset.dtype == buf.dtype:
+            self.dset.read_direct(out, np.s_[start:stop, :], np.s_[0 : stop - start, :])
+        else:
+            out[...] = self.dset[start:stop, :]
+        return out
+
+    def batches(self, rows: int) -> Iterator[tuple[int, int, Array]]:
+        rows = max(1, int(rows))
+        if self.chunk_rows > 1 and rows > self.chunk_rows:  # whole chunks per read
+            rows = (rows // self.chunk_rows) * self.chunk_rows
+        n = self.shape[0]
+        rows = min(rows, n)
+        spans = [(s, min(s + rows, n)) for s in range(0, n, rows)]
+        bufs = [np.empty((rows, self.shape[1]), dtype=self.dtype) for _ in range(2 if self.prefetch else 1)]
+        if not self.prefetch:
+            for start, stop in spans:
+                yield start, stop, self._to_xp(self._read(bufs[0], start, stop))
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pycro_gpu-read") as pool:
+            pending = pool.submit(self._read, bufs[0], *spans[0])
+            for i, (start, stop) in enumerate(spans):
+                block = pending.result()
+                if i + 1 < len(spans):
+                    pending = pool.submit(self._read, bufs[(i + 1) % 2], *spans[i + 1])
+                yield start, stop, self._to_xp(block)
+
+    def _to_xp(self, block: np.ndarray) -> Array:
+        return from_host(block, self.xp, device=self.device)
+
+
+def as_row_source(data: Any, *, xp: Namespace | None = None) -> Any:
+    """Wrap ``data`` (array, ``h5py.Dataset`` or an existing row source) as a row source."""
+    if hasattr(data, "batches") and hasattr(data, "shape"):
+        return data
+    try:
+        import h5py
+    except ImportError:  # pragma: no cover - h5py is a hard dependency
+        h5py = None
+    if h5py is not None and isinstance(data, h5py.Dataset):
+        return HDF5Rows(data, xp=xp)
+    if isinstance(data, (list, tuple)):
+        msg = f"data must be a 2-D array or h5py.Dataset, got {type(data).__name__}"
+        raise DataError(msg)
+    return ArrayRows(data, xp=xp)
+
+
+def _numpy_dtype(dtype: Any, xp: Namespace) -> np.dtype:
+    """NumPy equivalent of an array-API dtype (by kind and size)."""
+    for name in ("complex128", "complex64", "float64", "float32", "float16"):
+        if hasattr(xp, name) and dtype == getattr(xp, name):
+            return np.dtype(name)
+    if xp.isdtype(dtype, "integral") or xp.isdtype(dtype, "bool"):
+        return np.dtype(np.float64)
+    msg = f"unsupported dtype {dtype} for decomposition"
+    raise DataError(msg)
+
+
+def n_batches(n_rows: int, rows: int) -> int:
+    """Number of batches of ``rows`` rows that cover ``n_rows``."""
+    return math.ceil(n_rows / max(1, rows))

@@ -1,0 +1,125 @@
+"""Streamed SVD over row batches (pycro_gpu._svd_streamed) against numpy.linalg.svd."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import scipy.linalg
+
+from pycro_gpu._row_batches import ArrayRows, HDF5Rows, rows_for_budget
+from pycro_gpu._svd_streamed import choose_method, streamed_svd
+from tests.helpers import to_numpy
+
+
+def low_rank_plus_noise(rng, m=2000, n=96, rank=6, noise=1e-2, complex_=False):
+    scales = np.logspace(2, 0, rank)
+    A = (rng.standard_normal((m, rank)) * scales) @ rng.standard_normal((rank, n))
+    A += noise * rng.standard_normal((m, n))
+    if complex_:
+        A = A + 1j * ((rng.standard_normal((m, rank)) * scales) @ rng.standard_normal((rank, n)))
+    return A
+
+
+def subspace_angle(a, b):
+    """Largest principal angle (radians) between the column spaces of a and b."""
+    return float(np.max(scipy.linalg.subspace_angles(a, b)))
+
+
+def check(res, A, k, *, rtol=1e-4, max_angle=1e-4, xp=None):
+    s_ref = np.linalg.svd(A, compute_uv=False)[:k]
+    _, _, vh = np.linalg.svd(A, full_matrices=False)
+    S, U, V = to_numpy(res.S), to_numpy(res.U), to_numpy(res.V)
+    np.testing.assert_allclose(S, s_ref, rtol=rtol)
+    assert V.shape == (k, A.shape[1]) and U.shape == (A.shape[0], k)
+    assert subspace_angle(V.conj().T, vh[:k].conj().T) < max_angle
+    np.testing.assert_allclose(U.conj().T @ U, np.eye(k), atol=1e-8)
+    # U S V reproduces the projection of A on the top-k right subspace
+    np.testing.assert_allclose((U * S) @ V, A @ V.conj().T @ V, atol=1e-8 * s_ref[0])
+    if xp is not None:
+        assert type(res.S) is type(xp.asarray([1.0]))
+
+
+@pytest.mark.parametrize("method", ["gram", "randomized"])
+@pytest.mark.parametrize("complex_", [False, True], ids=["real", "complex"])
+def test_streamed_svd_matches_numpy(xp, rng, method, complex_):
+    A = low_rank_plus_noise(rng, complex_=complex_)
+    k = 6  # the rank: the randomized range finder resolves the signal, not the noise floor
+    res = streamed_svd(ArrayRows(xp.asarray(A)), k, method=method, memory_mb=0.5, progress=False)
+    assert res.method == method
+    assert res.info["n_batches"] > 3  # really streamed
+    assert res.info["reads"] == (2 if method == "gram" else 6)
+    check(res, A, k, xp=xp)
+
+
+def test_gram_resolves_noise_singular_values(xp, rng):
+    """The one-pass method is exact (not sketched): top-k beyond the rank match too."""
+    A = low_rank_plus_noise(rng, m=1500, n=64)
+    res = streamed_svd(ArrayRows(xp.asarray(A)), 16, method="gram", memory_mb=0.25, progress=False)
+    check(res, A, 16)
+
+
+def test_refinement_recovers_precision_lost_by_squaring(rng):
+    """Singular values spanning 1e7: the Gram alone loses them, the U-pass refinement restores them."""
+    m, n = 1200, 40
+    q1, _ = np.linalg.qr(rng.standard_normal((m, n)))
+    q2, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    s = np.logspace(0, -7, n)
+    A = (q1 * s) @ q2.T
+    k = 30  # s_k ~ 6e-6: the Gram alone is good to ~eps / s_k**2, the refinement to ~eps / s_k
+    raw = streamed_svd(ArrayRows(A), k, method="gram", refine=False, memory_mb=0.1, progress=False)
+    ref = streamed_svd(ArrayRows(A), k, method="gram", refine=True, memory_mb=0.1, progress=False)
+    err_raw = np.max(np.abs(np.asarray(raw.S) - s[:k]) / s[:k])
+    err_ref = np.max(np.abs(np.asarray(ref.S) - s[:k]) / s[:k])
+    assert ref.info["refined"] and not raw.info["refined"]
+    assert err_ref < 1e-8
+    assert err_ref < err_raw / 100
+
+
+def test_hdf5_source_and_float32(tmp_path, rng):
+    A = low_rank_plus_noise(rng, m=3000, n=80).astype(np.float32)
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        d = f.create_dataset("a", data=A, chunks=(128, 80))
+        src = HDF5Rows(d)
+        res = streamed_svd(src, 6, memory_mb=0.5, progress=False)
+        assert res.method == "gram"
+        # batches hold whole chunks
+        assert res.info["batch_rows"] % 128 == 0
+        starts = [s for s, _, _ in src.batches(500)]
+        assert starts == list(range(0, 3000, 384))
+    check(res, A.astype(np.float64), 6, rtol=1e-6)
+
+
+def test_hdf5_source_without_prefetch_reads_same_blocks(tmp_path, rng):
+    A = rng.standard_normal((50, 7))
+    with h5py.File(tmp_path / "b.h5", "w") as f:
+        d = f.create_dataset("a", data=A)
+        for prefetch in (True, False):
+            got = np.concatenate([np.array(b) for _, _, b in HDF5Rows(d, prefetch=prefetch).batches(8)])
+            np.testing.assert_array_equal(got, A)
+
+
+def test_choose_method_and_budget():
+    assert choose_method((10**6, 256), np.float32, memory_mb=256) == "gram"
+    assert choose_method((1000, 20000), np.float64, memory_mb=256) == "randomized"
+    assert choose_method((10**6, 4096), np.complex64, memory_mb=1024) == "randomized"
+    assert rows_for_budget(256, 8, 1) == 512
+    assert rows_for_budget(256, 8, 1, reserve=2**30) >= 1
+
+
+def test_bad_k_and_method(rng):
+    src = ArrayRows(rng.standard_normal((10, 4)))
+    with pytest.raises(ValueError, match="k must be between 1 and min"):
+        streamed_svd(src, 5, progress=False)
+    with pytest.raises(ValueError, match="method must be one of"):
+        streamed_svd(src, 2, method="qr", progress=False)
+
+
+def test_rank_deficient_does_not_divide_by_zero(rng):
+    A = np.outer(rng.standard_normal(30), rng.standard_normal(8))
+    res = streamed_svd(ArrayRows(A), 3, method="gram", progress=False)
+    S, U = np.asarray(res.S), np.asarray(res.U)
+    assert np.all(np.isfinite(U))
+    np.testing.assert_allclose(S[0], np.linalg.norm(A, 2), rtol=1e-12)
+    assert S[1] < 1e-6 * S[0]
+    assert not res.info["refined"]
