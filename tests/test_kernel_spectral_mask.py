@@ -27,6 +27,19 @@ def test_cpu_kernel_matches_numpy(rng, dtype):
     assert np.count_nonzero(got == 0) == np.count_nonzero(expected == 0) > 0
 
 
+def test_per_row_thresholds(rng):
+    s, mask = _case(rng, 4, 50, np.complex128)
+    thr = np.array([0.0, 0.5, 1.0, 100.0])
+    expected = s * mask
+    for i, t in enumerate(thr):
+        expected[i, np.abs(expected[i]) < t] = 0
+    got = apply_spectral_mask(s.copy(), mask, thr)
+    np.testing.assert_array_equal(got, expected)
+    assert np.all(got[3] == 0) and np.count_nonzero(got[0]) == 50
+    with pytest.raises(ValueError, match=r"shape \(4,\), got shape \(3,\)"):
+        apply_spectral_mask(s, mask, thr[:3])
+
+
 def test_shape_mismatch_is_named(rng):
     s, mask = _case(rng, 3, 8, np.complex128)
     with pytest.raises(ValueError, match=r"\(3, 8\) and \(7,\)"):
@@ -39,6 +52,11 @@ def test_cuda_kernel_under_simulator(rng):
     expected = _reference(s.copy(), mask, 0.8)
     got = apply_spectral_mask(s.copy(), mask, 0.8, target="cuda")
     np.testing.assert_allclose(got, expected, rtol=1e-15)
+    thr = np.array([0.0, 0.5, 0.8, 1.0, 3.0])
+    expected = s * mask
+    for i, t in enumerate(thr):
+        expected[i, np.abs(expected[i]) < t] = 0
+    np.testing.assert_array_equal(apply_spectral_mask(s.copy(), mask, thr, target="cuda"), expected)
 
 
 @pytest.mark.gpu
@@ -56,8 +74,8 @@ def test_cuda_kernel_on_cupy(rng):
 @pytest.mark.parametrize(
     "sig",
     [
-        "void(complex64[:, ::1], float32[::1], float64)",
-        "void(complex128[:, ::1], float64[::1], float64)",
+        "void(complex64[:, ::1], float32[::1], float64[::1])",
+        "void(complex128[:, ::1], float64[::1], float64[::1])",
     ],
 )
 def test_cuda_kernel_compiles_for_sm90_without_spills(sig):
