@@ -43,7 +43,7 @@ def rows_for_budget(n_cols: int, bytes_per_value: float, memory_mb: float | None
         Bytes of the budget already spent elsewhere (for example an ``n_cols x n_cols`` Gram matrix).
     """
     mb = get_config()["memory_mb"] if memory_mb is None else float(memory_mb)
-    avail = max(mb * 2**20 - reserve, 2**20)
+    avail = max(mb * 2**20 - reserve, 0.0)
     return max(1, int(avail // max(1.0, n_cols * bytes_per_value)))
 
 

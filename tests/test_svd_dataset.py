@@ -1,0 +1,89 @@
+"""Dataset-level SVD: Raw_Data-SVD_000 with U, S, V Main datasets, and rebuild() of Rebuilt_Data."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from pycro_gpu.decomposition import rebuild, svd, svd_dataset
+from pycro_gpu.io.usid import Dimension, USIDataset, check_main, write_main
+
+
+def _make(path, rng, *, complex_=False, dtype=np.float32, nx=30, ny=20, nf=48, rank=4):
+    m = nx * ny
+    A = (rng.standard_normal((m, rank)) * np.logspace(1.5, 0, rank)) @ rng.standard_normal((rank, nf))
+    if complex_:
+        A = A + 1j * (rng.standard_normal((m, rank)) @ rng.standard_normal((rank, nf)))
+    A = A + 0.01 * rng.standard_normal((m, nf))
+    A = A.astype(dtype)
+    f = h5py.File(path, "w")
+    grp = f.create_group("Measurement_000/Channel_000")
+    main = write_main(
+        grp,
+        "Raw_Data",
+        A,
+        [Dimension("X", "m", nx), Dimension("Y", "m", ny)],
+        Dimension("Frequency", "Hz", np.linspace(300e3, 320e3, nf)),
+        "Amplitude",
+        "V",
+    )
+    return f, main, A
+
+
+@pytest.mark.parametrize(
+    ("complex_", "dtype"), [(False, np.float32), (True, np.complex64), (False, np.float64)]
+)
+def test_svd_dataset_writes_pycroscopy_layout(tmp_path, rng, complex_, dtype):
+    f, main, A = _make(tmp_path / "d.h5", rng, complex_=complex_, dtype=dtype)
+    with f:
+        grp = svd_dataset(main, 6, memory_mb=0.25, progress=False)
+        assert grp.name == "/Measurement_000/Channel_000/Raw_Data-SVD_000"
+        assert grp.attrs["status"] == "complete" and grp.attrs["num_components"] == 6
+        assert grp.attrs["reads"] == 2 and grp.attrs["method_used"] == "gram"
+        check_main(grp["U"])
+        check_main(grp["V"])
+        U, V = USIDataset(grp["U"]), USIDataset(grp["V"])
+        assert U.shape == (600, 6) and V.shape == (6, 48)
+        # U shares the source's position dimensions, V its spectroscopic ones
+        assert [d.name for d in U.pos_dims] == ["X", "Y"] and U.spec_dims[0].name == "Principal Component"
+        assert [d.name for d in V.spec_dims] == ["Frequency"] and V.quantity == "Amplitude"
+        assert U.h5_pos_inds == main.h5_pos_inds
+        assert U.dtype.kind == ("c" if complex_ else "f") and U.dtype.itemsize == np.dtype(dtype).itemsize
+        A64 = A.astype(np.complex128 if complex_ else np.float64)
+        s_ref = np.linalg.svd(A64, compute_uv=False)[:6]
+        np.testing.assert_allclose(grp["S"][()], s_ref, rtol=1e-4)
+        u, s, v = U[()].astype(A64.dtype), grp["S"][()], V[()].astype(A64.dtype)
+        proj = A64 @ v.conj().T @ v
+        tol = 1e-5 if np.dtype(dtype).itemsize <= 8 else 1e-10
+        np.testing.assert_allclose((u * s) @ v, proj, atol=tol * s_ref[0])
+        # the same request finds the finished group instead of computing again
+        again = svd_dataset(main, 6, memory_mb=0.25, progress=False)
+        assert again.name == grp.name
+        assert "Raw_Data-SVD_001" not in main.parent
+
+
+def test_rebuild_writes_denoised_main(tmp_path, rng):
+    f, main, A = _make(tmp_path / "r.h5", rng, dtype=np.float64)
+    with f:
+        grp = svd_dataset(main, 8, progress=False)
+        out = rebuild(grp, 4, memory_mb=0.05)
+        assert out.name == grp.name + "/Rebuilt_Data_000/Rebuilt_Data"
+        check_main(out)
+        u, s, vh = np.linalg.svd(A, full_matrices=False)
+        ref = (u[:, :4] * s[:4]) @ vh[:4]
+        np.testing.assert_allclose(out[()], ref, atol=1e-9 * s[0])
+        assert USIDataset(out).n_dim_shape == (30, 20, 48)
+        second = rebuild(grp, [0, 2])
+        assert second.name.endswith("Rebuilt_Data_001/Rebuilt_Data")
+        np.testing.assert_allclose(second[()], (u[:, [0, 2]] * s[[0, 2]]) @ vh[[0, 2]], atol=1e-9 * s[0])
+        with pytest.raises(ValueError, match="components must select among the 8"):
+            rebuild(grp, [9])
+
+
+def test_svd_of_dataset_in_memory_result(tmp_path, rng):
+    f, main, A = _make(tmp_path / "m.h5", rng, dtype=np.float64)
+    with f:
+        res = svd(main, 4, memory_mb=0.05, progress=False)
+    np.testing.assert_allclose(np.asarray(res.S), np.linalg.svd(A, compute_uv=False)[:4], rtol=1e-10)
+    assert res.info["n_batches"] > 4
