@@ -14,7 +14,8 @@ generator               data (N-D, positions first)                             
 ======================  ======================================================  ======================
 
 Each returns a :class:`SyntheticDataset`, which unpacks as ``data, truth = band_excitation()`` and
-also carries the USID description (quantity, units, position and spectroscopic dimensions).
+also carries the USID description (quantity, units, position and spectroscopic dimensions) that
+:func:`write_usid` writes.
 
 The models follow ``DESIGN.md`` exactly:
 
@@ -43,6 +44,7 @@ __all__ = [
     "loop_model",
     "loop_switching_parameters",
     "sho_response",
+    "write_usid",
 ]
 
 #: Names (with units) of the SHO parameters, in the order of the compound results of BE tools.
@@ -768,3 +770,81 @@ def lattice_image(
         pos_dims=(("Y", "m", rr * pixel_size), ("X", "m", cc * pixel_size)),
         spec_dims=(),
     )
+
+
+# ----------------------------------------------------------------------------------------------------
+# USID output
+
+
+def write_usid(dataset: SyntheticDataset, path, *, mode: str = "w-", truth: bool = True):
+    """Write a synthetic dataset as a USID HDF5 file at ``/Measurement_000/Channel_000/Raw_Data``.
+
+    Parameters
+    ----------
+    dataset : SyntheticDataset
+        From one of the generators of this module.
+    path : str or pathlib.Path
+        File to create.
+    mode : str
+        h5py file mode (default ``"w-"``: fail if the file exists; ``"w"`` overwrites).
+    truth : bool
+        Also store the ground truth: arrays in the group ``/Measurement_000/Ground_Truth`` (nested
+        dicts as sub-groups), scalars as its attributes.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written. The Main dataset is 2-D ``(n_positions, n_spectral)``, the data of
+        :meth:`SyntheticDataset.as_2d`, with the position dimensions (e.g. X, Y in m) and spectroscopic
+        dimensions (e.g. Frequency in Hz, DC_Offset in V) of the dataset, listed fastest-varying first as
+        USID stores them. An image gets one spectroscopic step (``Intensity``, 1 value).
+
+    Examples
+    --------
+    >>> import h5py, tempfile, pathlib
+    >>> from pycro_gpu.io.usid import find_main_datasets
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "be.h5"
+    >>> _ = write_usid(band_excitation((4, 6), 16), path)
+    >>> with h5py.File(path, "r") as f:
+    ...     main = find_main_datasets(f)[0]
+    ...     main.shape, main.n_dim_labels
+    ((24, 16), ['X', 'Y', 'Frequency'])
+    """
+    from pathlib import Path
+
+    import h5py
+
+    from .io.usid import Dimension, write_main
+
+    path = Path(path)
+    pos = [Dimension(n, u, np.asarray(v)) for n, u, v in reversed(dataset.pos_dims)]
+    spec = [Dimension(n, u, np.asarray(v)) for n, u, v in reversed(dataset.spec_dims)]
+    if not spec:
+        spec = [Dimension(dataset.quantity, dataset.units, 1)]
+    with h5py.File(path, mode) as f:
+        meas = f.create_group("Measurement_000")
+        meas.attrs["data_type"] = dataset.name
+        meas.attrs["generator"] = f"pycro_gpu.datasets.{dataset.name}"
+        chan = meas.create_group("Channel_000")
+        write_main(
+            chan,
+            "Raw_Data",
+            dataset.as_2d(),
+            pos_dims=pos,
+            spec_dims=spec,
+            quantity=dataset.quantity,
+            units=dataset.units,
+        )
+        if truth:
+            _write_truth(meas.create_group("Ground_Truth"), dataset.truth)
+    return path
+
+
+def _write_truth(group, truth: dict[str, Any]) -> None:
+    for key, value in truth.items():
+        if isinstance(value, dict):
+            _write_truth(group.create_group(key), value)
+        elif isinstance(value, np.ndarray):
+            group.create_dataset(key, data=value)
+        else:
+            group.attrs[key] = value

@@ -295,3 +295,45 @@ def test_lattice_image_noise_vacancies_and_rotation():
     assert math.degrees(math.atan2(a[0], a[1])) == pytest.approx(20.0)
     # sites are all inside the (slightly padded) image
     assert np.all(t["atoms"] > -1) and np.all(t["atoms"][:, 0] < 96) and np.all(t["atoms"][:, 1] < 80)
+
+
+# --------------------------------------------------------------------------------------------- USID
+
+
+def test_write_usid_beps_round_trip(tmp_path, beps):
+    h5py = pytest.importorskip("h5py")
+    from pycro_gpu.io.usid import USIDataset, check_main
+
+    path = ds.write_usid(beps, tmp_path / "beps.h5")
+    with h5py.File(path, "r") as f:
+        raw = f["Measurement_000/Channel_000/Raw_Data"]
+        check_main(raw)
+        main = USIDataset(raw)
+        assert main.shape == (30, 40 * 24) and main.dtype == np.complex64
+        assert (main.quantity, main.units) == ("Response", "V")
+        assert [(d.name, d.units) for d in main.pos_dims] == [("X", "m"), ("Y", "m")]
+        assert [(d.name, d.units) for d in main.spec_dims] == [("Frequency", "Hz"), ("DC_Offset", "V")]
+        # row = y * nx + x, column = dc * n_freq + f, as in the generator's (Y, X, DC, Frequency) order
+        np.testing.assert_array_equal(main[()], beps.data.reshape(30, 960))
+        np.testing.assert_array_equal(main.get_n_dim_form(), beps.data.transpose(1, 0, 3, 2))
+        np.testing.assert_allclose(main.spec_dims[1].values, beps.truth["dc_offset"], rtol=1e-6)
+        np.testing.assert_allclose(main.pos_dims[0].values, np.arange(5) * 10e-9, rtol=1e-6)
+        gt = f["Measurement_000/Ground_Truth"]
+        np.testing.assert_array_equal(gt["loop_parameters"][()], beps.truth["loop_parameters"])
+        np.testing.assert_array_equal(gt["switching/V+"][()], beps.truth["switching"]["V+"])
+        assert gt.attrs["noise_sigma"] == beps.truth["noise_sigma"]
+    with pytest.raises(FileExistsError):
+        ds.write_usid(beps, path)
+
+
+def test_write_usid_image_gets_one_spectral_step(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    from pycro_gpu.io.usid import USIDataset
+
+    img = ds.lattice_image((20, 30), seed=1)
+    ds.write_usid(img, tmp_path / "img.h5", truth=False)
+    with h5py.File(tmp_path / "img.h5", "r") as f:
+        main = USIDataset(f["Measurement_000/Channel_000/Raw_Data"])
+        assert main.n_dim_shape == (30, 20, 1)
+        np.testing.assert_array_equal(main[()][:, 0], img.data.ravel())
+        assert "Ground_Truth" not in f["Measurement_000"]
