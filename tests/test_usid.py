@@ -301,3 +301,98 @@ def test_quantity_not_string(good):
     good.attrs["quantity"] = 3
     with pytest.raises(USIDError, match="attribute 'quantity' must be a string"):
         check_main(good)
+
+
+# ---------------------------------------------------------------------------------------------------
+# results groups, xarray
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_results_group_bookkeeping_and_reuse(h5, good):
+    import pycro_gpu
+    from pycro_gpu.io.usid import create_results_group, find_results, results_parameters
+
+    params = {"n_components": 3, "method": "svd", "window": [1.5, 2.5], "flag": True}
+    grp, existing = create_results_group(good, "SVD", params, status="running")
+    assert not existing and grp.name == "/Raw_Data-SVD_000"
+    assert grp.attrs["tool"] == "SVD" and grp.attrs["status"] == "running"
+    assert h5[grp.attrs["source_000"]] == good and grp.attrs["source_path"] == "/Raw_Data"
+    assert grp.attrs["pycro_gpu_version"] == pycro_gpu.__version__
+    assert len(grp.attrs["timestamp"]) == len("2026_01_01-00_00_00")
+    # parameters as attributes and as a canonical record
+    assert grp.attrs["n_components"] == 3 and grp.attrs["method"] == "svd"
+    np.testing.assert_array_equal(grp.attrs["window"], [1.5, 2.5])
+    assert results_parameters(grp) == params
+    # an unfinished group is not reused
+    assert find_results(good, "SVD", params) == []
+    grp.attrs["status"] = "complete"
+    again, existing = create_results_group(good, "SVD", dict(reversed(params.items())))
+    assert existing and again == grp
+    # other parameters or override=True: a new group with the next index
+    other, existing = create_results_group(good, "SVD", {**params, "n_components": 4})
+    assert not existing and other.name == "/Raw_Data-SVD_001"
+    forced, existing = create_results_group(good, "SVD", params, override=True)
+    assert not existing and forced.name == "/Raw_Data-SVD_002"
+    assert [g.name for g in find_results(good, "SVD", None)] == ["/Raw_Data-SVD_000", "/Raw_Data-SVD_001",
+                                                                "/Raw_Data-SVD_002"]  # fmt: skip
+    with pytest.raises(ValueError, match="parameter name 'tool' is reserved"):
+        create_results_group(good, "SVD", {"tool": 1})
+    with pytest.raises(TypeError, match=r"parameter 'f'.*cannot be stored"):
+        create_results_group(good, "SVD", {"f": object()})
+    with pytest.raises(ValueError, match="tool must be a non-empty name without '-'"):
+        create_results_group(good, "A-B", {})
+    assert sorted(k for k in h5 if "SVD" in k) == ["Raw_Data-SVD_000", "Raw_Data-SVD_001", "Raw_Data-SVD_002"]
+
+
+def test_pyusid_results_groups_found(test_data):
+    from pycro_gpu.io.usid import find_results, results_parameters
+
+    with h5py.File(test_data / "sparse_sampling.h5", "r") as f:
+        src = f["/Measurement_000/Channel_000/Raw_Data"]
+        groups = find_results(src, "Simple_Process")
+        assert len(groups) == 12
+        assert groups[-1].name.endswith("Raw_Data-Simple_Process_011")
+        assert results_parameters(groups[0]) == {}
+
+
+def test_results_in_another_file(tmp_path, rng):
+    from pycro_gpu.io.usid import create_results_group
+
+    with h5py.File(tmp_path / "raw.h5", "w") as f:
+        write_main(
+            f, "Raw_Data", rng.random((4, 3)), [Dimension("X", "m", 4)], [Dimension("F", "Hz", 3)], "Q", "V"
+        )
+    with h5py.File(tmp_path / "raw.h5", "r") as raw, h5py.File(tmp_path / "res.h5", "w") as res:
+        grp, _ = create_results_group(raw["Raw_Data"], "Fit", {"a": 1}, h5_parent=res)
+        assert grp.name == "/Raw_Data-Fit_000"
+        assert "source_000" not in grp.attrs
+        assert (
+            grp.attrs["source_file"] == str(tmp_path / "raw.h5") and grp.attrs["source_path"] == "/Raw_Data"
+        )
+
+
+def test_to_xarray(h5, rng):
+    xr = pytest.importorskip("xarray")
+    nd = rng.random((2, 3, 4))
+    m = write_main(h5, "M", nd, [Dimension("X", "m", [0.0, 2.0]), Dimension("Y", "m", 3)],
+                   Dimension("Bias", "V", [-1, 0, 1, 2]), "Current", "A")  # fmt: skip
+    da = m.to_xarray()
+    assert isinstance(da, xr.DataArray)
+    assert da.dims == ("X", "Y", "Bias") and da.name == "Current" and da.attrs["units"] == "A"
+    np.testing.assert_array_equal(da.values, nd)
+    np.testing.assert_array_equal(da.coords["Bias"].values, [-1, 0, 1, 2])
+    assert da.coords["X"].attrs["units"] == "m"
+    assert float(da.sel(X=2.0, Y=1.0, Bias=0.0)) == nd[1, 1, 1]
+
+
+def test_to_xarray_missing_dependency(h5, monkeypatch):
+    import sys
+
+    from pycro_gpu.errors import MissingDependencyError
+
+    m = write_main(h5, "M", np.zeros((2, 1)), [Dimension("X", "m", 2)], [Dimension("a", "", 1)], "Q", "V")
+    monkeypatch.setitem(sys.modules, "xarray", None)
+    with pytest.raises(
+        MissingDependencyError, match=r"USIDataset.to_xarray needs the optional package 'xarray'"
+    ):
+        m.to_xarray()

@@ -370,10 +370,51 @@ def _link(
         main.attrs[k] = v
 
 
-def _nd_to_2d(data: np.ndarray, n_pos_dims: int, n_spec_dims: int, n_pos: int, n_spec: int) -> np.ndarray:
-    """N-D ``[pos_0 (fastest), pos_1, ..., spec_0 (fastest), ...]`` to 2-D ``(N_pos, N_spec)``."""
-    axes = list(range(n_pos_dims))[::-1] + [n_pos_dims + k for k in range(n_spec_dims)][::-1]
-    return np.transpose(data, axes).reshape(n_pos, n_spec)
+def _dims_grid(dims: list[Dimension]) -> dict[str, Any]:
+    """Grid description of freshly written dimensions (listed fastest first, rows in order)."""
+    return {"dims": dims, "order": list(range(len(dims))), "shape": tuple(len(d) for d in dims), "perm": None}
+
+
+def _anc_grid(h5_inds: h5py.Dataset, h5_vals: h5py.Dataset, *, spectroscopic: bool) -> dict[str, Any]:
+    inds, vals = h5_inds[()], h5_vals[()]
+    if spectroscopic:
+        inds, vals = inds.T, vals.T
+    return _grid(inds, vals, _str_list(h5_inds.attrs["labels"]), _str_list(h5_inds.attrs["units"]))
+
+
+def _nd_axes(pos: dict[str, Any], spec: dict[str, Any]) -> tuple[list[int], list[int]]:
+    """Slowest-first sizes of the stored layout and the axes taking it to label order."""
+    slow = [pos["shape"][k] for k in pos["order"]][::-1] + [spec["shape"][k] for k in spec["order"]][::-1]
+    n_p, n_s = len(pos["order"]), len(spec["order"])
+    axes = [n_p - 1 - pos["order"].index(k) for k in range(n_p)]
+    axes += [n_p + n_s - 1 - spec["order"].index(k) for k in range(n_s)]
+    return slow, axes
+
+
+def _to_n_dim(arr: np.ndarray, pos: dict[str, Any], spec: dict[str, Any]) -> np.ndarray:
+    """2-D ``(N_pos, N_spec)`` in stored row/column order to N-D in label order."""
+    if pos["perm"] is not None:
+        arr = arr[pos["perm"]]
+    if spec["perm"] is not None:
+        arr = arr[:, spec["perm"]]
+    slow, axes = _nd_axes(pos, spec)
+    return np.transpose(arr.reshape(tuple(slow)), axes)
+
+
+def _from_n_dim(nd: np.ndarray, pos: dict[str, Any], spec: dict[str, Any]) -> np.ndarray:
+    """Inverse of :func:`_to_n_dim`."""
+    _, axes = _nd_axes(pos, spec)
+    n_pos, n_spec = math.prod(pos["shape"]), math.prod(spec["shape"])
+    arr = np.transpose(nd, np.argsort(axes)).reshape(n_pos, n_spec)
+    if pos["perm"] is not None:
+        out = np.empty_like(arr)
+        out[pos["perm"]] = arr
+        arr = out
+    if spec["perm"] is not None:
+        out = np.empty_like(arr)
+        out[:, spec["perm"]] = arr
+        arr = out
+    return arr
 
 
 def write_main(
@@ -465,19 +506,32 @@ def write_main(
     arr = np.asarray(data)
     if dtype is not None:
         arr = arr.astype(dtype, copy=False)
-    nd_shape = None
-    if pdims is not None and sdims is not None:
-        nd_shape = tuple(len(d) for d in pdims) + tuple(len(d) for d in sdims)
     if arr.shape == (n_pos, n_spec):
         arr2 = arr
-    elif nd_shape is not None and arr.shape == nd_shape:
-        arr2 = _nd_to_2d(arr, len(pdims), len(sdims), n_pos, n_spec)
     else:
-        want = f"(N_pos, N_spec) = {(n_pos, n_spec)}"
-        if nd_shape is not None:
-            want = f"{nd_shape} (N-D) or {want}"
-        msg = f"write_main {name!r}: data of shape {arr.shape} does not fit the dimensions; expected {want}"
-        raise DataError(msg)
+        pos = (
+            _dims_grid(pdims)
+            if pdims is not None
+            else _anc_grid(h5_pos_inds, h5_pos_vals, spectroscopic=False)
+        )
+        spec = (
+            _dims_grid(sdims)
+            if sdims is not None
+            else _anc_grid(h5_spec_inds, h5_spec_vals, spectroscopic=True)
+        )
+        nd_shape = None
+        if pos["shape"] is not None and spec["shape"] is not None:
+            nd_shape = pos["shape"] + spec["shape"]
+        if nd_shape is not None and arr.shape == nd_shape:
+            arr2 = _from_n_dim(arr, pos, spec)
+        else:
+            want = f"(N_pos, N_spec) = {(n_pos, n_spec)}"
+            if nd_shape is not None:
+                want = f"{nd_shape} (N-D) or {want}"
+            msg = (
+                f"write_main {name!r}: data of shape {arr.shape} does not fit the dimensions; expected {want}"
+            )
+            raise DataError(msg)
     main = group.create_dataset(name, data=np.ascontiguousarray(arr2), chunks=chunks, compression=compression)
     anc = {
         "Position_Indices": h5_pos_inds,
@@ -783,18 +837,8 @@ class USIDataset(h5py.Dataset):
         self.h5_spec_vals = _deref(h5_dataset, "Spectroscopic_Values")
         self.quantity = _str_attr(self.attrs["quantity"])
         self.units = _str_attr(self.attrs["units"])
-        pos = _grid(
-            self.h5_pos_inds[()],
-            self.h5_pos_vals[()],
-            _str_list(self.h5_pos_inds.attrs["labels"]),
-            _str_list(self.h5_pos_inds.attrs["units"]),
-        )
-        spec = _grid(
-            self.h5_spec_inds[()].T,
-            self.h5_spec_vals[()].T,
-            _str_list(self.h5_spec_inds.attrs["labels"]),
-            _str_list(self.h5_spec_inds.attrs["units"]),
-        )
+        pos = _anc_grid(self.h5_pos_inds, self.h5_pos_vals, spectroscopic=False)
+        spec = _anc_grid(self.h5_spec_inds, self.h5_spec_vals, spectroscopic=True)
         self._pos, self._spec = pos, spec
         self.pos_dims: list[Dimension] = pos["dims"]
         self.spec_dims: list[Dimension] = spec["dims"]
@@ -861,19 +905,17 @@ class USIDataset(h5py.Dataset):
         if arr.shape != self.shape:
             msg = f"to_n_dim: expected shape {self.shape}, got {arr.shape}"
             raise DataError(msg)
-        pos, spec = self._pos, self._spec
-        if pos["perm"] is not None:
-            arr = arr[pos["perm"]]
-        if spec["perm"] is not None:
-            arr = arr[:, spec["perm"]]
-        p_sizes_slow = [pos["shape"][k] for k in pos["order"]][::-1]
-        s_sizes_slow = [spec["shape"][k] for k in spec["order"]][::-1]
-        nd = arr.reshape(tuple(p_sizes_slow) + tuple(s_sizes_slow))
-        n_p = len(pos["order"])
-        n_s = len(spec["order"])
-        axes = [n_p - 1 - pos["order"].index(k) for k in range(n_p)]
-        axes += [n_p + n_s - 1 - spec["order"].index(k) for k in range(n_s)]
-        return np.transpose(nd, axes)
+        return _to_n_dim(arr, self._pos, self._spec)
+
+    def from_n_dim(self, data_nd: np.ndarray) -> np.ndarray:
+        """Flatten an N-D array (axes in :attr:`n_dim_labels` order) to this dataset's 2-D layout."""
+        if self.n_dim_shape is None:
+            raise USIDError(self._incomplete_msg())
+        arr = np.asarray(data_nd)
+        if arr.shape != self.n_dim_shape:
+            msg = f"from_n_dim: expected shape {self.n_dim_shape}, got {arr.shape}"
+            raise DataError(msg)
+        return _from_n_dim(arr, self._pos, self._spec)
 
     def to_xarray(self) -> Any:
         """Return the N-D data as an ``xarray.DataArray`` (needs the optional package xarray).
@@ -964,6 +1006,8 @@ RESERVED_RESULT_ATTRS = frozenset(
         "platform",
         "status",
         "parameters_json",
+        "pyUSID_version",
+        "pycroscopy_version",
     }
 )
 
