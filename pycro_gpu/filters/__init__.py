@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from . import image
 from .fft import (
     BandPassFilter,
     CompositeFilter,
@@ -31,6 +32,8 @@ from .fft import (
     rfft,
     threshold_spectrum,
 )
+from .image import image_op
+from .windows import extract_windows, stitch_windows, svd_denoise, window_starts
 
 __all__ = [
     "BandPassFilter",
@@ -42,14 +45,20 @@ __all__ = [
     "are_compatible_filters",
     "build_composite_filter",
     "butterworth_mask",
+    "extract_windows",
     "fft_filter",
     "filter_image",
     "filter_spectra",
     "gaussian_mask",
     "get_noise_floor",
+    "image",
     "image_frequencies",
+    "image_op",
     "irfft",
     "notch_mask",
     "rfft",
+    "stitch_windows",
+    "svd_denoise",
     "threshold_spectrum",
+    "window_starts",
 ]
