@@ -1,0 +1,191 @@
+"""Figures of decomposition and clustering results (matplotlib, Agg backend; host data only).
+
+* :func:`plot_svd`: scree plot, first components ``V`` and abundance maps ``U`` of an SVD group.
+* :func:`plot_clusters`: label map and the mean response of each cluster of a Cluster group.
+
+Position data are shown as maps when the source has two position dimensions on a complete grid, as
+curves over the position index otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["plot_clusters", "plot_svd"]
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _pos_shape(h5_main: Any) -> tuple[int, int] | None:
+    """(rows, cols) of a 2-D position grid of a Main dataset, or None."""
+    from .io.usid import USIDataset
+
+    try:
+        d = USIDataset(h5_main)
+    except Exception:  # not a Main dataset: no map
+        return None
+    if d.n_dim_shape is None or len(d.pos_dims) != 2:
+        return None
+    n0, n1 = len(d.pos_dims[0]), len(d.pos_dims[1])
+    return n0, n1
+
+
+def _maps(arr2d: np.ndarray, h5_main: Any) -> np.ndarray | None:
+    """``(n_cols, rows, cols)`` maps of the columns of the full 2-D data of ``h5_main``, or None."""
+    from .io.usid import USIDataset
+
+    shape = _pos_shape(h5_main)
+    if shape is None:
+        return None
+    nd = np.asarray(USIDataset(h5_main).to_n_dim(np.asarray(arr2d)))  # axes: pos0, pos1, spec...
+    nd = nd.reshape(shape[0], shape[1], -1)
+    return np.moveaxis(nd, -1, 0).transpose(0, 2, 1)  # show pos1 down, pos0 across
+
+
+def _spec_axis(h5_main: Any, n: int) -> tuple[np.ndarray, str]:
+    from .io.usid import USIDataset
+
+    try:
+        d = USIDataset(h5_main)
+    except Exception:
+        return np.arange(n), "index"
+    if len(d.spec_dims) == 1 and len(d.spec_dims[0]) == n:
+        dim = d.spec_dims[0]
+        return np.asarray(dim.values), f"{dim.name} [{dim.units}]"
+    return np.arange(n), "spectral index"
+
+
+def _real(a: np.ndarray) -> np.ndarray:
+    return np.abs(a) if np.iscomplexobj(a) else a
+
+
+def plot_svd(h5_svd_group: Any, out_dir: str | Path, *, n_show: int = 9) -> list[Path]:
+    """Write ``svd_scree.png``, ``svd_components.png`` and ``svd_abundance.png``.
+
+    Parameters
+    ----------
+    h5_svd_group : h5py.Group
+        Group written by :func:`pycro_gpu.decomposition.svd_dataset`.
+    out_dir : path
+        Folder (created).
+    n_show : int
+        Number of components drawn.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    plt = _plt()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    S = np.asarray(h5_svd_group["S"][()])
+    V = np.asarray(h5_svd_group["V"][()])
+    h5_u = h5_svd_group["U"]
+    n = min(n_show, S.size)
+    files = []
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.semilogy(np.arange(S.size), S, "o-")
+    ax.set_xlabel("component")
+    ax.set_ylabel("singular value")
+    ax.set_title("Scree plot")
+    files.append(_save(fig, out / "svd_scree.png", plt))
+
+    x, xlabel = _spec_axis(h5_svd_group["V"], V.shape[1])
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.4 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.set_axis_off()
+            continue
+        if np.iscomplexobj(V):
+            ax.plot(x, V[i].real, label="Re")
+            ax.plot(x, V[i].imag, label="Im")
+        else:
+            ax.plot(x, V[i])
+        ax.set_title(f"V {i}")
+        ax.set_xlabel(xlabel, fontsize=7)
+    files.append(_save(fig, out / "svd_components.png", plt))
+
+    U = np.asarray(h5_u[()])
+    maps = _maps(_real(U), h5_u)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.6 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.set_axis_off()
+            continue
+        if maps is None:
+            ax.plot(_real(U[:, i]))
+            ax.set_xlabel("position", fontsize=7)
+        else:
+            ax.imshow(maps[i], cmap="inferno")
+            ax.set_axis_off()
+        ax.set_title(f"U {i}")
+    files.append(_save(fig, out / "svd_abundance.png", plt))
+    return files
+
+
+def plot_clusters(h5_cluster_group: Any, out_dir: str | Path) -> list[Path]:
+    """Write ``cluster_labels.png`` (label map) and ``cluster_mean_response.png``.
+
+    Parameters
+    ----------
+    h5_cluster_group : h5py.Group
+        Group written by :func:`pycro_gpu.cluster.cluster_dataset`.
+    out_dir : path
+        Folder (created).
+
+    Returns
+    -------
+    list of Path
+    """
+    plt = _plt()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    h5_lab = h5_cluster_group["Labels"]
+    labels = np.asarray(h5_lab[()])[:, 0]
+    mean = np.asarray(h5_cluster_group["Mean_Response"][()])
+    k = mean.shape[0]
+    cmap = plt.get_cmap("tab10" if k <= 10 else "tab20", k)
+    files = []
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    maps = _maps(labels.astype(float).reshape(-1, 1), h5_lab)
+    if maps is None:
+        ax.scatter(np.arange(labels.size), labels, c=labels, cmap=cmap, s=4, vmin=-0.5, vmax=k - 0.5)
+        ax.set_xlabel("position")
+        ax.set_ylabel("label")
+    else:
+        im = ax.imshow(maps[0], cmap=cmap, vmin=-0.5, vmax=k - 0.5)
+        fig.colorbar(im, ax=ax, ticks=np.arange(k))
+        ax.set_axis_off()
+    ax.set_title("Cluster labels")
+    files.append(_save(fig, out / "cluster_labels.png", plt))
+
+    x, xlabel = _spec_axis(h5_cluster_group["Mean_Response"], mean.shape[1])
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for c in range(k):
+        ax.plot(x, _real(mean[c]), color=cmap(c), label=f"cluster {c}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("mean response" + (" (|.|)" if np.iscomplexobj(mean) else ""))
+    ax.legend(fontsize=7)
+    files.append(_save(fig, out / "cluster_mean_response.png", plt))
+    return files
+
+
+def _save(fig: Any, path: Path, plt: Any) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
