@@ -1,0 +1,42 @@
+"""``pycro-gpu translate IN [OUT]``: instrument file to USID HDF5; ``--list`` shows the formats.
+
+Errors (corrupt or unsupported input, missing reader package, existing output) print one line and
+exit with code 1; no partial output file is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .cli import command
+
+
+def _arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", nargs="?", help="instrument file to translate")
+    p.add_argument("output", nargs="?", help="USID .h5 file to write (default: INPUT with suffix .h5)")
+    p.add_argument("--list", action="store_true", help="list the supported formats and exit")
+    p.add_argument("--format", default=None, help="format name (see --list); default: detect")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
+
+@command(
+    "translate", "translate an instrument file (IBW, GWY, Nanonis, DM, TIFF ...) to USID HDF5", _arguments
+)
+def _translate(args: argparse.Namespace) -> int:
+    from .io.translators import list_formats, translate
+
+    if args.list:
+        width = max(len(f.name) for f in list_formats())
+        for f in list_formats():
+            state = "" if f.available() else "  [reader not installed: pip install 'pycro-gpu[io]']"
+            print(f"{f.name:<{width}}  {' '.join(f.extensions):<24} {f.description}{state}")
+        return 0
+    if args.input is None:
+        from .errors import DataError
+
+        msg = "give an input file (or --list to see the supported formats)"
+        raise DataError(msg)
+    out = translate(args.input, args.output, format=args.format, overwrite=args.overwrite)
+    if not args.quiet:
+        print(out)
+    return 0

@@ -1,0 +1,124 @@
+"""xarray objects (``DataArray`` / ``Dataset``) and netCDF files, read with xarray.
+
+The reverse direction is :meth:`pycro_gpu.io.usid.USIDataset.to_xarray`. Which dimensions are
+positions: the ``pos_dims`` argument when given; else the ``usid_pos_dims`` attribute (a list of
+names) when present; else dimensions named like scan axes (``x``, ``y``, ``z``, ``row``, ``col``,
+``position*``, any case); else all but the last. Coordinates give the values (``0 .. n-1`` where a
+dimension has none or non-numeric ones) and their ``units`` attribute the units; the array's
+``units`` attribute gives the data units and ``quantity`` / ``long_name`` / name the quantity. A
+``Dataset`` becomes one channel per data variable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..._optional import require
+from ._base import Channel, Dim, RawData, TranslationError, reader_errors, single_point
+
+__all__ = ["NETCDF_MAGICS", "from_xarray", "read_netcdf"]
+
+NETCDF_MAGICS = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
+_POS_NAMES = {"x", "y", "z", "row", "rows", "col", "cols", "column", "columns"}
+
+
+def _dim(obj: Any, name: str, n: int) -> Dim:
+    units = ""
+    values = np.arange(n, dtype=np.float64)
+    if name in obj.coords:
+        coord = obj.coords[name]
+        units = str(coord.attrs.get("units", ""))
+        vals = np.asarray(coord.values)
+        if vals.ndim == 1 and vals.size == n and vals.dtype.kind in "biuf":
+            values = vals.astype(np.float64)
+    return Dim(str(name), units, values)
+
+
+def _is_pos(name: str) -> bool:
+    low = str(name).lower()
+    return low in _POS_NAMES or low.startswith("position")
+
+
+def _channel(da: Any, pos_dims: Sequence[str] | None, name: str) -> Channel:
+    dims = [str(d) for d in da.dims]
+    if pos_dims is None and "usid_pos_dims" in da.attrs:
+        pos_dims = [str(d) for d in np.atleast_1d(da.attrs["usid_pos_dims"]).tolist()]
+    if pos_dims is None:
+        pos_names = [d for d in dims if _is_pos(d)]
+        if not pos_names:
+            pos_names = dims[:-1]
+    else:
+        pos_names = list(pos_dims)
+        unknown = [d for d in pos_names if d not in dims]
+        if unknown:
+            msg = f"pos_dims {unknown} are not dimensions of {name!r} (which has {dims})"
+            raise TranslationError(msg)
+    spec_names = [d for d in dims if d not in pos_names]
+    arr = np.asarray(da.transpose(*pos_names, *spec_names).values)
+    if arr.dtype.kind not in "biufc":
+        msg = f"{name!r}: values of dtype {arr.dtype} cannot be translated"
+        raise TranslationError(msg)
+    pos = [_dim(da, d, da.sizes[d]) for d in pos_names]
+    spec = [_dim(da, d, da.sizes[d]) for d in spec_names]
+    if not pos:
+        pos = single_point("Single_Position")
+        arr = arr[np.newaxis, ...]
+    if not spec:
+        spec = single_point()
+        arr = arr[..., np.newaxis]
+    quantity = str(da.attrs.get("quantity") or da.attrs.get("long_name") or da.name or name)
+    units = str(da.attrs.get("units", ""))
+    meta = {str(k): v for k, v in da.attrs.items() if k not in ("units", "quantity", "usid_pos_dims")}
+    return Channel(name, arr, pos, spec, quantity, units, meta)
+
+
+def from_xarray(
+    obj: Any, pos_dims: Sequence[str] | None = None, *, source: str | Path = "<xarray>"
+) -> RawData:
+    """Describe an ``xarray.DataArray`` or ``Dataset`` as translator input.
+
+    Parameters
+    ----------
+    obj : xarray.DataArray or xarray.Dataset
+        The data.
+    pos_dims : sequence of str, optional
+        Names of the position dimensions (see the module notes for the default).
+    source : str or Path
+        Recorded as the source.
+
+    Returns
+    -------
+    RawData
+        One channel per data variable (one for a DataArray).
+    """
+    xr = require("xarray", feature="from_xarray")
+    if isinstance(obj, xr.DataArray):
+        arrays = [(str(obj.name) if obj.name is not None else "Data", obj)]
+        attrs: dict[str, Any] = {}
+    elif isinstance(obj, xr.Dataset):
+        arrays = [(str(k), obj[k]) for k in obj.data_vars]
+        attrs = {str(k): v for k, v in obj.attrs.items()}
+    else:
+        msg = f"from_xarray needs an xarray DataArray or Dataset, got {type(obj).__name__}"
+        raise TranslationError(msg)
+    if not arrays:
+        msg = f"{source}: the xarray Dataset has no data variable"
+        raise TranslationError(msg)
+    channels = [_channel(da, pos_dims, name) for name, da in arrays]
+    return RawData(Path(source), "xarray", channels, attrs)
+
+
+def read_netcdf(path: Path) -> RawData:
+    """Read a netCDF file through ``xarray.open_dataset`` (one channel per data variable)."""
+    xr = require("xarray", feature="the netCDF translator")
+    with reader_errors(path, "netcdf") as warned, xr.open_dataset(path) as ds:
+        ds.load()
+        raw = from_xarray(ds, source=path)
+    raw.format = "netcdf"
+    if warned:
+        raw.metadata["reader_warnings"] = warned
+    return raw
