@@ -1,0 +1,610 @@
+"""The streamed, checkpointed batch engine that every position-wise routine runs on.
+
+A :class:`Job` names a tool, its parameters, the outputs it writes (:class:`Output`) and a
+``compute(batch, xp) -> {name: array}`` function. :func:`run_job` applies it to a USID Main dataset:
+
+1. find a finished results group ``<Source>-<Tool>_NNN`` with the same parameters and return it
+   (unless ``override=True``), or resume an unfinished one, or create a new one;
+2. for every batch of positions not yet marked in ``completed_positions`` (batch size from the
+   memory budget, see :func:`pycro_gpu.io.hdf5.plan_batch_rows`): the *executor* reads the rows,
+   moves them to the backend, calls ``compute`` and returns host arrays;
+3. the driver writes them, flushes the file, then marks the positions in ``completed_positions``
+   (uint8) and flushes again.
+
+Kill safety
+-----------
+Output datasets and ``completed_positions`` are created with their file space allocated up front and
+without modification times, so the batch loop changes no HDF5 metadata: the file is consistent at
+every instant and a job killed with SIGKILL resumes from ``completed_positions``. Outputs are flushed
+before their positions are marked, so a marked position always holds its final values; a batch that
+was written but not marked is simply computed and written again. Results are bit-identical to an
+uninterrupted run when ``compute`` is deterministic per position (it must not depend on which other
+positions share its batch) and the same batch size is used; the default batch size depends only on
+the memory budget and the data.
+
+Where results go
+----------------
+By default next to the source, in the same file (the file must be writable; the raw dataset is only
+read). With ``results=<path or h5py.Group>`` they go to another file, and the raw file is opened
+read-only; the results group then records ``source_file``/``source_path`` and holds a copy of the
+position ancillary datasets (object references cannot point into another file). To browse results
+from the raw file, link them yourself (``raw_file["results"] = h5py.ExternalLink(path, group)``).
+
+Executors
+---------
+The loop is ``for slice in slices: results = executor(slice) -> write -> flush -> mark``.
+:class:`LocalExecutor` reads with double-buffered :class:`~pycro_gpu.io.hdf5.BatchReader` buffers and
+prefetches the next batch in a background thread while the current one computes. Distributed
+executors (Dask) call the picklable top-level :func:`compute_slice` on workers, which open the raw file
+read-only by path; only the driver writes. ``compute`` must then be picklable (a module-level function
+or a :func:`functools.partial` of one). HDF5 file locking refuses a reader while the driver has the
+same file open for writing: write results to another file (``results=``) or set
+``HDF5_USE_FILE_LOCKING=FALSE`` for such executors.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import h5py
+import numpy as np
+
+from ._config import get_config
+from .backend import from_host, get_namespace, resolve_backend, to_host
+from .errors import DataError
+from .io.hdf5 import BatchReader, batch_slices, open_h5, open_main, plan_batch_rows
+from .io.usid import (
+    Dimension,
+    USIDataset,
+    create_dataset,
+    create_main,
+    create_results_group,
+    find_results,
+)
+
+__all__ = [
+    "COMPLETED",
+    "Executor",
+    "Job",
+    "JobResult",
+    "LocalExecutor",
+    "Output",
+    "SliceTask",
+    "compute_slice",
+    "run_job",
+]
+
+#: name of the uint8 status dataset in a results group (1 = position finished)
+COMPLETED = "completed_positions"
+
+
+@dataclass(frozen=True)
+class Output:
+    """One result written per position.
+
+    Parameters
+    ----------
+    name : str
+        Dataset name in the results group and key in the dict that ``compute`` returns.
+    shape : int or tuple of int
+        Per-position shape: ``()`` one value, ``n`` or ``(n,)`` a row of ``n`` values, ``(a, b)`` ...
+        With ``spec_dims`` it defaults to (and must equal) the number of spectroscopic steps.
+    dtype : dtype
+        Stored dtype: real, complex or compound (structured). For a compound dtype, ``compute`` may
+        return a real array with one trailing axis per field, in field order (CuPy has no structured
+        dtypes); it is converted on the host.
+    spec_dims : sequence of Dimension, optional
+        Makes the output a USID Main dataset ``(N_pos, N_spec)`` that shares the source's position
+        ancillaries and gets its own spectroscopic ancillaries. Without it the output is a plain
+        dataset ``(N_pos, *shape)``.
+    quantity, units : str
+        Attributes of a Main output (``quantity`` defaults to ``name``).
+    """
+
+    name: str
+    shape: int | tuple[int, ...] = ()
+    dtype: Any = np.float32
+    spec_dims: Sequence[Dimension] | None = None
+    quantity: str | None = None
+    units: str = "a.u."
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or "/" in self.name or self.name == COMPLETED:
+            msg = f"Output name must be a dataset name (not {COMPLETED!r}), got {self.name!r}"
+            raise ValueError(msg)
+        shape = (
+            (self.shape,) if isinstance(self.shape, (int, np.integer)) else tuple(int(s) for s in self.shape)
+        )
+        if self.spec_dims is not None:
+            dims = [self.spec_dims] if isinstance(self.spec_dims, Dimension) else list(self.spec_dims)
+            n_spec = math.prod(len(d) for d in dims)
+            if shape not in ((), (n_spec,)):
+                msg = f"Output {self.name!r}: shape {shape} does not match {n_spec} spectroscopic steps"
+                raise ValueError(msg)
+            shape = (n_spec,)
+            object.__setattr__(self, "spec_dims", tuple(dims))
+        if any(s < 1 for s in shape):
+            msg = f"Output {self.name!r}: shape must hold positive sizes, got {shape}"
+            raise ValueError(msg)
+        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "dtype", np.dtype(self.dtype))
+
+    @property
+    def bytes_per_position(self) -> int:
+        return int(math.prod(self.shape) * self.dtype.itemsize)
+
+    @property
+    def is_main(self) -> bool:
+        return self.spec_dims is not None
+
+
+@dataclass
+class Job:
+    """A position-wise tool: what it computes and what it writes.
+
+    Parameters
+    ----------
+    tool : str
+        Tool name (results group ``<Source>-<tool>_NNN``).
+    compute : callable
+        ``compute(batch, xp) -> dict[str, array]``. ``batch`` is a ``(n_batch, N_spec)`` array of
+        the active backend (NumPy or CuPy) and ``xp`` its namespace; returns one array per
+        :class:`Output`, shape ``(n_batch, *output.shape)`` (a flat ``(n_batch, prod(shape))`` is
+        accepted too). It must compute each position independently of the others in the batch and
+        must not keep references to ``batch`` (its buffer is reused). Picklable for distributed
+        executors.
+    outputs : sequence of Output
+    parameters : mapping
+        Stored as attributes of the results group; a re-run with equal parameters reuses the group.
+    work_multiplier : float
+        Work memory of ``compute`` as a multiple of the input batch (for batch sizing).
+    input_dtype : dtype, optional
+        dtype of the batch handed to ``compute`` (HDF5 converts on read); default the stored one.
+    """
+
+    tool: str
+    compute: Callable[[Any, Any], Mapping[str, Any]]
+    outputs: Sequence[Output]
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    work_multiplier: float = 2.0
+    input_dtype: Any = None
+
+    def __post_init__(self) -> None:
+        self.outputs = tuple(self.outputs)
+        if not self.outputs:
+            msg = f"Job {self.tool!r}: give at least one Output"
+            raise ValueError(msg)
+        names = [o.name for o in self.outputs]
+        if len(set(names)) != len(names):
+            msg = f"Job {self.tool!r}: output names repeat: {names}"
+            raise ValueError(msg)
+        if not callable(self.compute):
+            msg = f"Job {self.tool!r}: compute must be callable, got {type(self.compute).__name__}"
+            raise TypeError(msg)
+
+
+@dataclass(frozen=True)
+class SliceTask:
+    """Everything a worker needs to compute one slice; picklable (for distributed executors)."""
+
+    file_path: str
+    dataset_path: str
+    compute: Callable[[Any, Any], Mapping[str, Any]]
+    backend: str
+    outputs: tuple[Output, ...]
+    input_dtype: Any = None
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """Where a job's results are and what the run did.
+
+    Attributes
+    ----------
+    file : str
+        File holding the results group.
+    group : str
+        Path of the results group in that file.
+    reused : bool
+        A finished group with the same parameters was found; nothing was computed.
+    resumed : bool
+        An interrupted run was continued.
+    n_computed : int
+        Positions computed in this run.
+    batch_rows : int
+        Positions per batch.
+    """
+
+    file: str
+    group: str
+    reused: bool
+    resumed: bool
+    n_computed: int
+    batch_rows: int
+
+
+# ----------------------------------------------------------------------------------------------------
+# per-batch work (shared by every executor)
+# ----------------------------------------------------------------------------------------------------
+
+
+def _host_output(out: Output, value: Any, n: int) -> np.ndarray:
+    host = np.asarray(to_host(value))
+    dt = out.dtype
+    if dt.names is not None and host.dtype.names is None:
+        n_fields = len(dt.names)
+        if host.shape[-1:] != (n_fields,):
+            msg = (
+                f"output {out.name!r}: compound dtype with {n_fields} fields needs a structured array or a "
+                f"real array with a trailing axis of {n_fields}, got shape {host.shape}"
+            )
+            raise DataError(msg)
+        from numpy.lib import recfunctions
+
+        host = recfunctions.unstructured_to_structured(np.ascontiguousarray(host), dtype=dt)
+    want = (n, *out.shape)
+    if host.shape != want:
+        if host.size == math.prod(want) and host.shape[:1] == (n,):
+            host = host.reshape(want)
+        else:
+            msg = f"output {out.name!r}: compute returned shape {host.shape}, expected {want}"
+            raise DataError(msg)
+    if host.dtype != dt:
+        if dt.names is None and not np.can_cast(host.dtype, dt, casting="same_kind"):
+            msg = f"output {out.name!r}: compute returned dtype {host.dtype}, which does not cast to {dt}"
+            raise DataError(msg)
+        host = host.astype(dt)
+    return host
+
+
+def _compute_batch(
+    batch: np.ndarray, compute: Callable, xp: Any, outputs: Sequence[Output]
+) -> dict[str, np.ndarray]:
+    result = compute(from_host(batch, xp), xp)
+    if not isinstance(result, Mapping):
+        msg = f"compute must return a dict of output arrays, got {type(result).__name__}"
+        raise DataError(msg)
+    names = {o.name for o in outputs}
+    if set(result) != names:
+        missing, extra = sorted(names - set(result)), sorted(set(result) - names)
+        msg = f"compute returned outputs {sorted(result)}; missing {missing}, unexpected {extra}"
+        raise DataError(msg)
+    n = batch.shape[0]
+    return {o.name: _host_output(o, result[o.name], n) for o in outputs}
+
+
+def compute_slice(
+    file_path: str,
+    dataset_path: str,
+    sl: slice,
+    compute: Callable,
+    backend: str,
+    outputs: Sequence[Output],
+    input_dtype: Any = None,
+) -> dict[str, np.ndarray]:
+    """Compute one slice of positions in a worker: open the file read-only by path, read, compute.
+
+    Parameters
+    ----------
+    file_path, dataset_path : str
+        The raw file and the Main dataset in it.
+    sl : slice
+        Rows (positions) to compute.
+    compute : callable
+        ``compute(batch, xp) -> dict``; see :class:`Job`.
+    backend : {'numpy', 'cupy'}
+    outputs : sequence of Output
+    input_dtype : dtype, optional
+
+    Returns
+    -------
+    dict of str to ndarray
+        Host arrays ``(n, *output.shape)`` in the outputs' dtypes, ready to write.
+    """
+    xp = get_namespace(backend)
+    with open_h5(file_path, "r") as f:
+        dset = f[dataset_path]
+        reader = BatchReader(dset, sl.stop - sl.start, n_buffers=1, dtype=input_dtype)
+        batch = reader.read(sl, 0)
+        return _compute_batch(batch, compute, xp, outputs)
+
+
+class Executor(Protocol):
+    """Turns batch slices into host results; the driver writes them (in whatever order they come)."""
+
+    def map(
+        self, task: SliceTask, slices: Sequence[slice], source: h5py.Dataset
+    ) -> Iterator[tuple[slice, dict[str, np.ndarray]]]: ...
+
+
+class LocalExecutor:
+    """Compute in this process, prefetching the next batch in a thread while the current computes.
+
+    Parameters
+    ----------
+    prefetch : bool
+        Read batch ``k + 1`` in a background thread during the compute of batch ``k``.
+    """
+
+    def __init__(self, *, prefetch: bool = True) -> None:
+        self.prefetch = prefetch
+
+    def map(
+        self, task: SliceTask, slices: Sequence[slice], source: h5py.Dataset
+    ) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
+        if not slices:
+            return
+        xp = get_namespace(task.backend)
+        max_rows = max(s.stop - s.start for s in slices)
+        reader = BatchReader(source, max_rows, n_buffers=2 if self.prefetch else 1, dtype=task.input_dtype)
+        if not self.prefetch:
+            for sl in slices:
+                yield sl, _compute_batch(reader.read(sl, 0), task.compute, xp, task.outputs)
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pycro-prefetch") as pool:
+            pending = pool.submit(reader.read, slices[0], 0)
+            for i, sl in enumerate(slices):
+                batch = pending.result()
+                if i + 1 < len(slices):
+                    # the other buffer: its batch (i - 1) was computed and written before we got here
+                    pending = pool.submit(reader.read, slices[i + 1], (i + 1) % 2)
+                yield sl, _compute_batch(batch, task.compute, xp, task.outputs)
+
+
+# ----------------------------------------------------------------------------------------------------
+# the driver
+# ----------------------------------------------------------------------------------------------------
+
+
+def _outputs_match(group: h5py.Group, outputs: Sequence[Output], n_pos: int) -> bool:
+    if COMPLETED not in group or group[COMPLETED].shape != (n_pos,):
+        return False
+    for o in outputs:
+        if o.name not in group:
+            return False
+        d = group[o.name]
+        if d.shape != (n_pos, *o.shape) or d.dtype != o.dtype:
+            return False
+    return True
+
+
+def _copy_position_ancillaries(source: USIDataset, group: h5py.Group) -> tuple[h5py.Dataset, h5py.Dataset]:
+    out = []
+    for name, src in (("Position_Indices", source.h5_pos_inds), ("Position_Values", source.h5_pos_vals)):
+        d = group.create_dataset(name, data=src[()])
+        for k, v in src.attrs.items():
+            if not isinstance(v, (h5py.Reference, h5py.RegionReference)):
+                d.attrs[k] = v
+        out.append(d)
+    return out[0], out[1]
+
+
+def _create_outputs(
+    group: h5py.Group, source: USIDataset, outputs: Sequence[Output], same_file: bool
+) -> None:
+    n_pos = source.shape[0]
+    pos_inds = pos_vals = None
+    for o in outputs:
+        if o.is_main:
+            if pos_inds is None:
+                if same_file:
+                    pos_inds, pos_vals = source.h5_pos_inds, source.h5_pos_vals
+                else:
+                    pos_inds, pos_vals = _copy_position_ancillaries(source, group)
+            create_main(
+                group,
+                o.name,
+                None,
+                list(o.spec_dims),
+                o.quantity or o.name,
+                o.units,
+                o.dtype,
+                early_allocation=True,
+                h5_pos_inds=pos_inds,
+                h5_pos_vals=pos_vals,
+                aux_spec_prefix=f"{o.name}_Spectroscopic_",
+            )
+        else:
+            create_dataset(group, o.name, (n_pos, *o.shape), o.dtype, early_allocation=True)
+    create_dataset(group, COMPLETED, (n_pos,), np.uint8, fillvalue=0, early_allocation=True)
+
+
+def _delete_unfinished_setups(parent: h5py.Group, source: h5py.Dataset, job: Job) -> None:
+    """Remove groups of this job whose setup was interrupted (status 'creating')."""
+    for g in find_results(source, job.tool, job.parameters, h5_parent=parent, status="creating"):
+        del parent[g.name]
+
+
+def _writable(f: h5py.File) -> bool:
+    return f.mode == "r+"
+
+
+def run_job(
+    job: Job,
+    source: Any,
+    dataset_path: str | None = None,
+    *,
+    results: str | os.PathLike | h5py.Group | None = None,
+    backend: str | None = None,
+    memory_mb: float | None = None,
+    batch_rows: int | None = None,
+    executor: Executor | None = None,
+    override: bool = False,
+    progress: bool | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> JobResult:
+    """Run ``job`` over every position of a Main dataset, streamed, checkpointed and resumable.
+
+    Parameters
+    ----------
+    job : Job
+    source : str, path-like or h5py.Dataset
+        The raw Main dataset, or the path of its file (then give ``dataset_path``). A path is opened
+        read-only when ``results`` names another file, else read-write (results in the same file).
+    dataset_path : str, optional
+        Path of the Main dataset in the file, when ``source`` is a file path.
+    results : str, path-like or h5py.Group, optional
+        Where the results group goes: default next to the source; a file path (opened in append
+        mode; group at its root) or a writable group, in the same or another file.
+    backend : {'auto', 'numpy', 'cupy'}, optional
+        Compute backend (default: the configured one).
+    memory_mb : float, optional
+        Working-memory budget that sizes batches (default: the configured one).
+    batch_rows : int, optional
+        Positions per batch, overriding the budget (for tests and tuning).
+    executor : Executor, optional
+        Default :class:`LocalExecutor` (with prefetch).
+    override : bool
+        Compute again even when a finished results group with equal parameters exists.
+    progress : bool, optional
+        Show a progress bar (default: the configured ``progress``).
+    on_batch : callable, optional
+        ``on_batch(n_done, n_total)`` after each batch is written and marked.
+
+    Returns
+    -------
+    JobResult
+
+    Raises
+    ------
+    DataError
+        Missing, truncated or non-HDF5 file, unknown dataset path, results not writable, or
+        ``compute`` returning the wrong outputs.
+    USIDError
+        The source is not a valid USID Main dataset.
+    """
+    if not isinstance(job, Job):
+        msg = f"job must be a Job, got {type(job).__name__}"
+        raise TypeError(msg)
+    opened: list[h5py.File] = []
+    try:
+        # --- source -------------------------------------------------------------------------------
+        if isinstance(source, (str, os.PathLike)):
+            if dataset_path is None:
+                msg = "dataset_path is required when source is a file path"
+                raise ValueError(msg)
+            other_file = isinstance(results, (str, os.PathLike)) and (
+                Path(results).resolve() != Path(source).resolve()
+            )
+            other_file = other_file or (isinstance(results, h5py.Group))
+            f_src = open_h5(source, "r" if other_file else "r+")
+            opened.append(f_src)
+            src = open_main(f_src, dataset_path)
+        elif isinstance(source, h5py.Dataset):
+            src = source if isinstance(source, USIDataset) else USIDataset(source)
+        else:
+            msg = f"source must be a file path or an h5py.Dataset, got {type(source).__name__}"
+            raise TypeError(msg)
+        # --- where results go ---------------------------------------------------------------------
+        if results is None:
+            parent = src.parent
+        elif isinstance(results, h5py.Group):
+            parent = results
+        elif isinstance(results, (str, os.PathLike)):
+            if Path(results).resolve() == Path(src.file.filename).resolve():
+                parent = src.parent
+            else:
+                f_res = open_h5(results, "a")
+                opened.append(f_res)
+                parent = f_res
+        else:
+            msg = f"results must be a file path or an h5py.Group, got {type(results).__name__}"
+            raise TypeError(msg)
+        if not _writable(parent.file):
+            msg = (
+                f"results cannot be written: {parent.file.filename} is open read-only; open it with mode "
+                f"'r+' or pass results=<another file>"
+            )
+            raise DataError(msg)
+        same_file = parent.file.id == src.file.id
+        n_pos = src.shape[0]
+        name = resolve_backend(backend)
+        # --- find / resume / create ---------------------------------------------------------------
+        if not override:
+            done = find_results(src, job.tool, job.parameters, h5_parent=parent, status="complete")
+            if done:
+                g = done[-1]
+                return JobResult(str(g.file.filename), g.name, True, False, 0, 0)
+        _delete_unfinished_setups(parent, src, job)
+        group = None
+        resumed = False
+        for g in reversed(find_results(src, job.tool, job.parameters, h5_parent=parent, status="running")):
+            if _outputs_match(g, job.outputs, n_pos):
+                group, resumed = g, True
+                break
+        if group is None:
+            group, _ = create_results_group(
+                src, job.tool, job.parameters, h5_parent=parent, override=True, status="creating"
+            )
+            try:
+                _create_outputs(group, src, job.outputs, same_file)
+                group.attrs["backend"] = name
+                group.attrs["status"] = "running"
+            except BaseException:
+                del parent[group.name]
+                raise
+            parent.file.flush()
+        completed = group[COMPLETED]
+        dsets = {o.name: group[o.name] for o in job.outputs}
+        # --- plan ---------------------------------------------------------------------------------
+        in_dtype = np.dtype(src.dtype if job.input_dtype is None else job.input_dtype)
+        if batch_rows is None:
+            batch_rows = plan_batch_rows(
+                n_pos,
+                src.shape[1] * in_dtype.itemsize,
+                sum(o.bytes_per_position for o in job.outputs),
+                memory_mb=memory_mb,
+                work_multiplier=job.work_multiplier,
+                chunk_rows=None if src.chunks is None else src.chunks[0],
+            )
+        done_mask = completed[()]
+        slices = batch_slices(n_pos, int(batch_rows), done_mask)
+        task = SliceTask(
+            str(src.file.filename), src.name, job.compute, name, tuple(job.outputs), job.input_dtype
+        )
+        ex = executor if executor is not None else LocalExecutor()
+        show = get_config()["progress"] if progress is None else progress
+        bar = None
+        if show and slices:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n_pos, initial=int(np.count_nonzero(done_mask)), desc=job.tool, unit="pos")
+        n_done = int(np.count_nonzero(done_mask))
+        n_computed = 0
+        ones = np.ones(int(batch_rows), dtype=np.uint8)
+        try:
+            for sl, res in ex.map(task, slices, src):
+                for o in job.outputs:
+                    dsets[o.name][sl] = res[o.name]
+                parent.file.flush()
+                newly = int(np.count_nonzero(done_mask[sl] == 0))
+                completed[sl] = ones[: sl.stop - sl.start]
+                done_mask[sl] = 1
+                parent.file.flush()
+                n_done += newly
+                n_computed += sl.stop - sl.start
+                if bar is not None:
+                    bar.update(newly)
+                if on_batch is not None:
+                    on_batch(n_done, n_pos)
+        except BaseException:
+            if not resumed and n_computed == 0 and group.name in parent:
+                # nothing was computed: leave no empty results group behind
+                del parent[group.name]
+                parent.file.flush()
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        group.attrs["status"] = "complete"
+        parent.file.flush()
+        return JobResult(str(parent.file.filename), group.name, False, resumed, n_computed, int(batch_rows))
+    finally:
+        for f in opened:
+            f.close()
