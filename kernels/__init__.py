@@ -9,6 +9,7 @@ CUDA inputs come straight from device memory (CuPy arrays, via ``__cuda_array_in
 
 from __future__ import annotations
 
+from .noise_floor import noise_floor_rows
 from .spectral_mask import apply_spectral_mask
 
-__all__ = ["apply_spectral_mask"]
+__all__ = ["apply_spectral_mask", "noise_floor_rows"]

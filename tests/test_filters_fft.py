@@ -175,6 +175,18 @@ def test_noise_floor_matches_reference(xp, rng, n):
     assert_close(floors, _noise_floor_reference(x, 1e-3), rtol=1e-10, xp=xp)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_noise_floor_kernel_equals_array_api_path(rng, dtype):
+    x = _signal(rng, [(100, 3.0), (300, 1.0)], noise=0.2, n_rows=6, n=4001).astype(dtype)
+    x[2] *= 1e-6
+    spec = rfft(x).reshape(2, 3, -1)
+    a = get_noise_floor(spec, 1e-3, signal_length=4001, method="kernel")
+    b = get_noise_floor(spec, 1e-3, signal_length=4001, method="array_api")
+    assert a.shape == (2, 3) and a.dtype == b.dtype == dtype
+    np.testing.assert_allclose(a, b, rtol=1e-10 if dtype == np.float64 else 1e-5)
+    np.testing.assert_allclose(a, _noise_floor_reference(x, 1e-3).reshape(2, 3), rtol=1e-5)
+
+
 def test_noise_floor_of_white_noise_is_the_rayleigh_quantile(rng):
     x = rng.standard_normal((8, 2**15))
     spec = rfft(x)

@@ -546,6 +546,9 @@ def build_composite_filter(filters: FrequencyFilter | Sequence[FrequencyFilter])
 # --------------------------------------------------------------------------------------------------
 
 
+_METHODS = ("auto", "kernel", "array_api")
+
+
 def _two_sided_weights(n_bins: int, signal_length: int, xp: Namespace, dtype: Any, device: Device) -> Array:
     """Weights that turn a one-sided power sum into the two-sided one: 1 for DC (and Nyquist), else 2."""
     w = np.full(n_bins, 2.0)
@@ -562,6 +565,7 @@ def get_noise_floor(
     signal_length: int | None = None,
     rtol: float = 1e-2,
     max_iter: int = 50,
+    method: str = "auto",
     xp: Namespace | None = None,
 ) -> Array:
     """Noise floor of each spectrum: the amplitude that pure noise exceeds with probability ``tolerance``.
@@ -578,6 +582,10 @@ def get_noise_floor(
         Iterations stop when the noise estimate changes by less than ``rtol`` times itself.
     max_iter : int, optional
         At most this many estimates (pycroscopy: 50).
+    method : {'auto', 'kernel', 'array_api'}, optional
+        ``kernel``: :func:`pycro_gpu.kernels.noise_floor_rows` (numba, CPU; each row iterates on its
+        own in one pass per iteration); ``array_api``: batch-wide array operations (the path for CuPy and
+        other namespaces); ``auto``: the kernel for NumPy arrays.
 
     Returns
     -------
@@ -614,7 +622,20 @@ def get_noise_floor(
     if n // 2 + 1 != n_bins:
         msg = f"signal_length={n} does not match spectra with {n_bins} one-sided bins"
         raise ValueError(msg)
+    if method not in _METHODS:
+        msg = f"method must be one of {', '.join(_METHODS)}; got {method!r}"
+        raise ValueError(msg)
     rdt = _real_dtype(xp, spectra)
+    on_host = is_numpy_namespace(xp) and isinstance(spectra, np.ndarray)
+    if method == "kernel" and not on_host:
+        msg = "get_noise_floor(method='kernel') needs NumPy arrays; use method='array_api'"
+        raise ValueError(msg)
+    if on_host and method != "array_api":
+        from ..kernels import noise_floor_rows
+
+        flat = np.ascontiguousarray(spectra).reshape(-1, n_bins)
+        floors = noise_floor_rows(flat, tol, n, rtol=rtol, max_iter=max_iter)
+        return floors.reshape(spectra.shape[:-1]).astype(rdt, copy=False)
     re, im = xp.real(spectra), xp.imag(spectra)
     amp2 = re * re + im * im
     wamp2 = amp2 * _two_sided_weights(n_bins, n, xp, rdt, device_of(spectra))
@@ -663,8 +684,6 @@ def threshold_spectrum(spectra: Array, floors: Array | float, *, xp: Namespace |
 # --------------------------------------------------------------------------------------------------
 # Applying 1-D filters
 # --------------------------------------------------------------------------------------------------
-
-_METHODS = ("auto", "kernel", "array_api")
 
 
 def _kernel_capable(spectra: Array, xp: Namespace) -> bool:
@@ -786,7 +805,8 @@ def fft_filter(
     return_noise_floors : bool, optional
         Also return the (...,) noise floors (needs ``noise_tolerance``).
     method : {'auto', 'kernel', 'array_api'}, optional
-        How mask and threshold are applied (see :func:`filter_spectra`).
+        Kernels or array operations for the noise floor and for mask + threshold (see
+        :func:`get_noise_floor` and :func:`filter_spectra`).
 
     Returns
     -------
@@ -827,7 +847,7 @@ def fft_filter(
     spectra = rfft(signals, xp=xp)
     floors = None
     if noise_tolerance is not None:
-        floors = get_noise_floor(spectra, noise_tolerance, signal_length=n, xp=xp)
+        floors = get_noise_floor(spectra, noise_tolerance, signal_length=n, method=method, xp=xp)
     spectra = filter_spectra(spectra, mask, floors, method=method, overwrite=True, xp=xp)
     out = irfft(spectra, n, xp=xp)
     if out.dtype != rdt:
