@@ -33,6 +33,7 @@ from .fft import (
     threshold_spectrum,
 )
 from .image import image_op
+from .signal_filter import SignalFilter, sampling_rate_of
 from .windows import extract_windows, stitch_windows, svd_denoise, window_starts
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "HarmonicPassFilter",
     "LowPassFilter",
     "NoiseBandFilter",
+    "SignalFilter",
     "are_compatible_filters",
     "build_composite_filter",
     "butterworth_mask",
@@ -57,6 +59,7 @@ __all__ = [
     "irfft",
     "notch_mask",
     "rfft",
+    "sampling_rate_of",
     "stitch_windows",
     "svd_denoise",
     "threshold_spectrum",

@@ -1,0 +1,112 @@
+"""SignalFilter over a USID Main dataset through the streamed engine: results, resume, reuse."""
+
+import h5py
+import numpy as np
+import pytest
+
+from pycro_gpu.datasets import gmode, write_usid
+from pycro_gpu.filters import (
+    HarmonicPassFilter,
+    LowPassFilter,
+    SignalFilter,
+    fft_filter,
+    get_noise_floor,
+    rfft,
+    sampling_rate_of,
+)
+from pycro_gpu.io.usid import USIDataset, check_main
+
+RAW = "Measurement_000/Channel_000/Raw_Data"
+N = 2048
+FS = 1e6
+F1 = 62.5e3
+
+
+@pytest.fixture
+def gmode_file(tmp_path):
+    ds = gmode((6, 8), N, sample_rate=FS, excitation_frequency=F1, noise=0.5, seed=3, dtype=np.float32)
+    path = write_usid(ds, tmp_path / "gmode.h5")
+    return path, ds
+
+
+def _filters():
+    return [LowPassFilter(N, FS, 300e3, 0.1), HarmonicPassFilter(N, FS, F1, 4e3, 3)]
+
+
+def test_signal_filter_writes_filtered_condensed_and_noise_floors(gmode_file):
+    path, ds = gmode_file
+    with h5py.File(path, "r+") as f:
+        raw = f[RAW]
+        assert sampling_rate_of(raw) == pytest.approx(FS)
+        sf = SignalFilter(raw, _filters(), noise_threshold=1e-3, write_condensed=True)
+        res = sf.compute(batch_rows=10, progress=False)
+        assert res.group == "/Measurement_000/Channel_000/Raw_Data-FFT_Filtering_000"
+        assert not res.reused and not res.resumed and res.n_computed == 48
+        grp = f[res.group]
+        x = raw[()]
+        expected, floors = fft_filter(x, _filters(), noise_tolerance=1e-3, return_noise_floors=True)
+        filt = grp["Filtered_Data"]
+        check_main(filt)
+        assert filt.dtype == np.float32 and USIDataset(filt).spec_dims[0].name == "Time"
+        np.testing.assert_allclose(filt[()], expected, atol=1e-5)
+        np.testing.assert_allclose(grp["Noise_Floors"][()][:, 0], floors, rtol=1e-6)
+        np.testing.assert_allclose(floors, get_noise_floor(rfft(x.astype(np.float64)), 1e-3), rtol=1e-3)
+        mask = sf.composite_filter.host_mask()
+        np.testing.assert_array_equal(grp["Composite_Filter"][()], mask.astype(np.float32))
+        hot = np.flatnonzero(mask > 0)
+        cond = USIDataset(grp["Condensed_Data"])
+        np.testing.assert_allclose(cond.spec_dims[0].values, hot * FS / N)
+        spec = np.fft.rfft(expected.astype(np.float64))[:, hot]
+        np.testing.assert_allclose(cond[()], spec, atol=1e-3 * np.abs(spec).max())
+        # against the ground truth: filtering removed most of the noise and the 210 kHz interference
+        clean = ds.truth["clean"].reshape(48, N)
+        assert np.std(filt[()] - clean) < 0.25 * np.std(x - clean)
+        assert grp.attrs["status"] == "complete" and grp.attrs["filter_1_kind"] == "harmonic_pass"
+
+
+def test_signal_filter_resumes_and_reuses(gmode_file):
+    path, _ = gmode_file
+    with h5py.File(path, "r+") as f:
+        ref = SignalFilter(f[RAW], _filters(), noise_threshold=1e-3).compute(batch_rows=8, progress=False)
+        full = f[ref.group]["Filtered_Data"][()]
+    # a second file: kill the job after two batches, then run again
+    other = path.with_name("other.h5")
+    other.write_bytes(path.read_bytes())
+    with h5py.File(other, "r+") as f:
+        del f[ref.group]
+
+        def stop(done, total):
+            if done >= 16:
+                raise KeyboardInterrupt
+
+        sf = SignalFilter(f[RAW], _filters(), noise_threshold=1e-3)
+        with pytest.raises(KeyboardInterrupt):
+            sf.compute(batch_rows=8, progress=False, on_batch=stop)
+        grp = f[ref.group]
+        assert grp.attrs["status"] == "running"
+        assert int(grp["completed_positions"][()].sum()) == 16
+        res = sf.compute(batch_rows=8, progress=False)
+        assert res.resumed and res.n_computed == 48 - 16 and res.group == ref.group
+        np.testing.assert_array_equal(f[res.group]["Filtered_Data"][()], full)
+        again = sf.compute(progress=False)
+        assert again.reused and again.group == ref.group
+        new = SignalFilter(f[RAW], _filters(), noise_threshold=1e-2).compute(progress=False)
+        assert new.group.endswith("FFT_Filtering_001")
+
+
+def test_signal_filter_rejects_bad_setups(gmode_file):
+    path, _ = gmode_file
+    with h5py.File(path, "r") as f:
+        raw = f[RAW]
+        with pytest.raises(ValueError, match=f"filter signal_length=1000 does not match the {N} samples"):
+            SignalFilter(raw, LowPassFilter(1000, FS, 100e3))
+        with pytest.raises(ValueError, match="needs frequency_filters and/or noise_threshold"):
+            SignalFilter(raw)
+        with pytest.raises(ValueError, match=r"noise_threshold must be in \(0, 1\), got 2"):
+            SignalFilter(raw, noise_threshold=2)
+        with pytest.raises(ValueError, match="write_condensed=True needs frequency_filters"):
+            SignalFilter(raw, noise_threshold=0.1, write_condensed=True)
+        fig = SignalFilter(raw, _filters()).test(5)
+        expected = fft_filter(raw[5].astype(np.float64), _filters())
+        line = fig.axes[0].lines[1].get_ydata()
+        np.testing.assert_allclose(line, expected[: line.size], atol=1e-12)
