@@ -110,3 +110,16 @@ def test_signal_filter_rejects_bad_setups(gmode_file):
         expected = fft_filter(raw[5].astype(np.float64), _filters())
         line = fig.axes[0].lines[1].get_ydata()
         np.testing.assert_allclose(line, expected[: line.size], atol=1e-12)
+
+
+@pytest.mark.gpu
+def test_signal_filter_on_cupy_equals_numpy(gmode_file):
+    path, _ = gmode_file
+    with h5py.File(path, "r+") as f:
+        sf = SignalFilter(f[RAW], _filters(), noise_threshold=1e-3, write_condensed=True)
+        cpu = sf.compute(backend="numpy", progress=False)
+        gpu = sf.compute(backend="cupy", override=True, progress=False)
+        assert gpu.group != cpu.group and f[gpu.group].attrs["backend"] == "cupy"
+        for name in ("Filtered_Data", "Noise_Floors", "Condensed_Data"):
+            a, b = f[cpu.group][name][()], f[gpu.group][name][()]
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * np.abs(a).max())
