@@ -73,6 +73,7 @@ __all__ = [
     "create_dataset",
     "create_main",
     "create_results_group",
+    "describe_file",
     "find_main_datasets",
     "find_results",
     "is_main",
@@ -1200,3 +1201,44 @@ def iter_results_groups(h5_obj: h5py.Group) -> Iterable[h5py.Group]:
 
     h5_obj.visititems(visit)
     return found
+
+
+def describe_file(path: Any) -> str:
+    """Text listing of a file's Main datasets and results groups (``pycro-gpu info``).
+
+    The file is opened read-only. Each Main dataset: path, quantity and units, 2-D shape and dtype,
+    N-D shape (or "incomplete grid"), then its position and spectroscopic dimensions with sizes and
+    units. Each results group: path, tool, status, source and parameters.
+
+    Raises
+    ------
+    DataError
+        The file is missing, not HDF5 or truncated.
+    """
+    from .hdf5 import open_h5
+
+    with open_h5(path, "r") as f:
+        mains = find_main_datasets(f)
+        groups = iter_results_groups(f)
+        lines = [f"{f.filename}", f"Main datasets ({len(mains)}):"]
+        lines += ["  " + m.describe().replace("\n", "\n  ") for m in mains] or ["  (none)"]
+        lines.append(f"Results groups ({len(groups)}):")
+        for g in groups:
+            status = _str_attr(g.attrs.get("status", "complete"))
+            src = g.attrs.get("source_path")
+            if src is None and isinstance(g.attrs.get("source_000"), h5py.Reference):
+                try:
+                    src = f[g.attrs["source_000"]].name
+                except Exception:
+                    src = "?"
+            params = results_parameters(g)
+            ptxt = ", ".join(f"{k}={v!r}" for k, v in sorted(params.items())) or "no parameters"
+            version = g.attrs.get("pycro_gpu_version", g.attrs.get("pyUSID_version", "?"))
+            lines.append(
+                f"  {g.name}: tool {_str_attr(g.attrs['tool'])}, {status}, source {_str_attr(src or '?')}, "
+                f"written {_str_attr(g.attrs.get('timestamp', '?'))} by version {_str_attr(version)}"
+            )
+            lines.append(f"      parameters: {ptxt}")
+        if not groups:
+            lines.append("  (none)")
+    return "\n".join(lines)

@@ -1,0 +1,23 @@
+"""``pycro-gpu info FILE``: the Main datasets of a USID file and the results groups computed from them."""
+
+from __future__ import annotations
+
+import argparse
+
+from .cli import command
+
+
+def _info_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="HDF5 (USID) file to describe; opened read-only")
+
+
+@command(
+    "info",
+    "list the Main datasets (N-D shape, dimensions, units) and results groups of a file",
+    _info_arguments,
+)
+def _info(args: argparse.Namespace) -> int:
+    from .io.usid import describe_file
+
+    print(describe_file(args.file))
+    return 0
