@@ -41,14 +41,22 @@ def test_cupy_backend_without_gpu_is_one_line():
     assert "Traceback" not in proc.stderr and "pycro-gpu[gpu]" in lines[0]
 
 
-def test_demo_denoises(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--backend", "numpy"]) == 0
+def test_demo_denoises(tmp_path, capsys, monkeypatch):
+    # the CLI wiring with two cheap steps; the whole demo runs in tests/test_demo.py
+    from pycro_gpu import demo
+
+    monkeypatch.setattr(demo, "STEPS", [s for s in demo.STEPS if s[0] in ("generate", "fft_filter")])
+    assert main(["demo", "--out", str(tmp_path), "--backend", "numpy", "--seed", "3"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["backend"] == "numpy"
-    # white noise of rms 0.5 over a 1024 Hz band; a 200 Hz low-pass keeps ~200/1024 of its power
-    assert summary["rms_error_before"] == pytest.approx(0.5, rel=0.02)
-    assert summary["rms_error_after"] == pytest.approx(0.5 * (200 / 1024) ** 0.5, rel=0.05)
-    assert "low-pass filtered" in capsys.readouterr().out
+    assert summary["backend"] == "numpy" and summary["seed"] == 3 and summary["size"] == "small"
+    steps = summary["steps"]
+    assert [steps[k]["status"] for k in ("generate", "fft_filter")] == ["ok", "ok"]
+    # white noise of rms 0.5 V plus a 0.3 V tone; the harmonic pass keeps 3 narrow bands of 500 kHz
+    assert steps["fft_filter"]["rms_error_before"] == pytest.approx((0.5**2 + 0.3**2 / 2) ** 0.5, rel=0.03)
+    assert steps["fft_filter"]["rms_error_after"] < 0.2 * steps["fft_filter"]["rms_error_before"]
+    out = capsys.readouterr().out
+    assert "pycro-gpu demo (small, backend numpy)" in out and "report:" in out
+    assert (tmp_path / "report.html").is_file() and (tmp_path / "beps.h5").is_file()
 
 
 def test_backend_command_reports(capsys):
