@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from pycro_gpu.errors import MissingDependencyError
 from pycro_gpu.filters import (
     BandPassFilter,
     CompositeFilter,
@@ -316,16 +317,27 @@ def test_notch_removes_periodic_noise(xp, rng):
     np.testing.assert_allclose(out.mean(), img.mean(), rtol=1e-12)
 
 
-def _read_ibw_image(test_data, channel):
-    binarywave = pytest.importorskip("igor2.binarywave")
-    wave = binarywave.load(str(test_data / "IgorIBWReader_P0089OP0027.ibw"))["wave"]
-    return np.asarray(wave["wData"][:, :, channel], dtype=np.float64)
+def _afm_image(test_data, tmp_path, channel):
+    """One channel of the real AFM image (256 x 256), translated to USID by pycro_gpu's IBW reader."""
+    import h5py
+
+    from pycro_gpu.io.translators import translate
+    from pycro_gpu.io.usid import USIDataset
+
+    try:
+        out = translate(test_data / "IgorIBWReader_P0089OP0027.ibw", tmp_path / "afm.h5")
+    except MissingDependencyError as exc:
+        pytest.skip(str(exc))
+    with h5py.File(out, "r") as f:
+        main = USIDataset(f[f"Measurement_000/Channel_{channel:03d}/Raw_Data"])
+        assert main.n_dim_shape == (256, 256, 1)
+        return main.quantity, np.asarray(main.get_n_dim_form()[..., 0], dtype=np.float64)
 
 
-@pytest.mark.parametrize("channel", [1, 3])  # HeightRetrace, DeflectionRetrace
-def test_low_pass_of_real_afm_image(xp, test_data, channel):
-    img = _read_ibw_image(test_data, channel)
-    assert img.shape == (256, 256)
+@pytest.mark.parametrize("channel", [0, 3])  # HeightRetrace (mean ~0), PhaseRetrace (mean ~45 deg)
+def test_low_pass_of_real_afm_image(xp, test_data, tmp_path, channel):
+    quantity, img = _afm_image(test_data, tmp_path, channel)
+    assert quantity == ["HeightRetrace", "", "", "PhaseRetrace"][channel]
     cutoff = 0.1
     mask = butterworth_mask(img.shape, cutoff, order=8, xp=xp)
     out = to_numpy(filter_image(xp.asarray(img), mask))
@@ -340,3 +352,15 @@ def test_low_pass_of_real_afm_image(xp, test_data, channel):
     assert p_in[above].sum() > 0 and p_out[above].sum() < 1e-9 * p_in[above].sum()
     # and the image was actually smoothed: pixel-to-pixel roughness dropped
     assert np.std(np.diff(out, axis=1)) < np.std(np.diff(img, axis=1))
+
+
+def test_line_low_pass_of_real_afm_image(xp, test_data, tmp_path):
+    """The scan lines as 1-D signals: the erf low pass keeps each line's mean, removes all above cutoff."""
+    _, img = _afm_image(test_data, tmp_path, 3)
+    lpf = LowPassFilter(256, 1.0, f_cutoff=0.1, roll_off=0.2)  # cycles per pixel
+    out = to_numpy(fft_filter(xp.asarray(img), lpf))
+    np.testing.assert_allclose(out.mean(axis=1), img.mean(axis=1), rtol=1e-12)
+    spec_in, spec_out = np.fft.rfft(img, axis=1), np.fft.rfft(out, axis=1)
+    f = np.fft.rfftfreq(256)
+    assert np.max(np.abs(spec_out[:, f >= 0.1])) < 1e-10 * np.max(np.abs(spec_in))
+    np.testing.assert_allclose(spec_out[:, f <= 0.08], spec_in[:, f <= 0.08], rtol=1e-9, atol=1e-9)
