@@ -396,3 +396,13 @@ def test_to_xarray_missing_dependency(h5, monkeypatch):
         MissingDependencyError, match=r"USIDataset.to_xarray needs the optional package 'xarray'"
     ):
         m.to_xarray()
+
+
+def test_io_public_api():
+    import pycro_gpu.io as io
+    import pycro_gpu.process as process
+
+    for mod in (io, process):
+        assert mod.__all__ == sorted(mod.__all__)
+        for name in mod.__all__:
+            assert hasattr(mod, name), name
