@@ -483,6 +483,7 @@ def run_job(
         msg = f"job must be a Job, got {type(job).__name__}"
         raise TypeError(msg)
     opened: list[h5py.File] = []
+    new_file: Path | None = None  # a results file this call created (removed again if left empty)
     try:
         # --- source -------------------------------------------------------------------------------
         if isinstance(source, (str, os.PathLike)):
@@ -510,6 +511,7 @@ def run_job(
             if Path(results).resolve() == Path(src.file.filename).resolve():
                 parent = src.parent
             else:
+                new_file = None if Path(results).exists() else Path(results)
                 f_res = open_h5(results, "a")
                 opened.append(f_res)
                 parent = f_res
@@ -606,5 +608,8 @@ def run_job(
         parent.file.flush()
         return JobResult(str(parent.file.filename), group.name, False, resumed, n_computed, int(batch_rows))
     finally:
+        empty = new_file is not None and len(opened) > 0 and len(opened[-1]) == 0
         for f in opened:
             f.close()
+        if empty:
+            new_file.unlink(missing_ok=True)

@@ -329,6 +329,10 @@ def test_compute_errors_leave_nothing(raw_file):
     job = Job("Stats", wrong_keys, make_job().outputs)
     with pytest.raises(DataError, match=r"missing \['fit', 'scaled'\], unexpected \[\]"):
         run_job(job, raw_file, RAW, progress=False)
+    out = raw_file.parent / "new_results.h5"
+    with pytest.raises(DataError, match=r"missing \['fit', 'scaled'\]"):
+        run_job(job, raw_file, RAW, results=out, progress=False)
+    assert not out.exists()  # the results file this run created is removed again
 
     def wrong_shape(batch, xp):
         return {"m": batch[:, :3]}
@@ -353,3 +357,21 @@ def test_output_and_job_validation():
         Output(COMPLETED)
     with pytest.raises(ValueError, match="output names repeat"):
         Job("T", stats, [Output("a"), Output("a")])
+
+
+@pytest.mark.gpu
+def test_run_job_on_cupy_matches_numpy(raw_file, tmp_path):
+    from pycro_gpu.backend import cupy_available
+
+    if not cupy_available():
+        pytest.skip("no usable CUDA device for cupy")
+    copy = tmp_path / "gpu.h5"
+    shutil.copy(raw_file, copy)
+    a = run_job(make_job(2.0), raw_file, RAW, backend="numpy", batch_rows=7, progress=False)
+    b = run_job(make_job(2.0), copy, RAW, backend="cupy", batch_rows=7, progress=False)
+    with h5py.File(raw_file, "r") as fa, h5py.File(copy, "r") as fb:
+        assert fb[b.group].attrs["backend"] == "cupy"
+        for name in ("mean", "scaled"):
+            np.testing.assert_allclose(fb[b.group][name][()], fa[a.group][name][()], rtol=1e-6)
+        for field in SHO.names:
+            np.testing.assert_allclose(fb[b.group]["fit"][field], fa[a.group]["fit"][field], rtol=1e-6)

@@ -171,7 +171,7 @@ def _pyusid_python():
 
 _PYUSID_CHECK = r"""
 import json, sys, h5py, numpy as np, pyUSID
-from pyUSID.io.hdf_utils import check_if_main
+from pyUSID.io.hdf_utils import check_for_old, check_if_main, get_source_dataset
 out = {"version": pyUSID.__version__}
 with h5py.File(sys.argv[1], "r") as f:
     for name in sys.argv[2:]:
@@ -180,8 +180,16 @@ with h5py.File(sys.argv[1], "r") as f:
         nd = u.get_n_dim_form()
         out[name] = {"main": bool(check_if_main(d)), "labels": list(u.n_dim_labels), "shape": list(nd.shape),
                      "sum": float(np.sum(nd.view(np.float32) if nd.dtype.names else nd).real)}
+    grp = f["/Raw-Scale_000"]
+    out["source"] = get_source_dataset(grp).name
+    out["old"] = [g.name for g in check_for_old(f["/Raw"], "Scale", new_parms={"factor": 3.0})]
+    out["not_old"] = [g.name for g in check_for_old(f["/Raw"], "Scale", new_parms={"factor": 4.0})]
 print(json.dumps(out))
 """
+
+
+def _scale(batch, xp, factor=3.0):
+    return {"scaled": batch * factor}
 
 
 @pytest.mark.slow
@@ -201,8 +209,16 @@ def test_pyusid_accepts_our_files(tmp_path, rng):
         sho["Amplitude [V]"] = 2.0
         write_main(f, "SHO", sho, None, Dimension("a", "", 1), "SHO", "", h5_pos_inds=m.h5_pos_inds,
                    h5_pos_vals=m.h5_pos_vals, aux_spec_prefix="SHO_Spec_")  # fmt: skip
+    from pycro_gpu.process import Job, Output, run_job
+
+    job = Job("Scale", _scale, [Output("scaled", spec_dims=[Dimension("F", "Hz", 5)], units="V")],
+              parameters={"factor": 3.0})  # fmt: skip
+    run_job(job, path, "/Raw", batch_rows=5, progress=False)
     res = subprocess.run(
-        [py, "-c", _PYUSID_CHECK, str(path), "/Raw", "/SHO"], capture_output=True, text=True, timeout=300
+        [py, "-c", _PYUSID_CHECK, str(path), "/Raw", "/SHO", "/Raw-Scale_000/scaled"],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout.strip().splitlines()[-1])
@@ -210,4 +226,10 @@ def test_pyusid_accepts_our_files(tmp_path, rng):
         float(nd.sum()), rel=1e-5)}  # fmt: skip
     assert out["/SHO"]["main"] and out["/SHO"]["shape"] == [3, 4, 1]
     assert out["/SHO"]["sum"] == pytest.approx(24.0)
+    # a run_job output is a Main dataset for pyUSID; its group names its source and matches parameters
+    sc = out["/Raw-Scale_000/scaled"]
+    assert sc["main"] and sc["labels"] == ["X", "Y", "F"] and sc["shape"] == [3, 4, 5]
+    assert sc["sum"] == pytest.approx(3 * float(nd.sum()), rel=1e-5)
+    assert out["source"] == "/Raw"
+    assert out["old"] == ["/Raw-Scale_000"] and out["not_old"] == []
     print(f"checked with pyUSID {out['version']}", file=sys.stderr)
