@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -49,10 +50,17 @@ def row_noise_floor(spectra, i, signal_length, log_term, rtol, max_iter):
 _row_cpu = cpu_device(row_noise_floor)
 
 
-@cpu_parallel
-def _noise_floor_cpu(spectra, signal_length, log_term, rtol, max_iter, out):
+def _noise_floor_rows(spectra, signal_length, log_term, rtol, max_iter, out):
     for i in prange(spectra.shape[0]):
         out[i] = _row_cpu(spectra, i, signal_length, log_term, rtol, max_iter)
+
+
+_noise_floor_cpu = cpu_parallel(_noise_floor_rows)
+#: the same source without threads, for small batches (a parallel region has a fixed cost)
+_noise_floor_cpu_serial = numba.njit(fastmath=False, error_model="numpy", nogil=True)(_noise_floor_rows)
+
+#: batches with fewer bins than this run on one thread
+PARALLEL_MIN_BINS = 1 << 18
 
 
 def noise_floor_rows(spectra, tolerance, signal_length, *, rtol=1e-2, max_iter=50):
@@ -90,5 +98,6 @@ def noise_floor_rows(spectra, tolerance, signal_length, *, rtol=1e-2, max_iter=5
         raise ValueError(msg)
     out = np.empty(spectra.shape[0], dtype=np.float64)
     log_term = -2.0 * math.log(float(tolerance))
-    _noise_floor_cpu(spectra, int(signal_length), log_term, float(rtol), int(max_iter), out)
+    run = _noise_floor_cpu if spectra.size >= PARALLEL_MIN_BINS else _noise_floor_cpu_serial
+    run(spectra, int(signal_length), log_term, float(rtol), int(max_iter), out)
     return out

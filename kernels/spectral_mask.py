@@ -11,6 +11,7 @@ rows) and for CUDA (one thread per bin on a 2-D grid).
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -30,13 +31,20 @@ def mask_bin(value, weight, threshold_sq):
 _mask_bin_cpu = cpu_device(mask_bin)
 
 
-@cpu_parallel
-def _apply_cpu(spectra, mask, threshold_sq):
+def _apply_rows(spectra, mask, threshold_sq):
     n_rows, n_bins = spectra.shape
     for i in prange(n_rows):
         t = threshold_sq[i]
         for j in range(n_bins):
             spectra[i, j] = _mask_bin_cpu(spectra[i, j], mask[j], t)
+
+
+_apply_cpu = cpu_parallel(_apply_rows)
+#: the same source without threads: a parallel region costs more than small batches take
+_apply_cpu_serial = numba.njit(fastmath=False, error_model="numpy", nogil=True)(_apply_rows)
+
+#: batches with fewer bins than this run on one thread
+PARALLEL_MIN_BINS = 1 << 18
 
 
 #: numba.cuda, bound by ``cuda_kernel`` on first launch (a module global, as the simulator requires).
@@ -140,7 +148,8 @@ def apply_spectral_mask(spectra, mask, threshold=0.0, *, target=None):
         if not spectra.flags.c_contiguous:
             msg = "apply_spectral_mask needs C-contiguous spectra (it writes them in place)"
             raise ValueError(msg)
-        _apply_cpu(spectra, np.ascontiguousarray(mask, dtype=spectra.real.dtype), thr_sq)
+        run = _apply_cpu if spectra.size >= PARALLEL_MIN_BINS else _apply_cpu_serial
+        run(spectra, np.ascontiguousarray(mask, dtype=spectra.real.dtype), thr_sq)
         return spectra
     from numba import cuda as numba_cuda
 

@@ -188,6 +188,15 @@ def test_noise_floor_kernel_equals_array_api_path(rng, dtype):
     np.testing.assert_allclose(a, _noise_floor_reference(x, 1e-3).reshape(2, 3), rtol=1e-5)
 
 
+def test_noise_floor_kernel_parallel_path(rng, monkeypatch):
+    import pycro_gpu.kernels.noise_floor as kn
+
+    spec = rfft(_signal(rng, [(100, 3.0)], noise=0.2, n_rows=5, n=4096))
+    serial = get_noise_floor(spec, 1e-3, method="kernel")
+    monkeypatch.setattr(kn, "PARALLEL_MIN_BINS", 0)
+    np.testing.assert_array_equal(get_noise_floor(spec, 1e-3, method="kernel"), serial)
+
+
 def test_noise_floor_of_white_noise_is_the_rayleigh_quantile(rng):
     x = rng.standard_normal((8, 2**15))
     spec = rfft(x)

@@ -27,6 +27,16 @@ def test_cpu_kernel_matches_numpy(rng, dtype):
     assert np.count_nonzero(got == 0) == np.count_nonzero(expected == 0) > 0
 
 
+def test_parallel_and_serial_cpu_paths_agree(rng, monkeypatch):
+    import pycro_gpu.kernels.spectral_mask as km
+
+    s, mask = _case(rng, 9, 300, np.complex128)
+    thr = rng.uniform(0, 1.5, 9)
+    serial = apply_spectral_mask(s.copy(), mask, thr)
+    monkeypatch.setattr(km, "PARALLEL_MIN_BINS", 0)
+    np.testing.assert_array_equal(apply_spectral_mask(s.copy(), mask, thr), serial)
+
+
 def test_per_row_thresholds(rng):
     s, mask = _case(rng, 4, 50, np.complex128)
     thr = np.array([0.0, 0.5, 1.0, 100.0])

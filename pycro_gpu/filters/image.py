@@ -37,6 +37,7 @@ __all__ = [
 
 #: name -> (submodule, function) of ``skimage`` (CPU) and ``cucim.skimage`` (GPU).
 OPERATIONS: dict[str, tuple[str, str]] = {
+    "butterworth": ("filters", "butterworth"),
     "denoise_tv": ("restoration", "denoise_tv_chambolle"),
     "difference_of_gaussians": ("filters", "difference_of_gaussians"),
     "equalize_adapthist": ("exposure", "equalize_adapthist"),
