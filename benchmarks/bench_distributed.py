@@ -1,0 +1,235 @@
+"""Dask scaling of the streamed engine: 1 vs 2 (vs N) worker processes against the local executor.
+
+    python -m benchmarks.bench_distributed --job sho --size small          # SHO fit of BE spectra
+    python -m benchmarks.bench_distributed --job fft --size medium         # FFT low pass + noise floor
+
+Side by side in one run, on the same USID file (positions x bins, written here), each with its own
+fresh results group:
+
+* ``local``         :class:`pycro_gpu.process.LocalExecutor` (prefetch), numba on every core;
+* ``local-1thread`` the same with numba limited to one thread (the per-core reference);
+* ``dask-N``        :class:`pycro_gpu.distributed.DaskExecutor` on a LocalCluster of N worker
+  processes with one thread each and numba limited to one thread per worker.
+
+Cluster start-up and numba compilation (a warm-up batch on every worker) are not timed; reading,
+computing, shipping results to the driver, writing and marking are (best of ``--repeats`` runs).
+Every run must give results identical to the local run. Prints a Markdown table and writes
+``bench_out/distributed.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pycro_gpu.io.usid import Dimension, write_main
+from pycro_gpu.process import Job, LocalExecutor, Output, run_job
+
+RAW = "/Measurement_000/Channel_000/Raw_Data"
+SIZES = {"tiny": (16, 16), "small": (64, 64), "medium": (128, 128), "large": (256, 256)}
+N_BINS = 87
+N_SAMPLES = 2048
+SAMP_RATE = 4e6
+
+
+# ---- jobs (module level: the workers import them by name) ------------------------------------------
+
+
+def sho_compute(batch, xp, freqs):
+    """SHO fit of every spectrum of the batch (batched LM kernel)."""
+    from pycro_gpu.fitting import fit_sho
+
+    res = fit_sho(batch, xp.asarray(freqs))
+    return {"params": res.params, "r2": res.r2}
+
+
+def fft_compute(batch, xp, cutoff):
+    """FFT low pass with noise-floor thresholding of every time series."""
+    from pycro_gpu.filters.fft import LowPassFilter, fft_filter
+
+    n = batch.shape[1]
+    out = fft_filter(batch, LowPassFilter(n, SAMP_RATE, cutoff), noise_tolerance=1e-4, xp=xp)
+    return {"Filtered": out}
+
+
+def make_data(kind: str, n_pos: int, rng: np.random.Generator) -> tuple[np.ndarray, Dimension]:
+    if kind == "sho":
+        from benchmarks.gpu_check import sho_spectra
+
+        h, freqs, _ = sho_spectra(rng, n_pos, N_BINS)
+        return h.astype(np.complex64), Dimension("Frequency", "Hz", freqs)
+    t = np.arange(N_SAMPLES) / SAMP_RATE
+    x = np.sin(2 * np.pi * 50e3 * t) + 0.3 * rng.standard_normal((n_pos, N_SAMPLES))
+    return x.astype(np.float32), Dimension("Time", "s", t)
+
+
+def make_job(kind: str, spec: Dimension) -> Job:
+    if kind == "sho":
+        return Job(
+            "SHO_Bench",
+            functools.partial(sho_compute, freqs=np.asarray(spec.values, dtype=np.float64)),
+            [Output("params", shape=4, dtype=np.float32), Output("r2", dtype=np.float32)],
+        )
+    return Job(
+        "FFT_Bench",
+        functools.partial(fft_compute, cutoff=200e3),
+        [Output("Filtered", spec_dims=[spec], dtype=np.float32)],
+        work_multiplier=6.0,
+    )
+
+
+def write_file(path: Path, kind: str, shape: tuple[int, int], seed: int = 0) -> Job:
+    nx, ny = shape
+    data, spec = make_data(kind, nx * ny, np.random.default_rng(seed))
+    with h5py.File(path, "w") as f:
+        g = f.create_group("Measurement_000/Channel_000")
+        write_main(g, "Raw_Data", data, [Dimension("X", "m", nx), Dimension("Y", "m", ny)], spec,
+                   "Response", "V", chunks=(min(256, nx * ny), data.shape[1]))  # fmt: skip
+    return make_job(kind, spec)
+
+
+# ---- runs ---------------------------------------------------------------------------------------------
+
+
+def _warm_up(job: Job, path: Path, backend: str, n_rows: int = 8) -> None:
+    """Compile the job's kernels in this process on a few rows (not timed)."""
+    from pycro_gpu.backend import get_namespace
+
+    with h5py.File(path, "r") as f:
+        rows = f[RAW][:n_rows]
+    xp = get_namespace(backend)
+    job.compute(xp.asarray(rows), xp)
+
+
+def _set_numba_threads(n: int | None) -> None:
+    import numba
+
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS if n is None else max(1, n))
+
+
+def _read(path: str, group: str, names: list[str]) -> dict[str, np.ndarray]:
+    with h5py.File(path, "r") as f:
+        return {n: f[group][n][()] for n in names}
+
+
+def run_mode(mode: str, job: Job, path: Path, backend: str, batch_rows: int, repeats: int) -> dict:
+    from pycro_gpu.distributed import DaskExecutor
+
+    names = [o.name for o in job.outputs]
+    if mode.startswith("local"):
+        one = mode == "local-1thread"
+        _set_numba_threads(1 if one else None)
+        try:
+            _warm_up(job, path, backend)
+            walls, res = _timed_runs(job, path, backend, batch_rows, LocalExecutor(), repeats)
+        finally:
+            _set_numba_threads(None)
+        return {
+            "wall_s": min(walls),
+            "walls_s": walls,
+            "workers": 0,
+            "out": _read(res.file, res.group, names),
+        }
+    n = int(mode.split("-")[1])
+    with DaskExecutor(workers=n, threads_per_worker=1, numba_threads=1) as ex:
+        ex.client.wait_for_workers(n)
+        # compile on every worker before the clock starts
+        ex.client.run(_warm_up_worker, job, str(path), backend)
+        walls, res = _timed_runs(job, path, backend, batch_rows, ex, repeats)
+    return {"wall_s": min(walls), "walls_s": walls, "workers": n, "out": _read(res.file, res.group, names)}
+
+
+def _timed_runs(job, path, backend, batch_rows, executor, repeats):
+    """Run the whole job ``repeats`` times (a fresh results group each time); return the walls."""
+    walls = []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        res = run_job(job, path, RAW, backend=backend, batch_rows=batch_rows, executor=executor,
+                      override=True, progress=False)  # fmt: skip
+        walls.append(time.perf_counter() - t0)
+    return walls, res
+
+
+def _warm_up_worker(job: Job, path: str, backend: str) -> None:
+    import numba
+
+    numba.set_num_threads(1)
+    _warm_up(job, Path(path), backend)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--job", choices=("sho", "fft"), default="fft")
+    p.add_argument("--size", choices=tuple(SIZES), default="small")
+    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Dask worker counts to run")
+    p.add_argument("--batch-rows", type=int, default=None, help="positions per batch (default: n/32)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per executor (best is reported)")
+    p.add_argument("--out", default="bench_out", help="folder for distributed.json")
+    args = p.parse_args(argv)
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    nx, ny = SIZES[args.size]
+    n_pos = nx * ny
+    batch_rows = args.batch_rows or max(1, n_pos // 32)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_distributed_"))
+    try:
+        path = tmp / "raw.h5"
+        job = write_file(path, args.job, (nx, ny))
+        size_mb = path.stat().st_size / 2**20
+        modes = ["local", "local-1thread"] + [f"dask-{n}" for n in args.workers]
+        rows = {}
+        for mode in modes:
+            print(f"bench_distributed: {mode} ...", flush=True)
+            rows[mode] = run_mode(mode, job, path, args.backend, batch_rows, args.repeats)
+        ref = rows["local"]["out"]
+        for r in rows.values():
+            r["identical"] = all(np.array_equal(r["out"][k], ref[k], equal_nan=True) for k in ref)
+            r["pos_per_s"] = n_pos / r["wall_s"]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    base = rows.get("dask-1", rows["local-1thread"])["wall_s"]
+    lines = [
+        f"## Dask scaling: {args.job} job, {n_pos} positions ({size_mb:.1f} MiB), batches of {batch_rows},"
+        f" backend {args.backend}, {os.cpu_count()} cores",
+        "",
+        "| executor | workers | wall | positions/s | speed-up vs dask-1 | vs local | identical to local |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for mode, r in rows.items():
+        lines.append(
+            f"| {mode} | {r['workers'] or '-'} | {r['wall_s']:.2f} s | {r['pos_per_s']:.0f} | "
+            f"{base / r['wall_s']:.2f}x | {rows['local']['wall_s'] / r['wall_s']:.2f}x | "
+            f"{'yes' if r['identical'] else 'NO'} |"
+        )
+    text = "\n".join(lines)
+    print(text)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "job": args.job,
+        "size": args.size,
+        "n_positions": n_pos,
+        "batch_rows": batch_rows,
+        "backend": args.backend,
+        "cpu_count": os.cpu_count(),
+        "file_mib": size_mb,
+        "runs": {m: {k: v for k, v in r.items() if k != "out"} for m, r in rows.items()},
+    }
+    (out / "distributed.json").write_text(json.dumps(record, indent=2))
+    return 0 if all(r["identical"] for r in rows.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
