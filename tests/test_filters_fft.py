@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pycro_gpu.errors import MissingDependencyError
 from pycro_gpu.filters import (
@@ -373,3 +375,22 @@ def test_line_low_pass_of_real_afm_image(xp, test_data, tmp_path):
     f = np.fft.rfftfreq(256)
     assert np.max(np.abs(spec_out[:, f >= 0.1])) < 1e-10 * np.max(np.abs(spec_in))
     np.testing.assert_allclose(spec_out[:, f <= 0.08], spec_in[:, f <= 0.08], rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(16, 600),
+    cut=st.floats(0.05, 0.45),
+    roll=st.floats(0.0, 0.9),
+    band=st.floats(0.0, 0.5),
+    width=st.floats(0.0, 0.1),
+)
+def test_filters_never_add_energy_and_are_linear(n, cut, roll, band, width):
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((2, n))
+    f = LowPassFilter(n, 1.0, cut, roll) * NoiseBandFilter(n, 1.0, [band], [width])
+    w = f.host_mask()
+    assert np.all((w >= 0) & (w <= 1))
+    y = fft_filter(x, f)
+    assert np.all(np.sum(y**2, axis=1) <= np.sum(x**2, axis=1) * (1 + 1e-12))
+    np.testing.assert_allclose(fft_filter(2 * x[0] - x[1], f), 2 * y[0] - y[1], atol=1e-12)
