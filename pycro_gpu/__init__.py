@@ -25,6 +25,36 @@ try:
 except _PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
+#: Sub-modules loaded on first attribute access (``pycro_gpu.fitting.fit_sho(...)``), so that
+#: ``import pycro_gpu`` stays light and imports no GPU library.
+_SUBMODULES = (
+    "backend",
+    "cluster",
+    "datasets",
+    "decomposition",
+    "filters",
+    "fitting",
+    "io",
+    "kernels",
+    "process",
+)
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        import importlib
+
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SUBMODULES))
+
+
 __all__ = [
     "BackendUnavailableError",
     "DataError",
@@ -33,10 +63,19 @@ __all__ = [
     "USIDError",
     "__version__",
     "array_namespace",
+    "backend",
+    "cluster",
     "config_context",
     "cupy_available",
+    "datasets",
+    "decomposition",
+    "filters",
+    "fitting",
     "get_config",
     "get_namespace",
+    "io",
+    "kernels",
+    "process",
     "resolve_backend",
     "set_config",
     "to_host",
