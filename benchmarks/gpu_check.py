@@ -52,6 +52,8 @@ from typing import Any
 
 import numpy as np
 
+from pycro_gpu.errors import MissingDependencyError
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOG_ENV = "PYCRO_GPU_CHECK_LOG"
 
@@ -75,7 +77,7 @@ class Case:
     """What a section function returns when it has more to say than the call to time."""
 
     run: Callable[[], Any]
-    note: str = ""
+    note: str | Callable[[Any], str] = ""
 
 
 @dataclass
@@ -231,7 +233,188 @@ def _fit_sho(xp, rng, n_fits):
 
     spectra, freqs, _ = sho_spectra(rng, n_fits)
     s, f = xp.asarray(spectra), xp.asarray(freqs)
-    return lambda: fit_sho(s, f)
+
+    def run():
+        res = fit_sho(s, f)
+        return res.params, res.converged
+
+    return Case(run, note=lambda out: f"converged {float(np.mean(_host_copy(out[1]))):.1%}")
+
+
+# ---- FFT filters (team FILTERS): 1-D signal filter with noise floor, 2-D image filter ---------------
+
+
+@section(
+    "fft_filter",
+    "filters.fft_filter: erf low pass + noise-floor threshold (fused mask kernel on both sides)",
+    quick={"rows": 256, "n": 8192},
+    full={"rows": 4096, "n": 16384},
+    rtol=1e-6,
+    atol=1e-6,
+)
+def _fft_filter(xp, rng, rows, n):
+    from pycro_gpu.filters.fft import LowPassFilter, fft_filter
+
+    fs = 4e6
+    t = np.arange(n) / fs
+    x = (
+        np.sin(2 * np.pi * 50e3 * t)
+        + 0.2 * np.sin(2 * np.pi * 900e3 * t)
+        + 0.1 * rng.standard_normal((rows, n))
+    )
+    signals = xp.asarray(x)
+    lp = LowPassFilter(n, fs, 300e3)
+    return lambda: fft_filter(signals, lp, noise_tolerance=1e-4, xp=xp)
+
+
+@section(
+    "image_filter",
+    "filters.filter_image: Butterworth low pass of an image stack (rfft2 * mask, irfft2)",
+    quick={"images": 8, "size": 512},
+    full={"images": 64, "size": 1024},
+    rtol=1e-6,
+    atol=1e-9,
+)
+def _image_filter(xp, rng, images, size):
+    from pycro_gpu.filters.fft import butterworth_mask, filter_image
+
+    stack = xp.asarray(rng.standard_normal((images, size, size)))
+    mask = butterworth_mask((size, size), 0.1, xp=xp)
+    return lambda: filter_image(stack, mask, xp=xp)
+
+
+@section(
+    "image_op_gaussian",
+    "filters.image.image_op('gaussian'): scikit-image vs cuCIM dispatch",
+    quick={"size": 1024},
+    full={"size": 4096},
+    rtol=1e-6,
+    atol=1e-9,
+)
+def _image_op(xp, rng, size):
+    from pycro_gpu.filters.image import image_op
+
+    img = xp.asarray(rng.standard_normal((size, size)))
+    return lambda: image_op("gaussian", img, sigma=2.0)
+
+
+# ---- decomposition and clustering (team DECOMP): streamed SVD, KMeans (cuML or scikit-learn) ----------
+
+
+def low_rank(rng: np.random.Generator, n: int, m: int, k: int = 8, noise: float = 1e-3) -> np.ndarray:
+    """``n x m`` matrix of rank ``k`` with well separated singular values, plus a little noise."""
+    u, _ = np.linalg.qr(rng.standard_normal((n, k)))
+    v, _ = np.linalg.qr(rng.standard_normal((m, k)))
+    s = np.geomspace(100.0, 1.0, k)
+    return (u * s) @ v.T + noise * rng.standard_normal((n, m))
+
+
+def compare_svd(gpu: Any, cpu: Any) -> Check:
+    """Singular values to 1e-6 relative; right singular subspaces to 1e-6 (largest principal-angle sine)."""
+    (s_g, v_g), (s_c, v_c) = gpu, cpu
+    err_s = float(np.max(np.abs(s_g - s_c) / np.abs(s_c)))
+    # sine of the largest principal angle between the row spaces of V
+    q_g, _ = np.linalg.qr(np.asarray(v_g).T)
+    q_c, _ = np.linalg.qr(np.asarray(v_c).T)
+    cos = np.linalg.svd(q_g.conj().T @ q_c, compute_uv=False)
+    err_v = float(np.sqrt(max(0.0, 1.0 - float(np.min(cos)) ** 2)))
+    return Check(err_s < 1e-6 and err_v < 1e-6, max(err_s, err_v), f"S {err_s:.1e}, subspace {err_v:.1e}")
+
+
+@section(
+    "svd",
+    "decomposition.svd: truncated SVD (Gram / randomized), k=8",
+    quick={"n": 10000, "m": 128},
+    full={"n": 400000, "m": 512},
+    compare=compare_svd,
+)
+def _svd(xp, rng, n, m):
+    from pycro_gpu.decomposition import svd
+
+    a = xp.asarray(low_rank(rng, n, m))
+
+    def run():
+        res = svd(a, 8, xp=xp, progress=False)
+        return res.S, res.V
+
+    return Case(run, note=lambda out: "")
+
+
+def compare_labels(gpu: Any, cpu: Any) -> Check:
+    from sklearn.metrics import adjusted_rand_score
+
+    ari = float(adjusted_rand_score(np.asarray(cpu).ravel(), np.asarray(gpu).ravel()))
+    return Check(ari > 0.99, 1.0 - ari, f"adjusted Rand index {ari:.4f}")
+
+
+@section(
+    "kmeans",
+    "cluster.cluster(method='kmeans'): cuML on GPU (scikit-learn where cuML is missing)",
+    quick={"n": 5000, "m": 32},
+    full={"n": 200000, "m": 128},
+    compare=compare_labels,
+)
+def _kmeans(xp, rng, n, m):
+    from pycro_gpu.cluster import cluster
+
+    centers = 10.0 * rng.standard_normal((5, m))
+    x = xp.asarray(centers[rng.integers(0, 5, n)] + rng.standard_normal((n, m)))
+    engine = {}
+
+    def run():
+        res = cluster(x, 5, "kmeans", xp=xp, reorder=True)
+        engine["name"] = res.engine
+        return res.labels
+
+    return Case(run, note=lambda out: f"engine {engine.get('name')}")
+
+
+# ---- the streamed engine end to end (team USID): HDF5 -> device -> compute -> HDF5 ------------------
+
+
+def _spectrum_compute(batch, xp):
+    spec = xp.abs(xp.fft.rfft(xp.astype(batch, xp.float64), axis=1))
+    return {"peak": xp.max(spec, axis=1), "mean": xp.mean(spec, axis=1)}
+
+
+@section(
+    "run_job",
+    "process.run_job: streamed FFT peak of every position from an HDF5 file (read, compute, write)",
+    quick={"n_pos": 8192, "n": 1024},
+    full={"n_pos": 65536, "n": 1024},
+    rtol=1e-9,
+)
+def _run_job(xp, rng, n_pos, n):
+    import tempfile
+
+    import h5py
+
+    from pycro_gpu.backend import namespace_name
+    from pycro_gpu.io.usid import Dimension, write_main
+    from pycro_gpu.process import Job, Output, run_job
+
+    folder = Path(tempfile.mkdtemp(prefix="gpu_check_"))
+    _TEMP_DIRS.append(folder)
+    path = folder / "raw.h5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("Measurement_000/Channel_000")
+        data = rng.standard_normal((n_pos, n)).astype(np.float32)
+        write_main(g, "Raw_Data", data, Dimension("X", "a.u.", n_pos), Dimension("T", "s", n), "x", "V")
+    job = Job(
+        "Spectrum", _spectrum_compute, [Output("peak", dtype=np.float64), Output("mean", dtype=np.float64)]
+    )
+    backend = namespace_name(xp)
+
+    def run():
+        res = run_job(job, path, "/Measurement_000/Channel_000/Raw_Data", backend=backend, override=True,
+                      memory_mb=64, progress=False)  # fmt: skip
+        with h5py.File(res.file, "r") as f:
+            return f[res.group]["peak"][()], f[res.group]["mean"][()]
+
+    return run
+
+
+_TEMP_DIRS: list[Path] = []
 
 
 # --------------------------------------------------------------------------------------------------
@@ -304,6 +487,7 @@ def time_backend(
     out = case.run()
     synchronize(xp)
     first = time.perf_counter() - t0
+    note = case.note(out) if callable(case.note) else case.note
     result = _host_copy(out)
     times: list[float] = []
     spent = first
@@ -315,7 +499,7 @@ def time_backend(
         times.append(dt)
         spent += dt
     best = min(times) if times else first
-    return {"first_s": first, "best_s": best, "runs": len(times), "note": case.note, "result": result}
+    return {"first_s": first, "best_s": best, "runs": len(times), "note": note, "result": result}
 
 
 def run_section(sec: Section, *, quick: bool, gpu: bool, repeats: int, timeout: float) -> dict[str, Any]:
@@ -329,10 +513,12 @@ def run_section(sec: Section, *, quick: bool, gpu: bool, repeats: int, timeout: 
         try:
             with time_box(max(left, 0.001)):
                 timed = time_backend(sec, backend, size, repeats, seconds=max(left, 0.001) / 2)
-        except ImportError as exc:
-            row["status"] = "not available"
-            row["detail"] = f"{type(exc).__name__}: {exc}"
-            return row
+        except (ImportError, MissingDependencyError) as exc:
+            row["status"] = "not available" if backend == "numpy" else "not available on GPU"
+            row["detail"] = f"{backend}: {type(exc).__name__}: {exc}"
+            if backend == "numpy":
+                return row
+            break
         except SectionTimeout as exc:
             row["status"] = "timeout"
             row["detail"] = f"{backend}: {exc}"
@@ -616,7 +802,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pytest-arg", action="append", default=[], help="extra argument for pytest")
     parser.add_argument("--only", nargs="*", default=None, help="run only these timing sections")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls after the warm-up (default 3)")
-    parser.add_argument("--section-timeout", type=float, default=None, help="seconds (default 30 / 90)")
+    parser.add_argument("--section-timeout", type=float, default=None, help="seconds (default 60 / 120)")
     parser.add_argument(
         "--budget", type=float, default=None, help="seconds for all timings (default 120 / 400)"
     )
@@ -630,8 +816,8 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     scope = args.pytest_scope or ("gpu" if quick else "all")
     pytest_timeout = args.pytest_timeout or (150.0 if quick else 360.0)
-    section_timeout = args.section_timeout or (30.0 if quick else 90.0)
-    budget = args.budget or (120.0 if quick else 400.0)
+    section_timeout = args.section_timeout or (60.0 if quick else 120.0)
+    budget = args.budget or (180.0 if quick else 480.0)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -668,6 +854,10 @@ def main(argv: list[str] | None = None) -> int:
         report["sections"].append(row)
         (out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str))
 
+    import shutil
+
+    for folder in _TEMP_DIRS:
+        shutil.rmtree(folder, ignore_errors=True)
     text = markdown(report)
     (out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str))
     (out / "gpu_check.md").write_text(text + "\n")
