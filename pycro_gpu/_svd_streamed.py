@@ -160,6 +160,12 @@ def _top_eigh(G: Array, k: int, xp: Namespace) -> tuple[Array, Array]:
     return S, E
 
 
+def _check_finite(a: Array, xp: Namespace) -> None:
+    if not bool(xp.all(xp.isfinite(a))):
+        msg = "data contain non-finite values (NaN or inf); mask or replace them before the SVD"
+        raise DataError(msg)
+
+
 def _phase_fix(V: Array, xp: Namespace) -> Array:
     """Unit factors ``c`` (k,) that make the largest-magnitude entry of each column of ``V`` real positive."""
     mag = xp.abs(V)
@@ -269,7 +275,9 @@ def streamed_svd(
     if method == "gram":
         acc = _GramAccumulator(n, cdt, xp, device)
         run_pass("SVD: Gram matrix", lambda s, e, a: acc.add(a))
-        S, V = _top_eigh(acc.result(), k, xp)
+        G = acc.result()
+        _check_finite(G, xp)
+        S, V = _top_eigh(G, k, xp)
     else:
         rng = np.random.default_rng(seed)
         omega = rng.standard_normal((n, l_cols))
@@ -283,6 +291,7 @@ def streamed_svd(
                 Y = Y + _herm(a, xp) @ (a @ Q)
 
             run_pass(f"SVD: range finder {it + 1}/{n_iter + 1}", power)
+            _check_finite(Y, xp)
             if it == n_iter:
                 T = _herm(Q, xp) @ Y
                 T = (T + _herm(T, xp)) / 2

@@ -123,3 +123,20 @@ def test_rank_deficient_does_not_divide_by_zero(rng):
     np.testing.assert_allclose(S[0], np.linalg.norm(A, 2), rtol=1e-12)
     assert S[1] < 1e-6 * S[0]
     assert not res.info["refined"]
+
+
+def test_wide_data_takes_the_randomized_path(xp, rng):
+    A = low_rank_plus_noise(rng, m=60, n=1500, rank=5)
+    res = streamed_svd(ArrayRows(xp.asarray(A)), 5, memory_mb=1, progress=False)
+    assert res.method == "randomized"  # 1500 x 1500 Gram does not fit half of 1 MiB
+    check(res, A, 5)
+
+
+def test_non_finite_data_is_a_data_error(rng):
+    from pycro_gpu.errors import DataError
+
+    A = rng.standard_normal((40, 6))
+    A[3, 2] = np.nan
+    for method in ("gram", "randomized"):
+        with pytest.raises(DataError, match="non-finite values"):
+            streamed_svd(ArrayRows(A), 2, method=method, progress=False)
