@@ -12,7 +12,9 @@ fresh results group:
   processes with one thread each and numba limited to one thread per worker.
 
 Cluster start-up and numba compilation (a warm-up batch on every worker) are not timed; reading,
-computing, shipping results to the driver, writing and marking are (best of ``--repeats`` runs).
+computing, shipping results to the driver, writing and marking are. The executors take turns
+(round-robin over ``--repeats``) so that a change of machine load hits them alike; best and median
+are reported, speed-ups from the best.
 Every run must give results identical to the local run. Prints a Markdown table and writes
 ``bench_out/distributed.json``.
 """
@@ -122,42 +124,57 @@ def _read(path: str, group: str, names: list[str]) -> dict[str, np.ndarray]:
         return {n: f[group][n][()] for n in names}
 
 
-def run_mode(mode: str, job: Job, path: Path, backend: str, batch_rows: int, repeats: int) -> dict:
-    from pycro_gpu.distributed import DaskExecutor
-
-    names = [o.name for o in job.outputs]
-    if mode.startswith("local"):
-        one = mode == "local-1thread"
-        _set_numba_threads(1 if one else None)
-        try:
-            _warm_up(job, path, backend)
-            walls, res = _timed_runs(job, path, backend, batch_rows, LocalExecutor(), repeats)
-        finally:
-            _set_numba_threads(None)
-        return {
-            "wall_s": min(walls),
-            "walls_s": walls,
-            "workers": 0,
-            "out": _read(res.file, res.group, names),
-        }
-    n = int(mode.split("-")[1])
-    with DaskExecutor(workers=n, threads_per_worker=1, numba_threads=1) as ex:
-        ex.client.wait_for_workers(n)
-        # compile on every worker before the clock starts
-        ex.client.run(_warm_up_worker, job, str(path), backend)
-        walls, res = _timed_runs(job, path, backend, batch_rows, ex, repeats)
-    return {"wall_s": min(walls), "walls_s": walls, "workers": n, "out": _read(res.file, res.group, names)}
-
-
-def _timed_runs(job, path, backend, batch_rows, executor, repeats):
-    """Run the whole job ``repeats`` times (a fresh results group each time); return the walls."""
-    walls = []
-    for _ in range(max(1, repeats)):
+def _one_run(mode: str, executor, job: Job, path: Path, backend: str, batch_rows: int):
+    """Run the whole job once (a fresh results group) with ``executor``; return (wall, result)."""
+    if mode == "local-1thread":
+        _set_numba_threads(1)
+    try:
         t0 = time.perf_counter()
         res = run_job(job, path, RAW, backend=backend, batch_rows=batch_rows, executor=executor,
                       override=True, progress=False)  # fmt: skip
-        walls.append(time.perf_counter() - t0)
-    return walls, res
+        return time.perf_counter() - t0, res
+    finally:
+        _set_numba_threads(None)
+
+
+def run_modes(modes: list[str], job: Job, path: Path, backend: str, batch_rows: int, repeats: int) -> dict:
+    """Time every mode ``repeats`` times, round-robin, so that changes of machine load hit them alike."""
+    from pycro_gpu.distributed import DaskExecutor
+
+    names = [o.name for o in job.outputs]
+    executors = {}
+    try:
+        for mode in modes:
+            if mode.startswith("local"):
+                executors[mode] = LocalExecutor()
+                continue
+            n = int(mode.split("-")[1])
+            ex = DaskExecutor(workers=n, threads_per_worker=1, numba_threads=1)
+            executors[mode] = ex
+            ex.client.wait_for_workers(n)
+            ex.client.run(_warm_up_worker, job, str(path), backend)  # compile on every worker, untimed
+        _warm_up(job, path, backend)
+        walls: dict[str, list[float]] = {m: [] for m in modes}
+        last = {}
+        for r in range(max(1, repeats)):
+            for mode in modes:
+                print(f"bench_distributed: {mode} run {r + 1}/{repeats} ...", flush=True)
+                wall, last[mode] = _one_run(mode, executors[mode], job, path, backend, batch_rows)
+                walls[mode].append(wall)
+    finally:
+        for ex in executors.values():
+            if hasattr(ex, "close"):
+                ex.close()
+    return {
+        m: {
+            "wall_s": min(walls[m]),
+            "median_s": float(np.median(walls[m])),
+            "walls_s": walls[m],
+            "workers": 0 if m.startswith("local") else int(m.split("-")[1]),
+            "out": _read(last[m].file, last[m].group, names),
+        }
+        for m in modes
+    }
 
 
 def _warm_up_worker(job: Job, path: str, backend: str) -> None:
@@ -169,7 +186,7 @@ def _warm_up_worker(job: Job, path: str, backend: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--job", choices=("sho", "fft"), default="fft")
+    p.add_argument("--job", choices=("sho", "fft"), default="sho")
     p.add_argument("--size", choices=tuple(SIZES), default="small")
     p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Dask worker counts to run")
@@ -188,10 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         job = write_file(path, args.job, (nx, ny))
         size_mb = path.stat().st_size / 2**20
         modes = ["local", "local-1thread"] + [f"dask-{n}" for n in args.workers]
-        rows = {}
-        for mode in modes:
-            print(f"bench_distributed: {mode} ...", flush=True)
-            rows[mode] = run_mode(mode, job, path, args.backend, batch_rows, args.repeats)
+        rows = run_modes(modes, job, path, args.backend, batch_rows, args.repeats)
         ref = rows["local"]["out"]
         for r in rows.values():
             r["identical"] = all(np.array_equal(r["out"][k], ref[k], equal_nan=True) for k in ref)
@@ -204,12 +218,14 @@ def main(argv: list[str] | None = None) -> int:
         f"## Dask scaling: {args.job} job, {n_pos} positions ({size_mb:.1f} MiB), batches of {batch_rows},"
         f" backend {args.backend}, {os.cpu_count()} cores",
         "",
-        "| executor | workers | wall | positions/s | speed-up vs dask-1 | vs local | identical to local |",
-        "|---|---|---|---|---|---|---|",
+        "| executor | workers | best wall | median wall | positions/s | speed-up vs dask-1 | vs local |"
+        " identical to local |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for mode, r in rows.items():
         lines.append(
-            f"| {mode} | {r['workers'] or '-'} | {r['wall_s']:.2f} s | {r['pos_per_s']:.0f} | "
+            f"| {mode} | {r['workers'] or '-'} | {r['wall_s']:.2f} s | {r['median_s']:.2f} s | "
+            f"{r['pos_per_s']:.0f} | "
             f"{base / r['wall_s']:.2f}x | {rows['local']['wall_s'] / r['wall_s']:.2f}x | "
             f"{'yes' if r['identical'] else 'NO'} |"
         )
