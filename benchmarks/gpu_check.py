@@ -473,19 +473,29 @@ def _free_device_memory() -> None:
         pass
 
 
+def _sync(xp: Any) -> None:
+    """Wait for all queued device work: the whole device, not one stream (numba launches on its own)."""
+    from pycro_gpu.backend import is_cupy_namespace
+
+    if is_cupy_namespace(xp):
+        import cupy
+
+        cupy.cuda.Device().synchronize()
+
+
 def time_backend(
     sec: Section, backend: str, size: dict[str, Any], repeats: int, seconds: float
 ) -> dict[str, Any]:
     """Build the section's inputs on ``backend``, call once (warm-up, JIT), then time ``repeats`` calls."""
-    from pycro_gpu.backend import get_namespace, synchronize
+    from pycro_gpu.backend import get_namespace
 
     xp = get_namespace(backend)
     made = sec.func(xp, np.random.default_rng(20261126), **size)
     case = made if isinstance(made, Case) else Case(made)
-    synchronize(xp)
+    _sync(xp)
     t0 = time.perf_counter()
     out = case.run()
-    synchronize(xp)
+    _sync(xp)
     first = time.perf_counter() - t0
     note = case.note(out) if callable(case.note) else case.note
     result = _host_copy(out)
@@ -494,7 +504,7 @@ def time_backend(
     while len(times) < repeats and spent < seconds:
         t0 = time.perf_counter()
         case.run()
-        synchronize(xp)
+        _sync(xp)
         dt = time.perf_counter() - t0
         times.append(dt)
         spent += dt
@@ -607,7 +617,9 @@ def run_pytest(out: Path, scope: str, timeout: float, extra: list[str]) -> dict[
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "benchmarks.gpu_check", "-p", "no:cacheprovider"]
     cmd += ["-m", "not cudasim"]
     if scope == "gpu":
-        cmd += ["-k", "cupy or gpu"]
+        # names (test ids, module names) and markers: cupy-parametrized cases and gpu-marked tests;
+        # not this tool's own tests (their module name contains 'gpu')
+        cmd += ["-k", "(cupy or gpu) and not test_gpu_check"]
     cmd += extra
     env = {**os.environ, LOG_ENV: str(log), "MPLBACKEND": "Agg"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
