@@ -245,6 +245,16 @@ def test_images_copy_everything_the_build_needs():
         assert (REPO_ROOT / path).exists(), path
 
 
+def test_readme_documents_the_extras_the_images_install():
+    # The images install `pip install ".[extras]"` as the README tells users to (one extra per line there).
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert re.search(r"^pip install \.\s", readme, flags=re.MULTILINE), "README: pip install ."
+    documented = set(re.findall(r'pip install "\.\[(\w+)\]"', readme))
+    for name in DOCKERFILES:
+        extras = dockerfile_steps((DOCKER / name).read_text())[-1][2]
+        assert extras <= documented, f"{name} installs extras the README does not show: {extras - documented}"
+
+
 def test_drift_is_detected():
     # The comparison can fail: a Makefile that installs differently no longer matches the images.
     make = "$(STAMP): pyproject.toml\n\t$(BIN)/python -m pip install -q -e '.[dev,extra]'\n"
