@@ -149,7 +149,7 @@ def test_quick_run_without_pytest_writes_json(tmp_path, capsys):
     out = tmp_path / "out"
     # In this process: kernels compiled by earlier tests (fit_sho, masks) are reused. The time box and
     # budget keep it short on a loaded machine: later sections may report 'skipped: time budget spent'.
-    argv = ["--quick", "--no-pytest", "--repeats", "1", "--section-timeout", "10", "--budget", "20"]
+    argv = ["--quick", "--no-pytest", "--repeats", "1", "--section-timeout", "5", "--budget", "8"]
     argv += ["--out", str(out)]
     assert gpu_check.main(argv) == 0
     assert "no GPU" in capsys.readouterr().out
