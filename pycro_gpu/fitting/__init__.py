@@ -1,1 +1,57 @@
-"""Batch spectral fitting: models, guesses and Levenberg-Marquardt fits on CPU and GPU."""
+"""Batch spectral fitting: models, guesses and Levenberg-Marquardt fits on CPU and GPU.
+
+One bounded Levenberg-Marquardt fit per spectrum, compiled with numba for the CPU (parallel over
+spectra) and for CUDA (one thread per fit on CuPy data). Models: SHO (band excitation), the 9-parameter
+BE loop, Gaussian / Lorentzian / pseudo-Voigt peak sums with a linear background, and exponential,
+double-exponential and stretched-exponential relaxation.
+"""
+
+from __future__ import annotations
+
+from .api import STATUS_CODES, FitResult, default_bounds, fit, fit_loop, fit_sho, loop_metrics
+from .guess import (
+    double_exponential_guess,
+    exponential_guess,
+    loop_guess,
+    peaks_guess,
+    sho_guess,
+    stretched_exponential_guess,
+)
+from .models import (
+    MODEL_NAMES,
+    ModelSpec,
+    double_exponential,
+    erf,
+    exponential,
+    get_model,
+    loop,
+    peaks,
+    sho,
+    stretched_exponential,
+)
+
+__all__ = [
+    "MODEL_NAMES",
+    "STATUS_CODES",
+    "FitResult",
+    "ModelSpec",
+    "default_bounds",
+    "double_exponential",
+    "double_exponential_guess",
+    "erf",
+    "exponential",
+    "exponential_guess",
+    "fit",
+    "fit_loop",
+    "fit_sho",
+    "get_model",
+    "loop",
+    "loop_guess",
+    "loop_metrics",
+    "peaks",
+    "peaks_guess",
+    "sho",
+    "sho_guess",
+    "stretched_exponential",
+    "stretched_exponential_guess",
+]

@@ -1,0 +1,537 @@
+"""Batched Levenberg-Marquardt: one bounded least-squares fit per spectrum, CPU and CUDA from one source.
+
+A model is a :class:`Model`: a number of parameters ``n_params`` and of outputs per sample ``n_out``
+(1 for real data, 2 for complex data fit as real and imaginary residuals) and a factory
+``make_point(F)`` returning a scalar Python function
+
+``point(xj, j, m, p, aux, vb, jb, t, ks, js)``
+
+that writes the model's ``n_out`` values at sample ``j`` of ``m`` (abscissa ``xj``) for parameters ``p``
+into ``vb[t + k * ks]`` and the analytic Jacobian into ``jb[a * js + t + k * ks]`` (= d value_k / d p[a]);
+``aux`` holds what ``prepare(p, aux)`` computed once per pass (shared by all samples). ``F`` is the
+float type (``numpy.float32`` or ``numpy.float64``); models build their constants with it so that a
+float32 fit stays in float32 arithmetic on the GPU.
+
+The per-fit solver (:func:`_make_core`) is written once over scalars and small scratch vectors passed
+in (no allocation): it is compiled with ``numba.njit`` for a CPU driver that loops ``prange`` over
+chunks of fits with one set of scratch buffers per chunk, and with ``numba.cuda.jit(device=True)`` for
+a CUDA kernel with one thread per fit and ``cuda.local.array`` scratch. Both are cached per (model,
+float type).
+
+Algorithm (per fit)
+-------------------
+Residuals ``r = y - f(p)``; the normal equations ``(J^T J + lambda D) d = J^T r`` with Marquardt's
+diagonal ``D = diag(J^T J)`` are solved by an in-place Cholesky factorisation; the trial point is projected
+on the box ``[lo, hi]``. One pass over the data evaluates the residuals *and* the Jacobian at the trial
+point, so an accepted step (the usual case from a good guess) costs a single pass. Accepted steps divide
+``lambda`` by 10, rejected ones multiply it by 10. A fit converges when an accepted step lowers chi-square
+by less than ``ftol * chi2`` or moves every parameter by less than ``xtol * (|p| + xtol)``, or when no
+step can lower chi-square any more (``lambda`` above 1e10: the point is a minimum to working precision).
+
+Status codes: 0 converged, 1 iteration limit reached, 2 non-finite data or start point (the fit is
+skipped, parameters are the start point, chi-square and R^2 are NaN).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numba
+import numpy as np
+
+from ._jit import has_cuda_interface
+
+__all__ = [
+    "STATUS_CONVERGED",
+    "STATUS_MAX_ITER",
+    "STATUS_NONFINITE",
+    "Model",
+    "cpu_lm_driver",
+    "cuda_lm_kernel",
+    "lm_fit_batch",
+    "run_threaded",
+]
+
+STATUS_CONVERGED = 0
+STATUS_MAX_ITER = 1
+STATUS_NONFINITE = 2
+
+#: numba.cuda, bound on first CUDA use (a module global, as numba's simulator requires).
+cuda = None
+
+
+class Model(NamedTuple):
+    """A fit model for the batched solver.
+
+    Attributes
+    ----------
+    name : str
+        Unique name (also the cache key of the compiled kernels).
+    n_params : int
+        Number of parameters (a compile-time constant of the kernels).
+    n_out : int
+        Outputs per sample: 1 for real data, 2 for complex data (real, imaginary interleaved).
+    make_point : callable
+        ``make_point(F) -> point(xj, j, m, p, aux, vb, jb, t, ks, js)``, see the module docstring.
+    make_prepare : callable
+        ``make_prepare(F) -> prepare(p, aux)``: per-pass quantities shared by all samples (e.g. the cosine
+        and sine of a phase) written into ``aux``.
+    n_aux : int
+        Length of ``aux``.
+    """
+
+    name: str
+    n_params: int
+    n_out: int
+    make_point: Callable
+    make_prepare: Callable
+    n_aux: int = 1
+
+
+def _make_core(
+    model: Model, point: Callable, prepare: Callable, F: type, jit: Callable, blocked: bool
+) -> Callable:
+    """Return the per-fit LM solver (plain Python over scalars and scratch vectors) for one model.
+
+    ``point``/``prepare`` are the model's functions compiled for the target; ``jit`` compiles the helpers
+    for the same target. ``blocked=True`` (CPU) evaluates the model over all samples into a buffer and
+    forms J^T J with the sample loop innermost (SIMD-friendly); ``blocked=False`` (CUDA) streams sample by
+    sample with only O(n_params^2) scratch per thread.
+    """
+    NP = model.n_params
+    NO = model.n_out
+    ZERO = F(0.0)
+    ONE = F(1.0)
+    TEN = F(10.0)
+    TENTH = F(0.1)
+    LAM0 = F(1e-3)
+    LAM_MAX = F(1e10)
+    LAM_MIN = F(1e-12)
+    RFLOOR = F(1e-12)
+    DTINY = F(1e-30)
+
+    def accumulate_streamed(x, y, row, p, aux, jtj, jtr, vb, jb, rb):
+        # One pass: chi-square at p, and J^T J (upper triangle) and J^T r, sample by sample.
+        m = x.shape[0]
+        prepare(p, aux)
+        for a in range(NP):
+            jtr[a] = ZERO
+            for b in range(a, NP):
+                jtj[a * NP + b] = ZERO
+        chi2 = ZERO
+        for j in range(m):
+            point(x[j], j, m, p, aux, vb, jb, 0, 1, NO)
+            for k in range(NO):
+                r = y[row, j * NO + k] - vb[k]
+                chi2 += r * r
+                for a in range(NP):
+                    ja = jb[a * NO + k]
+                    jtr[a] += ja * r
+                    for b in range(a, NP):
+                        jtj[a * NP + b] += ja * jb[b * NO + k]
+        return chi2
+
+    def accumulate_blocked(x, y, row, p, aux, jtj, jtr, vb, jb, rb):
+        # Model and Jacobian over all samples into buffers, then reductions with the sample loop inside.
+        m = x.shape[0]
+        mo = m * NO
+        prepare(p, aux)
+        # sample-major per output: value k of sample j at rb[k * m + j], d/dp[a] at jb[a * mo + k * m + j]
+        for j in range(m):
+            point(x[j], j, m, p, aux, rb, jb, j, m, mo)
+        chi2 = ZERO
+        for k in range(NO):
+            for j in range(m):
+                r = y[row, j * NO + k] - rb[k * m + j]
+                rb[k * m + j] = r
+                chi2 += r * r
+        for a in range(NP):
+            s = ZERO
+            for t in range(mo):
+                s += jb[a * mo + t] * rb[t]
+            jtr[a] = s
+            for b in range(a, NP):
+                s = ZERO
+                for t in range(mo):
+                    s += jb[a * mo + t] * jb[b * mo + t]
+                jtj[a * NP + b] = s
+        return chi2
+
+    accumulate = jit(accumulate_blocked if blocked else accumulate_streamed)
+
+    def solve(jtj, jtr, lam, c, d):
+        # Cholesky of (J^T J + lam diag(J^T J)) in the lower triangle of c; solve c d = J^T r.
+        dmax = ZERO
+        for a in range(NP):
+            dmax = max(dmax, jtj[a * NP + a])
+        dfloor = dmax * RFLOOR + DTINY
+        for a in range(NP):
+            for b in range(a, NP):
+                c[b * NP + a] = jtj[a * NP + b]
+            c[a * NP + a] += lam * max(jtj[a * NP + a], dfloor)
+        for j in range(NP):
+            s = c[j * NP + j]
+            for k in range(j):
+                s -= c[j * NP + k] * c[j * NP + k]
+            if not s > ZERO:
+                return False
+            s = math.sqrt(s)
+            c[j * NP + j] = s
+            for i in range(j + 1, NP):
+                t = c[i * NP + j]
+                for k in range(j):
+                    t -= c[i * NP + k] * c[j * NP + k]
+                c[i * NP + j] = t / s
+        for i in range(NP):
+            t = jtr[i]
+            for k in range(i):
+                t -= c[i * NP + k] * d[k]
+            d[i] = t / c[i * NP + i]
+        for i in range(NP - 1, -1, -1):
+            t = d[i]
+            for k in range(i + 1, NP):
+                t -= c[k * NP + i] * d[k]
+            d[i] = t / c[i * NP + i]
+        return True
+
+    solve = jit(solve)
+
+    def core(x, y, row, p, lo, hi, maxiter, ftol, xtol, pt, jtj, jtr, jtj_t, jtr_t, c, d, aux, vb, jb, rb):
+        """Fit row ``row`` of ``y`` in place in ``p``; return (status, iterations, chi2, r2)."""
+        m = x.shape[0]
+        nan = ZERO / ZERO
+        # Data check and total sum of squares (two passes: exact for data with a large offset).
+        for k in range(NO):
+            d[k] = ZERO
+        for j in range(m):
+            for k in range(NO):
+                v = y[row, j * NO + k]
+                if not math.isfinite(v):
+                    return STATUS_NONFINITE, 0, nan, nan
+                d[k] += v
+        for k in range(NO):
+            d[k] = d[k] / F(m)
+        sst = ZERO
+        for j in range(m):
+            for k in range(NO):
+                v = y[row, j * NO + k] - d[k]
+                sst += v * v
+        for a in range(NP):
+            if not math.isfinite(p[a]):
+                return STATUS_NONFINITE, 0, nan, nan
+            p[a] = min(max(p[a], lo[a]), hi[a])
+        chi2 = accumulate(x, y, row, p, aux, jtj, jtr, vb, jb, rb)
+        if not math.isfinite(chi2):
+            return STATUS_NONFINITE, 0, nan, nan
+        lam = LAM0
+        status = STATUS_MAX_ITER
+        it = 0
+        while it < maxiter:
+            it += 1
+            if not solve(jtj, jtr, lam, c, d):
+                lam *= TEN
+                if lam > LAM_MAX:
+                    status = STATUS_CONVERGED
+                    break
+                continue
+            # Predicted decrease of the damped Gauss-Newton step and the projected step size.
+            small = True
+            pred = ZERO
+            for a in range(NP):
+                v = min(max(p[a] + d[a], lo[a]), hi[a])
+                if abs(v - p[a]) > xtol * (abs(p[a]) + xtol):
+                    small = False
+                pred += (v - p[a]) * jtr[a]
+                pt[a] = v
+            if small or pred <= ftol * chi2:
+                # The step would not change the fit to the tolerance: p is the minimum.
+                status = STATUS_CONVERGED
+                break
+            chi2_t = accumulate(x, y, row, pt, aux, jtj_t, jtr_t, vb, jb, rb)
+            if chi2_t <= chi2:
+                decrease = chi2 - chi2_t
+                chi2 = chi2_t
+                for a in range(NP):
+                    p[a] = pt[a]
+                    jtr[a] = jtr_t[a]
+                    for b in range(a, NP):
+                        jtj[a * NP + b] = jtj_t[a * NP + b]
+                lam = max(lam * TENTH, LAM_MIN)
+                if decrease <= ftol * chi2:
+                    status = STATUS_CONVERGED
+                    break
+            else:
+                lam *= TEN
+                if lam > LAM_MAX:
+                    status = STATUS_CONVERGED
+                    break
+        r2 = ONE - chi2 / sst if sst > ZERO else nan
+        return status, it, chi2, r2
+
+    return core
+
+
+#: LLVM fast-math flags of the CPU kernels: reassociation lets the sample reductions use SIMD; no
+#: ``nnan``/``ninf``, so the non-finite checks stay exact.
+CPU_FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
+
+
+@functools.cache
+def cpu_lm_driver(model: Model, dtype_name: str) -> Callable:
+    """Compiled CPU driver for ``model`` in ``float32`` or ``float64`` (cached).
+
+    ``driver(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status, start, stop)`` fits
+    rows ``start:stop`` of ``y``; it allocates its scratch once, no fit does, and releases the GIL, so
+    :func:`run_threaded` runs row ranges on all cores. (A ``parallel=True`` ``prange`` driver computes the
+    same but costs 5-10 s more numba compile time per model and float type.)
+    """
+    F = np.dtype(dtype_name).type
+    NP, NO, NA = model.n_params, model.n_out, max(model.n_aux, 1)
+    cpu_jit = numba.njit(error_model="numpy", fastmath=set(CPU_FASTMATH))
+    point = cpu_jit(model.make_point(F))
+    prepare = cpu_jit(model.make_prepare(F))
+    core = cpu_jit(_make_core(model, point, prepare, F, cpu_jit, True))
+    NN = NP * NP
+
+    def driver(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status, start, stop):
+        mo = x.shape[0] * NO
+        pt = np.empty(NP, dtype=y.dtype)
+        jtj = np.empty(NN, dtype=y.dtype)
+        jtr = np.empty(NP, dtype=y.dtype)
+        jtj_t = np.empty(NN, dtype=y.dtype)
+        jtr_t = np.empty(NP, dtype=y.dtype)
+        c = np.empty(NN, dtype=y.dtype)
+        d = np.empty(NP, dtype=y.dtype)
+        aux = np.empty(NA, dtype=y.dtype)
+        vb = np.empty(NO, dtype=y.dtype)
+        jb = np.empty(NP * mo, dtype=y.dtype)
+        rb = np.empty(mo, dtype=y.dtype)
+        p = np.empty(NP, dtype=y.dtype)
+        for i in range(start, stop):
+            for a in range(NP):
+                p[a] = p0[i, a]
+            st, it, c2, rr = core(
+                x, y, i, p, lo, hi, maxiter, ftol, xtol, pt, jtj, jtr, jtj_t, jtr_t, c, d, aux, vb, jb, rb
+            )
+            for a in range(NP):
+                params[i, a] = p[a]
+            status[i] = st
+            niter[i] = it
+            chi2[i] = c2
+            r2[i] = rr
+
+    return numba.njit(error_model="numpy", nogil=True, fastmath=set(CPU_FASTMATH))(driver)
+
+
+def run_threaded(driver: Callable, n: int, *args) -> None:
+    """Call ``driver(*args, start, stop)`` over ``range(n)`` split across ``numba.get_num_threads()`` threads.
+
+    The first block runs in the calling thread (which also compiles the driver on first use).
+    """
+    n_threads = max(1, min(numba.get_num_threads(), n // 64 or 1))
+    bounds = [n * k // n_threads for k in range(n_threads + 1)]
+    if n_threads == 1:
+        driver(*args, 0, n)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    driver(*args, bounds[0], bounds[1])  # compiles on first use, before other threads call it
+    with ThreadPoolExecutor(n_threads - 1) as pool:
+        futures = [pool.submit(driver, *args, bounds[k], bounds[k + 1]) for k in range(1, n_threads)]
+        for fut in futures:
+            fut.result()
+
+
+@functools.cache
+def cuda_lm_kernel(model: Model, dtype_name: str) -> Callable:
+    """Compiled CUDA kernel for ``model`` in ``float32`` or ``float64``: one thread per fit (cached).
+
+    ``kernel[blocks, threads](x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status)``.
+    """
+    from numba import cuda as numba_cuda
+
+    globals()["cuda"] = numba_cuda
+    F = np.dtype(dtype_name).type
+    NT = numba.float32 if F is np.float32 else numba.float64
+    NP, NO, NA = model.n_params, model.n_out, max(model.n_aux, 1)
+    NN = NP * NP
+    NJ = NO * NP
+    cuda_jit = numba_cuda.jit(device=True, inline="always")
+    point = cuda_jit(model.make_point(F))
+    prepare = cuda_jit(model.make_prepare(F))
+    core = cuda_jit(_make_core(model, point, prepare, F, cuda_jit, False))
+
+    def lm_kernel(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status):
+        i = cuda.grid(1)
+        if i >= y.shape[0]:
+            return
+        p = cuda.local.array(NP, NT)
+        pt = cuda.local.array(NP, NT)
+        jtj = cuda.local.array(NN, NT)
+        jtr = cuda.local.array(NP, NT)
+        jtj_t = cuda.local.array(NN, NT)
+        jtr_t = cuda.local.array(NP, NT)
+        c = cuda.local.array(NN, NT)
+        d = cuda.local.array(NP, NT)
+        aux = cuda.local.array(NA, NT)
+        vb = cuda.local.array(NO, NT)
+        jb = cuda.local.array(NJ, NT)
+        for a in range(NP):
+            p[a] = p0[i, a]
+        st, it, c2, rr = core(
+            x, y, i, p, lo, hi, maxiter, ftol, xtol, pt, jtj, jtr, jtj_t, jtr_t, c, d, aux, vb, jb, vb
+        )
+        for a in range(NP):
+            params[i, a] = p[a]
+        status[i] = st
+        niter[i] = it
+        chi2[i] = c2
+        r2[i] = rr
+
+    return numba_cuda.jit(lm_kernel)
+
+
+def lm_fit_batch(model: Model, x, y, p0, lo, hi, *, maxiter=100, ftol=None, xtol=None, target=None):
+    """Fit every row of ``y`` with ``model`` (the raw kernel call; :mod:`pycro_gpu.fitting` wraps it).
+
+    Parameters
+    ----------
+    model : Model
+        The fit model.
+    x : (m,) float array
+        Abscissa, same float type as ``y``.
+    y : (n, m * model.n_out) float array, C-contiguous
+        Data; complex data as its real view (real and imaginary parts interleaved).
+    p0 : (n, model.n_params) float array
+        Start points.
+    lo, hi : (model.n_params,) float arrays
+        Box bounds (``-inf``/``inf`` for none).
+    maxiter : int
+        Iteration limit per fit.
+    ftol, xtol : float, optional
+        Relative chi-square decrease and relative step that stop a fit (default 1e-7 in float64,
+        1e-5 in float32).
+    target : {'cpu', 'cuda'}, optional
+        Kernel to run; default from where ``y`` lives. ``'cuda'`` with host arrays copies them to the
+        device and back (tests under ``NUMBA_ENABLE_CUDASIM=1``).
+
+    Returns
+    -------
+    params : (n, n_params) array
+    chi2, r2 : (n,) arrays
+    niter : (n,) int32 array
+    status : (n,) int8 array
+        0 converged, 1 iteration limit, 2 non-finite data or start point.
+        Arrays live where ``y`` lives (NumPy, or CuPy for CuPy input).
+    """
+    on_device = has_cuda_interface(y)
+    target = target or ("cuda" if on_device else "cpu")
+    dtype = y.dtype
+    if str(dtype) not in ("float32", "float64"):
+        msg = f"lm_fit_batch needs float32 or float64 data, got dtype {dtype}"
+        raise TypeError(msg)
+    n = int(y.shape[0])
+    m = int(x.shape[0])
+    if y.ndim != 2 or y.shape[1] != m * model.n_out:
+        msg = (
+            f"y must have shape (n, {m} * {model.n_out}) for model {model.name!r} and {m} samples, "
+            f"got {tuple(y.shape)}"
+        )
+        raise ValueError(msg)
+    if p0.shape != (n, model.n_params):
+        msg = f"p0 must have shape ({n}, {model.n_params}) for model {model.name!r}, got {tuple(p0.shape)}"
+        raise ValueError(msg)
+    f32 = str(dtype) == "float32"
+    ftol = (1e-5 if f32 else 1e-7) if ftol is None else ftol
+    xtol = (1e-5 if f32 else 1e-7) if xtol is None else xtol
+    if target == "cpu":
+        if on_device:
+            msg = "lm_fit_batch(target='cpu') got an array in CUDA device memory"
+            raise ValueError(msg)
+        F = dtype.type
+        params = np.empty((n, model.n_params), dtype=dtype)
+        chi2 = np.empty(n, dtype=dtype)
+        r2 = np.empty(n, dtype=dtype)
+        niter = np.empty(n, dtype=np.int32)
+        status = np.empty(n, dtype=np.int8)
+        run_threaded(
+            cpu_lm_driver(model, str(dtype)),
+            n,
+            np.ascontiguousarray(x, dtype=dtype),
+            np.ascontiguousarray(y),
+            np.ascontiguousarray(p0, dtype=dtype),
+            np.ascontiguousarray(lo, dtype=dtype),
+            np.ascontiguousarray(hi, dtype=dtype),
+            int(maxiter),
+            F(ftol),
+            F(xtol),
+            params,
+            chi2,
+            r2,
+            niter,
+            status,
+        )
+        return params, chi2, r2, niter, status
+    if target != "cuda":
+        msg = f"target must be 'cpu' or 'cuda', got {target!r}"
+        raise ValueError(msg)
+    return _lm_fit_cuda(model, x, y, p0, lo, hi, int(maxiter), ftol, xtol, on_device)
+
+
+def _lm_fit_cuda(model, x, y, p0, lo, hi, maxiter, ftol, xtol, on_device):
+    kernel = cuda_lm_kernel(model, str(y.dtype))
+    n = int(y.shape[0])
+    F = np.dtype(str(y.dtype)).type
+    threads = 64
+    blocks = max(1, (n + threads - 1) // threads)
+    if on_device:
+        import cupy
+
+        dt = y.dtype
+        params = cupy.empty((n, model.n_params), dtype=dt)
+        chi2 = cupy.empty(n, dtype=dt)
+        r2 = cupy.empty(n, dtype=dt)
+        niter = cupy.empty(n, dtype=cupy.int32)
+        status = cupy.empty(n, dtype=cupy.int8)
+        kernel[blocks, threads](
+            cupy.ascontiguousarray(x, dtype=dt),
+            cupy.ascontiguousarray(y),
+            cupy.ascontiguousarray(p0, dtype=dt),
+            cupy.ascontiguousarray(lo, dtype=dt),
+            cupy.ascontiguousarray(hi, dtype=dt),
+            maxiter,
+            F(ftol),
+            F(xtol),
+            params,
+            chi2,
+            r2,
+            niter,
+            status,
+        )
+        return params, chi2, r2, niter, status
+    from numba import cuda as numba_cuda
+
+    dt = y.dtype
+    outs = (
+        np.empty((n, model.n_params), dtype=dt),
+        np.empty(n, dtype=dt),
+        np.empty(n, dtype=dt),
+        np.empty(n, dtype=np.int32),
+        np.empty(n, dtype=np.int8),
+    )
+    d_outs = [numba_cuda.to_device(o) for o in outs]
+    kernel[blocks, threads](
+        numba_cuda.to_device(np.ascontiguousarray(x, dtype=dt)),
+        numba_cuda.to_device(np.ascontiguousarray(y)),
+        numba_cuda.to_device(np.ascontiguousarray(p0, dtype=dt)),
+        numba_cuda.to_device(np.ascontiguousarray(lo, dtype=dt)),
+        numba_cuda.to_device(np.ascontiguousarray(hi, dtype=dt)),
+        maxiter,
+        F(ftol),
+        F(xtol),
+        *d_outs,
+    )
+    return tuple(d.copy_to_host() for d in d_outs)

@@ -1,0 +1,306 @@
+"""Simple harmonic oscillator (band excitation) model, analytic Jacobian and the two-point SHO guess.
+
+H(w) = A e^{i phi} w0^2 / (w^2 - i w w0 / Q - w0^2), parameters (A, w0, Q, phi), fit to complex
+spectra as real and imaginary residuals. This sign is the one band-excitation data and tools use: Q is
+positive on real data.
+
+The kernels work in scaled units (the fitting API divides frequencies and responses by a scale so that
+float32 keeps its precision); the model is invariant under that scaling (w0 scales with w, A with H).
+
+Guess (:func:`sho_guess_row`): the SHO is a rational function, ``H(w) (w^2 - d - i w c) = K`` with
+``d = w0^2``, ``c = w0 / Q`` and ``K = A e^{i phi} w0^2``. Two bins determine it: subtracting the equation
+at two frequencies eliminates ``K`` and leaves a 2x2 real system for ``(d, c)``. The inversion runs over
+all pairs of the ``N_STRONG`` strongest bins; each admissible pair (``d > 0``) is scored by its squared
+error over the whole spectrum and the pairs are averaged with weights ``(e_min / e)^4`` (the "complex
+gaussian" guess of the band-excitation literature). Fallback where no pair is admissible or the average
+lies outside the band: w0 at the strongest bin, Q from the half-power width, A and phi from the peak.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numba
+import numpy as np
+
+from ._jit import cuda_device
+from .lm import CPU_FASTMATH, Model, run_threaded
+
+__all__ = [
+    "N_STRONG",
+    "SHO",
+    "cpu_sho_guess",
+    "cuda_sho_guess_kernel",
+    "make_point",
+    "make_prepare",
+    "sho_guess_row",
+]
+
+#: Number of strongest bins whose pairs the guess inverts (10 pairs).
+N_STRONG = 5
+_N_PAIRS = N_STRONG * (N_STRONG - 1) // 2
+
+#: numba.cuda, bound on first CUDA use (a module global, as numba's simulator requires).
+cuda = None
+
+
+def make_prepare(F):
+    """Per-pass constants: cos and sin of the phase, w0^2, 1/Q, 2/w0, w0/Q^2."""
+    ONE = F(1.0)
+    TWO = F(2.0)
+
+    def prepare(p, aux):
+        w0 = p[1]
+        iq = ONE / p[2]
+        aux[0] = math.cos(p[3])
+        aux[1] = math.sin(p[3])
+        aux[2] = w0 * w0
+        aux[3] = iq
+        aux[4] = TWO / w0
+        aux[5] = w0 * iq * iq
+
+    return prepare
+
+
+def make_point(F):
+    """SHO values (real, imaginary) and Jacobian at one frequency, in float type ``F``."""
+    ONE = F(1.0)
+    TWO = F(2.0)
+
+    def point(xj, j, m, p, aux, vb, jb, t, ks, js):
+        amp = p[0]
+        w0 = p[1]
+        cph = aux[0]
+        sph = aux[1]
+        w02 = aux[2]
+        xq = xj * aux[3]
+        dr = (xj - w0) * (xj + w0)
+        di = -w0 * xq
+        iden = ONE / (dr * dr + di * di)
+        ir = dr * iden
+        ii = -di * iden
+        gr = w02 * (cph * ir - sph * ii)
+        gi = w02 * (cph * ii + sph * ir)
+        hr = amp * gr
+        hi = amp * gi
+        vb[t] = hr
+        vb[t + ks] = hi
+        # d/dA
+        jb[t] = gr
+        jb[t + ks] = gi
+        # d/dw0 = H (2 / w0 - dD/dw0 / D), dD/dw0 = -2 w0 - i w / Q
+        tr = -TWO * w0 * ir + xq * ii
+        ti = -TWO * w0 * ii - xq * ir
+        ur = aux[4] - tr
+        ui = -ti
+        jb[js + t] = hr * ur - hi * ui
+        jb[js + t + ks] = hr * ui + hi * ur
+        # d/dQ = -H dD/dQ / D, dD/dQ = i w w0 / Q^2
+        s = xj * aux[5]
+        tr = -s * ii
+        ti = s * ir
+        jb[2 * js + t] = -(hr * tr - hi * ti)
+        jb[2 * js + t + ks] = -(hr * ti + hi * tr)
+        # d/dphi = i H
+        jb[3 * js + t] = -hi
+        jb[3 * js + t + ks] = hr
+
+    return point
+
+
+#: The SHO model for :func:`kernels.lm.lm_fit_batch`: parameters (A, w0, Q, phi), complex data.
+SHO = Model("sho", 4, 2, make_point, make_prepare, 6)
+
+
+def _make_guess_row(F):
+    ZERO = F(0.0)
+    ONE = F(1.0)
+    HALF = F(0.5)
+    HALF_PI = F(math.pi / 2)
+    NS = N_STRONG
+
+    def sho_guess_row(x, y, row, out, idx, mag, cand):
+        """Guess (A, w0, Q, phi) for row ``row`` of ``y`` (interleaved re/im) into ``out``."""
+        m = x.shape[0]
+        for k in range(NS):
+            idx[k] = -1
+            mag[k] = -ONE
+        xmin = x[0]
+        xmax = x[0]
+        for j in range(m):
+            xmin = min(xmin, x[j])
+            xmax = max(xmax, x[j])
+            re = y[row, 2 * j]
+            im = y[row, 2 * j + 1]
+            a2 = re * re + im * im
+            if not math.isfinite(a2):
+                for k in range(4):
+                    out[k] = ZERO / ZERO
+                return
+            if a2 > mag[NS - 1]:
+                k = NS - 1
+                while k > 0 and mag[k - 1] < a2:
+                    mag[k] = mag[k - 1]
+                    idx[k] = idx[k - 1]
+                    k -= 1
+                mag[k] = a2
+                idx[k] = j
+        # Two-point inversions over pairs of the strongest bins.
+        nc = 0
+        emin = ZERO
+        for c1 in range(NS):
+            for c2 in range(c1 + 1, NS):
+                j1 = idx[c1]
+                j2 = idx[c2]
+                if j1 < 0 or j2 < 0:
+                    continue
+                w1 = x[j1]
+                w2 = x[j2]
+                h1r = y[row, 2 * j1]
+                h1i = y[row, 2 * j1 + 1]
+                h2r = y[row, 2 * j2]
+                h2i = y[row, 2 * j2 + 1]
+                pr = h1r - h2r
+                pi = h1i - h2i
+                tr = w1 * h1r - w2 * h2r
+                ti = w1 * h1i - w2 * h2i
+                rr = -ti
+                ri = tr
+                sr = h1r * w1 * w1 - h2r * w2 * w2
+                si = h1i * w1 * w1 - h2i * w2 * w2
+                det = pr * ri - rr * pi
+                if det == ZERO:
+                    continue
+                d = (sr * ri - rr * si) / det
+                c = (pr * si - sr * pi) / det
+                if not (d > ZERO and math.isfinite(c) and c != ZERO):
+                    continue
+                e1 = w1 * w1 - d
+                e2 = -w1 * c
+                kr = h1r * e1 - h1i * e2
+                ki = h1i * e1 + h1r * e2
+                # squared error of K / (w^2 - d - i w c) over the spectrum
+                err = ZERO
+                for j in range(m):
+                    w = x[j]
+                    dr = w * w - d
+                    di = -w * c
+                    den = dr * dr + di * di
+                    mr = (kr * dr + ki * di) / den
+                    mi = (ki * dr - kr * di) / den
+                    er = mr - y[row, 2 * j]
+                    ei = mi - y[row, 2 * j + 1]
+                    err += er * er + ei * ei
+                if not math.isfinite(err):
+                    continue
+                cand[5 * nc] = d
+                cand[5 * nc + 1] = c
+                cand[5 * nc + 2] = kr
+                cand[5 * nc + 3] = ki
+                cand[5 * nc + 4] = err
+                if nc == 0 or err < emin:
+                    emin = err
+                nc += 1
+        ok = False
+        if nc > 0:
+            ws = ZERO
+            d = ZERO
+            c = ZERO
+            kr = ZERO
+            ki = ZERO
+            for k in range(nc):
+                r = emin / cand[5 * k + 4] if cand[5 * k + 4] > ZERO else ONE
+                wgt = r * r * r * r
+                ws += wgt
+                d += wgt * cand[5 * k]
+                c += wgt * cand[5 * k + 1]
+                kr += wgt * cand[5 * k + 2]
+                ki += wgt * cand[5 * k + 3]
+            d = d / ws
+            c = c / ws
+            kr = kr / ws
+            ki = ki / ws
+            if d > ZERO and c != ZERO:
+                w0 = math.sqrt(d)
+                if xmin <= w0 <= xmax:
+                    out[0] = math.sqrt(kr * kr + ki * ki) / d
+                    out[1] = w0
+                    out[2] = w0 / c
+                    out[3] = math.atan2(ki, kr)
+                    ok = math.isfinite(out[0]) and math.isfinite(out[2])
+        if not ok:
+            # Fallback: peak position, half-power width, peak amplitude and phase.
+            jp = idx[0]
+            w0 = x[jp]
+            hp = HALF * mag[0]
+            cnt = 0
+            for j in range(m):
+                re = y[row, 2 * j]
+                im = y[row, 2 * j + 1]
+                if re * re + im * im >= hp:
+                    cnt += 1
+            dx = (xmax - xmin) / F(max(m - 1, 1))
+            width = max(F(cnt) * dx, dx)
+            q = w0 / width if width > ZERO else ONE
+            q = max(q, ONE)
+            out[0] = math.sqrt(mag[0]) / q
+            out[1] = w0
+            out[2] = q
+            out[3] = math.atan2(y[row, 2 * jp + 1], y[row, 2 * jp]) - HALF_PI
+
+    return sho_guess_row
+
+
+sho_guess_row = _make_guess_row(np.float64)
+
+
+@functools.cache
+def cpu_sho_guess(dtype_name: str):
+    """Compiled CPU guess driver ``guess(x, y, out, start, stop)`` over rows ``start:stop`` (cached).
+
+    Releases the GIL: :func:`kernels.lm.run_threaded` spreads it over the cores.
+    """
+    F = np.dtype(dtype_name).type
+    cpu_jit = numba.njit(error_model="numpy", fastmath=set(CPU_FASTMATH))
+    row_fn = cpu_jit(_make_guess_row(F))
+
+    def guess(x, y, out, start, stop):
+        idx = np.empty(N_STRONG, dtype=np.int64)
+        mag = np.empty(N_STRONG, dtype=y.dtype)
+        cand = np.empty(5 * _N_PAIRS, dtype=y.dtype)
+        for i in range(start, stop):
+            row_fn(x, y, i, out[i], idx, mag, cand)
+
+    return numba.njit(error_model="numpy", nogil=True, fastmath=set(CPU_FASTMATH))(guess)
+
+
+def sho_guess_batch(x, y, out) -> None:
+    """Run the CPU guess on every row of ``y`` (n, 2 m) into ``out`` (n, 4), on all cores."""
+    run_threaded(cpu_sho_guess(str(y.dtype)), y.shape[0], x, y, out)
+
+
+@functools.cache
+def cuda_sho_guess_kernel(dtype_name: str):
+    """Compiled CUDA guess kernel ``kernel[blocks, threads](x, y, out)``, one thread per row (cached)."""
+    from numba import cuda as numba_cuda
+
+    globals()["cuda"] = numba_cuda
+    F = np.dtype(dtype_name).type
+    NT = numba.float32 if F is np.float32 else numba.float64
+    row_fn = cuda_device(_make_guess_row(F))
+    NC = 5 * _N_PAIRS
+
+    def sho_guess_kernel(x, y, out):
+        i = cuda.grid(1)
+        if i >= y.shape[0]:
+            return
+        idx = cuda.local.array(N_STRONG, numba.int32)
+        mag = cuda.local.array(N_STRONG, NT)
+        cand = cuda.local.array(NC, NT)
+        res = cuda.local.array(4, NT)
+        row_fn(x, y, i, res, idx, mag, cand)
+        for a in range(4):
+            out[i, a] = res[a]
+
+    return numba_cuda.jit(sho_guess_kernel)

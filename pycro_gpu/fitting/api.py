@@ -1,0 +1,469 @@
+"""Batch-fit API: one bounded Levenberg-Marquardt fit per spectrum on the CPU or the GPU.
+
+The data stay where they are: NumPy (and other host namespaces such as array_api_strict) run the
+parallel CPU kernel; CuPy arrays run the CUDA kernel, one thread per fit, reading the CuPy memory
+directly. Results come back in the namespace and on the device of the input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._typing import Array, Namespace
+from ..backend import (
+    array_namespace,
+    device_of,
+    from_host,
+    get_namespace,
+    is_cupy_namespace,
+    namespace_name,
+    resolve_backend,
+    to_host,
+)
+from ..errors import DataError
+from . import guess as _guess
+from .models import ModelSpec, get_model
+
+__all__ = ["STATUS_CODES", "FitResult", "default_bounds", "fit", "fit_loop", "fit_sho", "loop_metrics"]
+
+#: Meaning of :attr:`FitResult.status`.
+STATUS_CODES = {0: "converged", 1: "iteration limit", 2: "non-finite data or start point"}
+
+
+@dataclass
+class FitResult:
+    """Results of a batch fit (arrays in the namespace and on the device of the input).
+
+    Attributes
+    ----------
+    params : (n, n_params) real array
+        Fitted parameters (for SHO: ``A, w0, Q, phi`` with phi wrapped to (-pi, pi]).
+    r2 : (n,) real array
+        Coefficient of determination ``1 - chi2 / sum|y - mean(y)|^2`` (NaN for skipped fits).
+    chi2 : (n,) real array
+        Sum of squared residuals (real and imaginary parts for complex data).
+    converged : (n,) bool array
+    niter : (n,) int32 array
+        Levenberg-Marquardt iterations.
+    status : (n,) int8 array
+        See :data:`STATUS_CODES`.
+    guess : (n, n_params) real array
+        Start points.
+    param_names : tuple of str
+    model : str
+    """
+
+    params: Array
+    r2: Array
+    chi2: Array
+    converged: Array
+    niter: Array
+    status: Array
+    guess: Array
+    param_names: tuple
+    model: str
+
+
+def _to_backend(a: Array, backend: str | None, xp: Namespace) -> tuple[Array, Namespace]:
+    """Move ``a`` to the requested backend (explicit transfer), or keep it where it is."""
+    if backend is None:
+        return a, xp
+    target = resolve_backend(backend)
+    if namespace_name(xp) == target:
+        return a, xp
+    txp = get_namespace(target)
+    return from_host(to_host(a), txp), txp
+
+
+def _kernel_array(a: Array, xp: Namespace):
+    """The array object the kernels take: CuPy arrays as they are, host arrays as NumPy (no copy)."""
+    if is_cupy_namespace(xp):
+        return a
+    return np.asarray(to_host(a))
+
+
+def _float_dtype(dtype_name: str) -> np.dtype:
+    return np.dtype(np.float32 if dtype_name in ("float32", "complex64") else np.float64)
+
+
+def _prepare_sho(spectra: Array, frequencies: Array, xp: Namespace):
+    """Scale SHO data for the kernels: frequencies by their mean, responses by their largest magnitude.
+
+    Returns ``(y_view, x_scaled, fscale, ascale, dtype)`` with ``y_view`` the (n, 2 m) real view of the
+    scaled spectra in kernel form (NumPy or CuPy).
+    """
+    if spectra.ndim != 2:
+        msg = f"spectra must be 2-D (n_positions, n_bins), got shape {tuple(spectra.shape)}"
+        raise DataError(msg)
+    name = str(spectra.dtype).split(".")[-1]
+    if "complex" not in name:
+        msg = f"spectra must be complex (SHO fits real and imaginary parts), got dtype {spectra.dtype}"
+        raise DataError(msg)
+    fdt = _float_dtype(name)
+    f = np.ascontiguousarray(to_host(frequencies), dtype=np.float64).reshape(-1)
+    if f.shape[0] != spectra.shape[1] or f.shape[0] < 4:
+        msg = (
+            f"frequencies must have one value per bin (>= 4) of spectra {tuple(spectra.shape)}, "
+            f"got {f.shape[0]}"
+        )
+        raise DataError(msg)
+    fscale = float(np.mean(np.abs(f))) or 1.0
+    y = _kernel_array(spectra, xp)
+    if is_cupy_namespace(xp):
+        import cupy
+
+        mag = cupy.abs(y)
+        ascale = cupy.max(cupy.where(cupy.isfinite(mag), mag, 0))
+        ascale = cupy.where(ascale > 0, ascale, 1).astype(fdt)
+        y_view = cupy.ascontiguousarray(y / ascale).view(fdt)
+    else:
+        mag = np.abs(y)
+        finite = mag[np.isfinite(mag)]
+        ascale = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+        with np.errstate(invalid="ignore", over="ignore"):  # non-finite spectra are flagged by the kernel
+            y_view = np.ascontiguousarray(y / y.real.dtype.type(ascale)).view(fdt)
+    return y_view, f / fscale, fscale, ascale, fdt
+
+
+def _result_namespace_arrays(out, xp: Namespace, device):
+    if is_cupy_namespace(xp):
+        return tuple(xp.asarray(o) for o in out)
+    return tuple(xp.asarray(o, device=device) for o in out)
+
+
+def fit_sho(
+    spectra: Array,
+    frequencies: Array,
+    *,
+    guess: Array | None = None,
+    bounds: tuple | None = None,
+    maxiter: int = 100,
+    ftol: float | None = None,
+    xtol: float | None = None,
+    backend: str | None = None,
+) -> FitResult:
+    """Fit the simple harmonic oscillator to every band-excitation spectrum of a batch.
+
+    Parameters
+    ----------
+    spectra : (n, m) complex array
+        Responses (complex64 fits in float32, complex128 in float64). NumPy/host arrays run the
+        parallel CPU kernel, CuPy arrays the CUDA kernel (one thread per fit) without leaving the device.
+    frequencies : (m,) real array
+        Drive frequencies (any unit; w0 comes back in it).
+    guess : (n, 4) real array, optional
+        Start points ``(A, w0, Q, phi)``; default :func:`sho_guess`.
+    bounds : (lower, upper), optional
+        Each a length-4 sequence; default ``A >= 0``, w0 within the band, Q and phi free.
+    maxiter : int
+        Iteration limit per fit.
+    ftol, xtol : float, optional
+        Stop when a step changes chi-square by less than ``ftol`` (relative) or every parameter by less
+        than ``xtol`` (relative); default 1e-5 in float32, 1e-7 in float64.
+    backend : {'numpy', 'cupy', 'auto'}, optional
+        Move the data to this backend first (explicit transfer); default: where ``spectra`` lives.
+
+    Returns
+    -------
+    FitResult
+        ``params`` (n, 4) = ``(A, w0, Q, phi)``, ``r2``, ``chi2``, ``converged``, ``niter``, ``status``.
+        Spectra with NaN/Inf are flagged (status 2, not converged); they never stop the batch.
+
+    Notes
+    -----
+    ``H(w) = A e^{i phi} w0^2 / (w^2 - i w w0 / Q - w0^2)``; residuals are the real and imaginary
+    parts of ``H - y``. Frequencies are divided by their mean and responses by their largest magnitude
+    inside the kernel so that float32 keeps its precision; results are in the input units.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pycro_gpu.fitting import fit_sho, sho
+    >>> f = np.linspace(300e3, 400e3, 87)
+    >>> truth = np.array([[1e-3, 352e3, 120.0, 0.5]])
+    >>> res = fit_sho(sho(f, truth), f)
+    >>> np.allclose(res.params, truth, rtol=1e-6), bool(res.converged[0])
+    (True, True)
+    """
+    xp = array_namespace(spectra)
+    spectra, xp = _to_backend(spectra, backend, xp)
+    device = device_of(spectra)
+    y_view, x_scaled, fscale, ascale, fdt = _prepare_sho(spectra, frequencies, xp)
+    if guess is None:
+        g = _guess._sho_guess_scaled(y_view, x_scaled, xp)
+    else:
+        if tuple(guess.shape) != (spectra.shape[0], 4):
+            msg = f"guess must have shape ({spectra.shape[0]}, 4), got {tuple(guess.shape)}"
+            raise DataError(msg)
+        g = _kernel_array(_to_backend(guess, backend, array_namespace(guess))[0], xp)
+        g = g.astype(fdt, copy=True)
+        g[:, 0] /= ascale
+        g[:, 1] /= fscale
+    lo, hi = _bounds_array(bounds, 4, default_bounds("sho", 4, x_scaled))
+    if bounds is not None:
+        scale = np.array([1.0 / _host_scalar(ascale), 1.0 / fscale, 1.0, 1.0])
+        lo, hi = lo * scale, hi * scale
+    out = _run_kernel(get_model("sho"), x_scaled, y_view, g, lo, hi, maxiter, ftol, xtol, xp, fdt)
+    params_k, chi2_k, r2_k, niter_k, status_k = out
+    params, g_x, chi2, r2, niter, status = _result_namespace_arrays(
+        (params_k, g, chi2_k, r2_k, niter_k, status_k), xp, device
+    )
+    ascale_x = ascale if is_cupy_namespace(xp) else float(ascale)
+    params = _guess._sho_unscale(params, fscale, ascale_x, xp)
+    g_x = _guess._sho_unscale(xp.astype(g_x, params.dtype), fscale, ascale_x, xp)
+    return FitResult(
+        params=params,
+        r2=r2,
+        chi2=chi2 * (ascale_x * ascale_x),
+        converged=status == 0,
+        niter=niter,
+        status=status,
+        guess=g_x,
+        param_names=get_model("sho").param_names,
+        model="sho",
+    )
+
+
+def _host_scalar(a) -> float:
+    return float(to_host(a)) if not isinstance(a, float) else a
+
+
+def _bounds_array(bounds, n_params: int, default) -> tuple[np.ndarray, np.ndarray]:
+    lo, hi = default if bounds is None else bounds
+    lo = np.asarray(lo, dtype=np.float64).reshape(-1)
+    hi = np.asarray(hi, dtype=np.float64).reshape(-1)
+    if lo.shape != (n_params,) or hi.shape != (n_params,):
+        msg = f"bounds must be (lower, upper) with {n_params} values each, got {lo.shape} and {hi.shape}"
+        raise ValueError(msg)
+    if np.any(lo > hi):
+        msg = f"bounds: lower {lo.tolist()} exceeds upper {hi.tolist()}"
+        raise ValueError(msg)
+    return lo, hi
+
+
+def _run_kernel(spec: ModelSpec, x, y_view, p0, lo, hi, maxiter, ftol, xtol, xp, fdt):
+    from ..kernels.lm import lm_fit_batch
+
+    if is_cupy_namespace(xp):
+        import cupy
+
+        return lm_fit_batch(
+            spec.kernel_model(),
+            cupy.asarray(x, dtype=fdt),
+            y_view,
+            cupy.ascontiguousarray(cupy.asarray(p0, dtype=fdt)),
+            cupy.asarray(lo, dtype=fdt),
+            cupy.asarray(hi, dtype=fdt),
+            maxiter=maxiter,
+            ftol=ftol,
+            xtol=xtol,
+        )
+    return lm_fit_batch(
+        spec.kernel_model(),
+        np.asarray(x, dtype=fdt),
+        y_view,
+        np.ascontiguousarray(p0, dtype=fdt),
+        np.asarray(lo, dtype=fdt),
+        np.asarray(hi, dtype=fdt),
+        maxiter=maxiter,
+        ftol=ftol,
+        xtol=xtol,
+    )
+
+
+def default_bounds(model: str, n_params: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Default box bounds of a model (host arrays, model units).
+
+    Loop: DESIGN's bounds. Relaxation: time constants > 0, stretch exponent in [0.01, 10]. Peaks: widths
+    > 0, pseudo-Voigt fraction in [0, 1], centres within the abscissa range. SHO: A >= 0, w0 in the band.
+    """
+    lo = np.full(n_params, -np.inf)
+    hi = np.full(n_params, np.inf)
+    xmin, xmax = float(np.min(x)), float(np.max(x))
+    tiny = 1e-12 * max(abs(xmin), abs(xmax), 1.0)
+    if model == "sho":
+        lo[0], lo[1], hi[1] = 0.0, xmin, xmax
+    elif model == "loop":
+        from ..kernels.model_loop import LOOP_BOUNDS
+
+        lo, hi = np.array(LOOP_BOUNDS[0], dtype=float), np.array(LOOP_BOUNDS[1], dtype=float)
+    elif model in ("exponential", "stretched_exponential"):
+        lo[1] = tiny
+        if model == "stretched_exponential":
+            lo[2], hi[2] = 0.01, 10.0
+    elif model == "double_exponential":
+        lo[1] = lo[3] = tiny
+    else:
+        per = 4 if model == "pseudo_voigt" else 3
+        for o in range(0, n_params - 2, per):
+            lo[o + 1], hi[o + 1] = xmin, xmax
+            lo[o + 2] = tiny
+            if per == 4:
+                lo[o + 3], hi[o + 3] = 0.0, 1.0
+    return lo, hi
+
+
+_GUESSES = {
+    "loop": lambda x, y, xp, k: _guess.loop_guess(x, y, xp=xp),
+    "exponential": lambda x, y, xp, k: _guess.exponential_guess(x, y, xp=xp),
+    "double_exponential": lambda x, y, xp, k: _guess.double_exponential_guess(x, y, xp=xp),
+    "stretched_exponential": lambda x, y, xp, k: _guess.stretched_exponential_guess(x, y, xp=xp),
+    "gaussian": lambda x, y, xp, k: _guess.peaks_guess(x, y, shape="gaussian", n_peaks=k, xp=xp),
+    "lorentzian": lambda x, y, xp, k: _guess.peaks_guess(x, y, shape="lorentzian", n_peaks=k, xp=xp),
+    "pseudo_voigt": lambda x, y, xp, k: _guess.peaks_guess(x, y, shape="pseudo_voigt", n_peaks=k, xp=xp),
+}
+
+
+def fit(
+    model: str,
+    x: Array,
+    y: Array,
+    *,
+    p0: Array | None = None,
+    bounds: tuple | None = None,
+    n_peaks: int = 1,
+    maxiter: int = 100,
+    ftol: float | None = None,
+    xtol: float | None = None,
+    backend: str | None = None,
+) -> FitResult:
+    """Fit a model to every row of a batch (see :data:`pycro_gpu.fitting.MODEL_NAMES`).
+
+    Parameters
+    ----------
+    model : str
+        ``'sho'`` (complex data; same as :func:`fit_sho`), ``'loop'``, ``'gaussian'``, ``'lorentzian'``,
+        ``'pseudo_voigt'`` (with ``n_peaks``), ``'exponential'``, ``'double_exponential'``,
+        ``'stretched_exponential'``.
+    x : (m,) real array
+        Abscissa (bias, energy, time...).
+    y : (n, m) real array
+        Data, one fit per row (float32 fits in float32, anything else in float64).
+    p0 : (n, n_params) real array, optional
+        Start points; default the model's guess (:mod:`pycro_gpu.fitting.guess`).
+    bounds : (lower, upper), optional
+        Box bounds, each with ``n_params`` values; default :func:`default_bounds`.
+    n_peaks : int
+        Number of peaks of the peak models.
+    maxiter, ftol, xtol, backend
+        As for :func:`fit_sho`.
+
+    Returns
+    -------
+    FitResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pycro_gpu.fitting import exponential, fit
+    >>> t = np.linspace(0, 5, 50)
+    >>> res = fit("exponential", t, exponential(t, np.array([[2.0, 0.7, 0.1]])))
+    >>> np.round(res.params, 6)
+    array([[2. , 0.7, 0.1]])
+    """
+    if model == "sho":
+        return fit_sho(y, x, guess=p0, bounds=bounds, maxiter=maxiter, ftol=ftol, xtol=xtol, backend=backend)
+    spec = get_model(model, n_peaks=n_peaks)
+    xp = array_namespace(y)
+    y, xp = _to_backend(y, backend, xp)
+    device = device_of(y)
+    if y.ndim != 2:
+        msg = f"y must be 2-D (n_fits, n_samples), got shape {tuple(y.shape)}"
+        raise DataError(msg)
+    xh = np.ascontiguousarray(to_host(x), dtype=np.float64).reshape(-1)
+    if xh.shape[0] != y.shape[1]:
+        msg = f"x must have one value per column of y {tuple(y.shape)}, got {xh.shape[0]}"
+        raise DataError(msg)
+    fdt = _float_dtype(str(y.dtype).split(".")[-1])
+    if "complex" in str(y.dtype):
+        msg = f"model {model!r} fits real data, got dtype {y.dtype}"
+        raise DataError(msg)
+    y = xp.astype(y, xp.float32 if fdt == np.float32 else xp.float64)
+    n_params = len(spec.param_names)
+    if p0 is None:
+        p0 = _GUESSES[model](xh, y, xp, int(n_peaks))
+    elif tuple(p0.shape) != (y.shape[0], n_params):
+        msg = f"p0 must have shape ({y.shape[0]}, {n_params}) for {model!r}, got {tuple(p0.shape)}"
+        raise DataError(msg)
+    else:
+        p0 = _to_backend(p0, backend, array_namespace(p0))[0]
+    lo, hi = _bounds_array(bounds, n_params, default_bounds(model, n_params, xh))
+    yk = _kernel_array(y, xp)
+    pk = _kernel_array(p0, xp)
+    out = _run_kernel(spec, xh, yk, pk, lo, hi, maxiter, ftol, xtol, xp, fdt)
+    params, chi2, r2, niter, status = _result_namespace_arrays(out, xp, device)
+    g = _result_namespace_arrays((pk,), xp, device)[0]
+    return FitResult(
+        params=params,
+        r2=r2,
+        chi2=chi2,
+        converged=status == 0,
+        niter=niter,
+        status=status,
+        guess=g,
+        param_names=spec.param_names,
+        model=model,
+    )
+
+
+def fit_loop(
+    bias: Array,
+    loops: Array,
+    *,
+    guess: Array | None = None,
+    bounds: tuple | None = None,
+    maxiter: int = 200,
+    backend: str | None = None,
+) -> FitResult:
+    """Fit the 9-parameter band-excitation loop to every row of ``loops``.
+
+    Parameters
+    ----------
+    bias : (m,) real array
+        DC bias; first half branch 1, second half branch 2.
+    loops : (n, m) real array
+        Loops (for example the SHO amplitude times cos(phase) per bias step).
+    guess : (n, 9) real array, optional
+        Start points; default :func:`pycro_gpu.fitting.loop_guess`.
+    bounds : (lower, upper), optional
+        Default: a0..a3 in [-1e3, 1e3], a4 in [-0.1, 0.1], b0..b3 in [1e-3, 100].
+    maxiter : int
+    backend : str, optional
+
+    Returns
+    -------
+    FitResult
+        ``params`` (n, 9) = ``(a0, a1, a2, a3, a4, b0, b1, b2, b3)``; see :func:`loop_metrics` for the
+        derived switching parameters.
+    """
+    return fit("loop", bias, loops, p0=guess, bounds=bounds, maxiter=maxiter, backend=backend)
+
+
+def loop_metrics(params: Array, *, xp: Namespace | None = None) -> dict:
+    """Switching parameters derived from loop-fit parameters.
+
+    Parameters
+    ----------
+    params : (n, 9) real array
+        ``(a0, a1, a2, a3, a4, b0, b1, b2, b3)`` from :func:`fit_loop`.
+
+    Returns
+    -------
+    dict of (n,) arrays
+        ``V-`` = a2 and ``V+`` = a3 (switching voltages of the two branches), ``Imprint`` = (a2 + a3)/2,
+        ``R-`` = a0 and ``R+`` = a0 + a1 (the two saturated responses), ``Switchable Polarization`` = a1,
+        ``Work of Switching`` = |a3 - a2| |a1| (the loop area of the step loop).
+    """
+    xp = array_namespace(params) if xp is None else xp
+    a0, a1, a2, a3 = (params[:, k] for k in range(4))
+    return {
+        "V-": a2,
+        "V+": a3,
+        "Imprint": (a2 + a3) / 2,
+        "R-": a0,
+        "R+": a0 + a1,
+        "Switchable Polarization": a1,
+        "Work of Switching": xp.abs(a3 - a2) * xp.abs(a1),
+    }
