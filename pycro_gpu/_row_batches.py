@@ -5,10 +5,11 @@ A *row source* has ``shape`` ``(n_rows, n_cols)``, ``dtype`` (NumPy dtype of the
 ``(stop - start, n_cols)`` slice as an array of the source's namespace ``xp``. Sources can be iterated
 any number of times, which multi-pass algorithms (streamed SVD, power iterations) need.
 
-The HDF5 source reads chunk-aligned slices into two reusable host buffers with ``read_direct`` and
-prefetches the next batch on a worker thread while the caller computes on the current one (h5py and
-BLAS both release the GIL for the heavy work). Blocks handed out are valid only until the next one is
-requested: consumers reduce them (Gram, projections) or copy what they keep.
+The HDF5 source reads chunk-aligned slices into two reusable host buffers
+(:class:`pycro_gpu.io.hdf5.BatchReader`, ``read_direct``) and prefetches the next batch on a worker
+thread while the caller computes on the current one (h5py and BLAS both release the GIL for the heavy
+work). Blocks handed out are valid only until the next one is requested: consumers reduce them (Gram,
+projections) or copy what they keep.
 """
 
 from __future__ import annotations
@@ -111,33 +112,27 @@ class HDF5Rows:
         self.dtype = dset.dtype if dset.dtype.kind in "fc" else np.dtype(np.float64)
         self.chunk_rows = int(dset.chunks[0]) if dset.chunks else 1
 
-    def _read(self, buf: np.ndarray, start: int, stop: int) -> np.ndarray:
-        out = buf[: stop - start]
-        if self.dset.dtype == buf.dtype:
-            self.dset.read_direct(out, np.s_[start:stop, :], np.s_[0 : stop - start, :])
-        else:
-            out[...] = self.dset[start:stop, :]
-        return out
-
     def batches(self, rows: int) -> Iterator[tuple[int, int, Array]]:
+        from .io.hdf5 import BatchReader
+
         rows = max(1, int(rows))
         if self.chunk_rows > 1 and rows > self.chunk_rows:  # whole chunks per read
             rows = (rows // self.chunk_rows) * self.chunk_rows
         n = self.shape[0]
         rows = min(rows, n)
-        spans = [(s, min(s + rows, n)) for s in range(0, n, rows)]
-        bufs = [np.empty((rows, self.shape[1]), dtype=self.dtype) for _ in range(2 if self.prefetch else 1)]
+        spans = [slice(s, min(s + rows, n)) for s in range(0, n, rows)]
+        reader = BatchReader(self.dset, rows, n_buffers=2 if self.prefetch else 1, dtype=self.dtype)
         if not self.prefetch:
-            for start, stop in spans:
-                yield start, stop, self._to_xp(self._read(bufs[0], start, stop))
+            for sl in spans:
+                yield sl.start, sl.stop, self._to_xp(reader.read(sl, 0))
             return
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pycro_gpu-read") as pool:
-            pending = pool.submit(self._read, bufs[0], *spans[0])
-            for i, (start, stop) in enumerate(spans):
+            pending = pool.submit(reader.read, spans[0], 0)
+            for i, sl in enumerate(spans):
                 block = pending.result()
-                if i + 1 < len(spans):
-                    pending = pool.submit(self._read, bufs[(i + 1) % 2], *spans[i + 1])
-                yield start, stop, self._to_xp(block)
+                if i + 1 < len(spans):  # the other buffer: the block handed out stays intact
+                    pending = pool.submit(reader.read, spans[i + 1], i + 1)
+                yield sl.start, sl.stop, self._to_xp(block)
 
     def _to_xp(self, block: np.ndarray) -> Array:
         return from_host(block, self.xp, device=self.device)

@@ -337,16 +337,3 @@ def streamed_svd(
     info["reads"] = reads
     U = sink.U if u_sink is None else None
     return StreamedSVD(U, S, _herm(V, xp), method, info)
-
-
-def check_finite_k(k: Any) -> int:
-    """Validate ``k`` as a positive integer."""
-    try:
-        kk = int(k)
-    except (TypeError, ValueError):
-        msg = f"k must be a positive integer, got {k!r}"
-        raise DataError(msg) from None
-    if kk < 1:
-        msg = f"k must be a positive integer, got {k!r}"
-        raise DataError(msg)
-    return kk

@@ -254,9 +254,19 @@ def cluster(
         spans[-2:] = [(spans[-2][0], n)]
 
     if streaming:
-        for _ in range(max(1, int(epochs))):
+        n_ep = max(1, int(epochs))
+        bar = None
+        if get_config()["progress"]:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n_ep * len(spans), desc="MiniBatchKMeans", unit="batch", leave=False)
+        for _ in range(n_ep):
             for s, e in spans:
                 est.partial_fit(_features(frows.xp_rows(s, e), xp, engine))
+                if bar is not None:
+                    bar.update(1)
+        if bar is not None:
+            bar.close()
         labels_parts = [est.predict(_features(frows.xp_rows(s, e), xp, engine)) for s, e in spans]
     else:
         full = est.fit_predict(_features(frows.xp_rows(0, n), xp, engine))
