@@ -87,3 +87,15 @@ def test_svd_of_dataset_in_memory_result(tmp_path, rng):
         res = svd(main, 4, memory_mb=0.05, progress=False)
     np.testing.assert_allclose(np.asarray(res.S), np.linalg.svd(A, compute_uv=False)[:4], rtol=1e-10)
     assert res.info["n_batches"] > 4
+
+
+@pytest.mark.gpu
+def test_svd_dataset_on_cupy_matches_numpy(tmp_path, rng):
+    f, main, _ = _make(tmp_path / "g.h5", rng, dtype=np.float32)
+    with f:
+        g_np = svd_dataset(main, 5, memory_mb=0.25, backend="numpy", progress=False)
+        g_cp = svd_dataset(main, 5, memory_mb=0.25, backend="cupy", override=True, progress=False)
+        assert g_cp.name.endswith("SVD_001")
+        np.testing.assert_allclose(g_cp["S"][()], g_np["S"][()], rtol=1e-5)
+        np.testing.assert_allclose(g_cp["V"][()], g_np["V"][()], atol=1e-5)  # same sign convention
+        np.testing.assert_allclose(g_cp["U"][()], g_np["U"][()], atol=1e-4)
