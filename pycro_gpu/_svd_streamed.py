@@ -250,6 +250,7 @@ def streamed_svd(
         l_cols = min(n, k + max(0, int(oversample)))
         reserve = 4 * n * l_cols * citem
     rows = rows_for_budget(n, 2 * store + citem + 2 * l_cols * citem / n, memory_mb, reserve=reserve)
+    rows = max(rows, 32)  # a budget spent on the Gram matrix (forced method) still reads usable batches
     chunk = int(getattr(source, "chunk_rows", 1))
     if chunk > 1 and rows > chunk:  # whole HDF5 chunks per read
         rows = (rows // chunk) * chunk
