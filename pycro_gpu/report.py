@@ -112,6 +112,7 @@ def write_report(
     sections: Sequence[Section],
     meta: Sequence[tuple[str, Any]] = (),
     intro: str = "",
+    highlights: Sequence[tuple[str, Any]] = (),
 ) -> Path:
     """Write the HTML report and return its path.
 
@@ -127,6 +128,8 @@ def write_report(
         Run information (backend, versions, sizes, total time) shown at the top.
     intro : str
         A first paragraph.
+    highlights : sequence of (name, value)
+        Key results (e.g. accuracy against a ground truth) in a table under the run information.
     """
     path = Path(path)
     base = path.parent.resolve()
@@ -140,6 +143,9 @@ def write_report(
         parts.append(f"<p>{html.escape(intro)}</p>")
     if meta:
         parts.append(_table(meta, "meta"))
+    if highlights:
+        parts.append("<h2>Key results</h2>")
+        parts.append(_table(highlights))
     # overview of all steps
     parts.append("<h2>Steps</h2><table><tr><th>step</th><th>status</th><th>time (s)</th></tr>")
     for i, s in enumerate(sections):

@@ -113,6 +113,12 @@ def _extent(shape, x, y) -> tuple[list[float] | None, str, str]:
     return ext, f"X ({unit})", f"Y ({unit})"
 
 
+def _aspect(shape) -> str:
+    """``equal`` pixels, or ``auto`` for maps so elongated (> 3:1) that they would be a thin strip."""
+    ny, nx = shape[-2:]
+    return "auto" if max(ny / nx, nx / ny) > 3 else "equal"
+
+
 def _limits(data: np.ndarray, vmin, vmax) -> tuple[float | None, float | None]:
     finite = data[np.isfinite(data)]
     if finite.size == 0:
@@ -150,7 +156,15 @@ def map_figure(
         data = np.asarray(panel.data, dtype=float)
         ext, xl, yl = _extent(data.shape, x, y)
         vmin, vmax = _limits(data, panel.vmin, panel.vmax)
-        im = ax.imshow(data, cmap=panel.cmap, vmin=vmin, vmax=vmax, extent=ext, interpolation="nearest")
+        im = ax.imshow(
+            data,
+            cmap=panel.cmap,
+            vmin=vmin,
+            vmax=vmax,
+            extent=ext,
+            interpolation="nearest",
+            aspect=_aspect(data.shape),
+        )
         ax.set_title(panel.title, fontsize=10)
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
@@ -196,16 +210,19 @@ def spectra_figure(
         c = colors[i % 10]
         label = labels[i] if labels is not None else f"spectrum {i}"
         ax_a.plot(f / factor, np.abs(meas[i]) / afactor, "o", ms=3, color=c, label=label)
-        ax_p.plot(f / factor, np.angle(meas[i]), "o", ms=3, color=c)
         if fit is not None:
+            # unwrapped model phase; each measured point drawn within pi of it (no 2 pi jumps)
+            ref = np.unwrap(np.angle(fit[i]))
+            ax_p.plot(f / factor, ref + np.angle(meas[i] * np.exp(-1j * ref)), "o", ms=3, color=c)
             ax_a.plot(f / factor, np.abs(fit[i]) / afactor, "-", color=c, lw=1.5)
-            ax_p.plot(f / factor, np.angle(fit[i]), "-", color=c, lw=1.5)
+            ax_p.plot(f / factor, ref, "-", color=c, lw=1.5)
+        else:
+            ax_p.plot(f / factor, np.unwrap(np.angle(meas[i])), "o", ms=3, color=c)
     ax_a.set_xlabel(f"Frequency ({funit})")
     ax_a.set_ylabel(f"Amplitude ({aunit})")
     ax_a.set_title("Amplitude (dots: data, lines: SHO fit)" if fit is not None else "Amplitude")
     ax_p.set_xlabel(f"Frequency ({funit})")
     ax_p.set_ylabel("Phase (rad)")
-    ax_p.set_ylim(-math.pi * 1.05, math.pi * 1.05)
     ax_p.set_title("Phase")
     ax_a.legend(fontsize=8)
     fig.suptitle(title)
@@ -271,8 +288,8 @@ def loops_figure(
         ax.set_ylabel(f"{ylabel} ({unit})")
         if labels is not None:
             ax.set_title(labels[i], fontsize=10)
-        if i == 0:
-            ax.legend(fontsize=7, loc="upper left")
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=len(names), fontsize=8)
     fig.suptitle(title)
     return fig
 
@@ -349,7 +366,7 @@ def components_figure(
         if vmin is not None and vmax is not None and vmin < 0 < vmax:
             cmap, vmax = "RdBu_r", max(-vmin, vmax)  # diverging, centred on zero
             vmin = -vmax
-        im = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax, extent=ext)
+        im = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax, extent=ext, aspect=_aspect(m.shape))
         ax.set_title(f"Score map {i + 1}", fontsize=10)
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
@@ -417,7 +434,9 @@ def cluster_figure(
     axes = list(fig.subplots(1, n_panels, squeeze=False).flat)
     ax = axes.pop(0)
     ext, xl, yl = _extent(labels.shape, x, y)
-    im = ax.imshow(labels, cmap=cmap, norm=norm, extent=ext, interpolation="nearest")
+    im = ax.imshow(
+        labels, cmap=cmap, norm=norm, extent=ext, interpolation="nearest", aspect=_aspect(labels.shape)
+    )
     ax.set_title(f"Cluster map (k = {k})", fontsize=10)
     ax.set_xlabel(xl)
     ax.set_ylabel(yl)
@@ -426,7 +445,15 @@ def cluster_figure(
         ax = axes.pop(0)
         t = np.asarray(truth)
         kt = int(t.max()) + 1
-        im = ax.imshow(t, cmap="Greys", extent=ext, interpolation="nearest", vmin=-0.5, vmax=kt - 0.5)
+        im = ax.imshow(
+            t,
+            cmap="Greys",
+            extent=ext,
+            interpolation="nearest",
+            vmin=-0.5,
+            vmax=kt - 0.5,
+            aspect=_aspect(t.shape),
+        )
         ax.set_title("Ground-truth domains", fontsize=10)
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)

@@ -51,7 +51,17 @@ def test_report_references_every_figure_and_each_is_non_trivial(small_demo):
     parser.feed((out / "report.html").read_text())
     on_disk = sorted(p.relative_to(out).as_posix() for p in (out / "figures").glob("*.png"))
     assert sorted(parser.srcs) == on_disk == summary["files"]["figures"]
-    expected = {"svd_scree", "svd_components", "kmeans_clusters", "fft_filter_gmode", "fft_filter_image"}
+    expected = {
+        "sho_maps",
+        "sho_spectra",
+        "loop_maps",
+        "loops",
+        "svd_scree",
+        "svd_components",
+        "kmeans_clusters",
+        "fft_filter_gmode",
+        "fft_filter_image",
+    }
     assert expected <= {p.split("/")[-1][:-4] for p in on_disk}
     for src in parser.srcs:
         img = imread(out / src)[..., :3].mean(axis=-1)
@@ -65,6 +75,7 @@ def test_report_shows_backend_timings_and_accuracy(small_demo):
     html = (out / "report.html").read_text()
     assert "numpy" in html and "total time (s)" in html
     assert "adjusted Rand index vs truth" in html and "rms error vs clean" in html
+    assert "Key results" in html and "SHO fit: resonance frequency, median |error| (Hz)" in html
     for s in summary["steps"].values():
         assert f"{s['seconds']:.3f}" in html
 
@@ -79,11 +90,39 @@ def test_results_file_holds_raw_data_and_results(small_demo):
         assert [d.name for d in raw.spec_dims] == ["Frequency", "DC_Offset"]
         svd = find_results(raw, "SVD")
         assert len(svd) == 1 and svd[0]["U"].shape == (144, 8)
+        (sho,) = find_results(raw, "SHO_Fit")
+        fit = USIDataset(sho["Fit"])
+        assert fit.shape == (144, 48) and fit.spec_dims[0].name == "DC_Offset"
+        assert fit.dtype.names == (
+            "Amplitude [V]",
+            "Frequency [Hz]",
+            "Quality Factor",
+            "Phase [rad]",
+            "R2 Criterion",
+        )
+        truth = f["Measurement_000/Ground_Truth"]
+        w0 = fit[()]["Frequency [Hz]"]
+        np.testing.assert_allclose(np.median(w0, axis=1), truth["resonance_frequency"][()].ravel(), rtol=2e-4)
+        (loop,) = find_results(raw, "Loop_Fit")
+        lp = loop["Fit"][()][:, 0]
+        np.testing.assert_allclose(lp["a3"], truth["loop_parameters"][()][..., 3].ravel(), atol=0.5)
+        assert USIDataset(loop["Projected_Loops"]).shape == (144, 48)
 
 
 def test_demo_accuracy_vs_ground_truth(small_demo):
     _, summary, printed = small_demo
     steps = summary["steps"]
+    # SHO fit: 3 % noise, 32 bins over 20 kHz; Q ~ 200 (FWHM ~ 1.75 kHz)
+    sho = steps["sho_fit"]
+    assert sho["converged_fraction"] > 0.99
+    assert sho["resonance_median_abs_error_hz"] < 50  # ~ 1/35 of a bin
+    assert sho["quality_median_rel_error"] < 0.05
+    assert sho["amplitude_median_rel_error"] < 0.05
+    assert sho["phase_median_abs_error_rad"] < 0.05
+    # loop fit: switching voltages within a fraction of the 0.87 V DC step
+    loop = steps["loop_fit"]
+    assert loop["v_minus_median_abs_error_v"] < 0.2 and loop["v_plus_median_abs_error_v"] < 0.2
+    assert loop["switchable_polarization_median_rel_error"] < 0.03
     # SVD singular values agree with LAPACK; 8 components hold most of the signal
     assert steps["svd"]["singular_value_rel_error"] < 1e-4
     assert steps["svd"]["variance_captured"] > 0.9
@@ -95,6 +134,7 @@ def test_demo_accuracy_vs_ground_truth(small_demo):
     assert steps["image_filter"]["rms_error_after"] < steps["image_filter"]["rms_error_before"] / 2
     # the printed summary names the accuracy figures
     assert "kmeans.adjusted_rand_index" in printed and "report:" in printed
+    assert "sho_fit.resonance_median_abs_error_hz" in printed
 
 
 def _fake_steps(monkeypatch, funcs):

@@ -162,7 +162,11 @@ def test_write_report_links_figures_and_escapes(tmp_path):
         Section("Bad", "failed", None, "RuntimeError: boom"),
     ]
     path = write_report(
-        tmp_path / "report.html", title="T & T", sections=sections, meta=[("backend", "numpy")]
+        tmp_path / "report.html",
+        title="T & T",
+        sections=sections,
+        meta=[("backend", "numpy")],
+        highlights=[("error (Hz)", 12.5)],
     )
     html = path.read_text()
     parser = _Links()
@@ -176,3 +180,11 @@ def test_write_report_links_figures_and_escapes(tmp_path):
     assert html.count('class="status ok"') == 2 and html.count('class="status failed"') == 2
     assert "1.500" in html and "T &amp; T" in html
     assert '<td class="num">3</td>' in html
+    assert "Key results" in html and '<td>error (Hz)</td><td class="num">12.5</td>' in html
+
+
+def test_elongated_maps_are_stretched_square_ones_kept():
+    strip = viz.map_figure([viz.Panel("strip", np.random.default_rng(0).random((49, 6)), "counts")])
+    square = viz.map_figure([viz.Panel("square", np.random.default_rng(0).random((10, 12)), "counts")])
+    assert strip.axes[0].get_aspect() == "auto"
+    assert square.axes[0].get_aspect() == 1.0
