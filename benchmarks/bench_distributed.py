@@ -124,15 +124,30 @@ def _read(path: str, group: str, names: list[str]) -> dict[str, np.ndarray]:
         return {n: f[group][n][()] for n in names}
 
 
+def _worker_cpu(executor) -> float:
+    """CPU seconds used so far by the executor's worker processes (0 for the local executor)."""
+    client = getattr(executor, "client", None)
+    if client is None:
+        return 0.0
+    return float(sum(client.run(time.process_time).values()))
+
+
 def _one_run(mode: str, executor, job: Job, path: Path, backend: str, batch_rows: int):
-    """Run the whole job once (a fresh results group) with ``executor``; return (wall, result)."""
+    """Run the whole job once (a fresh results group); return (wall, cpu seconds, result).
+
+    CPU seconds are the driver's (all its threads) plus the workers' processes.
+    """
     if mode == "local-1thread":
         _set_numba_threads(1)
     try:
+        w0 = _worker_cpu(executor)
+        c0 = time.process_time()
         t0 = time.perf_counter()
         res = run_job(job, path, RAW, backend=backend, batch_rows=batch_rows, executor=executor,
                       override=True, progress=False)  # fmt: skip
-        return time.perf_counter() - t0, res
+        wall = time.perf_counter() - t0
+        cpu = time.process_time() - c0 + _worker_cpu(executor) - w0
+        return wall, cpu, res
     finally:
         _set_numba_threads(None)
 
@@ -155,12 +170,14 @@ def run_modes(modes: list[str], job: Job, path: Path, backend: str, batch_rows: 
             ex.client.run(_warm_up_worker, job, str(path), backend)  # compile on every worker, untimed
         _warm_up(job, path, backend)
         walls: dict[str, list[float]] = {m: [] for m in modes}
+        cpus: dict[str, list[float]] = {m: [] for m in modes}
         last = {}
         for r in range(max(1, repeats)):
             for mode in modes:
                 print(f"bench_distributed: {mode} run {r + 1}/{repeats} ...", flush=True)
-                wall, last[mode] = _one_run(mode, executors[mode], job, path, backend, batch_rows)
+                wall, cpu, last[mode] = _one_run(mode, executors[mode], job, path, backend, batch_rows)
                 walls[mode].append(wall)
+                cpus[mode].append(cpu)
     finally:
         for ex in executors.values():
             if hasattr(ex, "close"):
@@ -170,6 +187,7 @@ def run_modes(modes: list[str], job: Job, path: Path, backend: str, batch_rows: 
             "wall_s": min(walls[m]),
             "median_s": float(np.median(walls[m])),
             "walls_s": walls[m],
+            "cpu_s": float(np.median(cpus[m])),
             "workers": 0 if m.startswith("local") else int(m.split("-")[1]),
             "out": _read(last[m].file, last[m].group, names),
         }
@@ -205,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         job = write_file(path, args.job, (nx, ny))
         size_mb = path.stat().st_size / 2**20
         modes = ["local", "local-1thread"] + [f"dask-{n}" for n in args.workers]
+        load_before = os.getloadavg()
         rows = run_modes(modes, job, path, args.backend, batch_rows, args.repeats)
+        load_after = os.getloadavg()
         ref = rows["local"]["out"]
         for r in rows.values():
             r["identical"] = all(np.array_equal(r["out"][k], ref[k], equal_nan=True) for k in ref)
@@ -218,17 +238,22 @@ def main(argv: list[str] | None = None) -> int:
         f"## Dask scaling: {args.job} job, {n_pos} positions ({size_mb:.1f} MiB), batches of {batch_rows},"
         f" backend {args.backend}, {os.cpu_count()} cores",
         "",
-        "| executor | workers | best wall | median wall | positions/s | speed-up vs dask-1 | vs local |"
-        " identical to local |",
-        "|---|---|---|---|---|---|---|---|",
+        "| executor | workers | best wall | median wall | CPU s (median) | positions/s | speed-up vs dask-1 |"
+        " vs local | identical to local |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for mode, r in rows.items():
         lines.append(
             f"| {mode} | {r['workers'] or '-'} | {r['wall_s']:.2f} s | {r['median_s']:.2f} s | "
-            f"{r['pos_per_s']:.0f} | "
+            f"{r['cpu_s']:.2f} | {r['pos_per_s']:.0f} | "
             f"{base / r['wall_s']:.2f}x | {rows['local']['wall_s'] / r['wall_s']:.2f}x | "
             f"{'yes' if r['identical'] else 'NO'} |"
         )
+    lines += [
+        "",
+        f"Load average (1 min) before / after: {load_before[0]:.1f} / {load_after[0]:.1f} on {os.cpu_count()}"
+        " cores (other processes share the machine when it is above the core count).",
+    ]
     text = "\n".join(lines)
     print(text)
     out = Path(args.out)
@@ -241,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         "backend": args.backend,
         "cpu_count": os.cpu_count(),
         "file_mib": size_mb,
+        "load_average_before_after": [load_before[0], load_after[0]],
         "runs": {m: {k: v for k, v in r.items() if k != "out"} for m, r in rows.items()},
     }
     (out / "distributed.json").write_text(json.dumps(record, indent=2))
