@@ -13,6 +13,15 @@ from pycro_gpu.io.usid import Dimension, USIDataset, check_main, write_main
 from tests.helpers import to_numpy
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """Tiny matrices gain nothing from BLAS threads, and threaded OpenBLAS collapses on a busy machine."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def blobs(rng, n_per=60, n_spec=20, k=4, spread=0.05):
     centers = rng.standard_normal((k, n_spec)) * 3
     truth = np.repeat(np.arange(k), n_per)

@@ -13,6 +13,15 @@ from pycro_gpu.errors import DataError
 from tests.helpers import assert_close, to_numpy
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """Tiny matrices gain nothing from BLAS threads, and threaded OpenBLAS collapses on a busy machine."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 @pytest.fixture
 def lowrank(rng):
     m, n, r = 400, 30, 3

@@ -10,6 +10,15 @@ from pycro_gpu.cli import main
 from pycro_gpu.io.usid import Dimension, write_main
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """Tiny matrices gain nothing from BLAS threads, and threaded OpenBLAS collapses on a busy machine."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 @pytest.fixture
 def usid_file(tmp_path, rng):
     nx, ny, nf = 16, 12, 40

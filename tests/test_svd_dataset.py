@@ -10,6 +10,15 @@ from pycro_gpu.decomposition import rebuild, svd, svd_dataset
 from pycro_gpu.io.usid import Dimension, USIDataset, check_main, write_main
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """Tiny matrices gain nothing from BLAS threads, and threaded OpenBLAS collapses on a busy machine."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def _make(path, rng, *, complex_=False, dtype=np.float32, nx=30, ny=20, nf=48, rank=4):
     m = nx * ny
     A = (rng.standard_normal((m, rank)) * np.logspace(1.5, 0, rank)) @ rng.standard_normal((rank, nf))

@@ -12,6 +12,15 @@ from pycro_gpu._svd_streamed import choose_method, streamed_svd
 from tests.helpers import to_numpy
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """Tiny matrices gain nothing from BLAS threads, and threaded OpenBLAS collapses on a busy machine."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def low_rank_plus_noise(rng, m=2000, n=96, rank=6, noise=1e-2, complex_=False):
     scales = np.logspace(2, 0, rank)
     A = (rng.standard_normal((m, rank)) * scales) @ rng.standard_normal((rank, n))
