@@ -241,6 +241,40 @@ def _fit_sho(xp, rng, n_fits):
     return Case(run, note=lambda out: f"converged {float(np.mean(_host_copy(out[1]))):.1%}")
 
 
+def be_loops(rng: np.random.Generator, n_loops: int, n_bias: int = 64, noise: float = 0.01):
+    """Band-excitation hysteresis loops (9-parameter model) on a triangular bias; (bias, loops)."""
+    from pycro_gpu.fitting import loop
+
+    half = n_bias // 2
+    bias = np.concatenate([np.linspace(-10, 10, half), np.linspace(10, -10, n_bias - half)])
+    u = rng.uniform
+    params = np.column_stack(
+        [u(-0.1, 0.1, n_loops), u(0.5, 1.5, n_loops), u(-4, -2, n_loops), u(2, 4, n_loops),
+         u(-0.01, 0.01, n_loops)] + [u(1, 3, n_loops) for _ in range(4)]
+    )  # fmt: skip
+    return bias, loop(bias, params) + noise * rng.standard_normal((n_loops, n_bias))
+
+
+@section(
+    "fit_loop",
+    "fitting.fit_loop: batched LM of the 9-parameter BE loop, numba CPU vs CUDA",
+    quick={"n_fits": 2048},
+    full={"n_fits": 65536},
+    compare=compare_fits,
+)
+def _fit_loop(xp, rng, n_fits):
+    from pycro_gpu.fitting import fit_loop
+
+    bias, loops = be_loops(rng, n_fits)
+    b, y = xp.asarray(bias), xp.asarray(loops)
+
+    def run():
+        res = fit_loop(b, y)
+        return res.params, res.converged
+
+    return Case(run, note=lambda out: f"converged {float(np.mean(_host_copy(out[1]))):.1%}")
+
+
 # ---- FFT filters (team FILTERS): 1-D signal filter with noise floor, 2-D image filter ---------------
 
 
