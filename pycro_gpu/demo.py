@@ -19,6 +19,7 @@ Writes into ``out``: ``beps.h5`` (raw data and every results group), ``figures/*
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -33,7 +34,15 @@ import numpy as np
 
 from . import datasets
 from ._config import get_config
-from .backend import from_host, get_namespace, namespace_name, resolve_backend, synchronize, to_host
+from .backend import (
+    device_of,
+    from_host,
+    get_namespace,
+    namespace_name,
+    resolve_backend,
+    synchronize,
+    to_host,
+)
 from .errors import PycroGPUError
 from .report import ReportFigure, Section, write_report
 
@@ -86,6 +95,7 @@ class _Ctx:
     main: Any = None
     sho: dict[str, np.ndarray] | None = None
     loops: np.ndarray | None = None
+    loops_main: Any = None
     loop_fit: np.ndarray | None = None
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
@@ -221,41 +231,81 @@ def _wrap(angle: np.ndarray) -> np.ndarray:
     return np.angle(np.exp(1j * angle))
 
 
+def _sho_batch(batch, xp, *, frequency: np.ndarray, n_freq: int) -> dict[str, Any]:
+    """``compute`` of the streamed SHO job: ``(n, n_dc * n_freq)`` complex rows -> ``(n, n_dc, 5)``."""
+    from .fitting import fit_sho
+
+    n = batch.shape[0]
+    spectra = xp.reshape(batch, (-1, n_freq))
+    res = fit_sho(spectra, from_host(frequency, xp, device=device_of(batch)))
+    out = xp.concat([res.params, xp.astype(xp.reshape(res.r2, (-1, 1)), res.params.dtype)], axis=1)
+    return {
+        "Fit": xp.reshape(out, (n, -1, 5)),
+        "Converged": xp.reshape(xp.astype(res.converged, xp.uint8), (n, -1)),
+    }
+
+
+def _loop_batch(batch, xp, *, dc: np.ndarray) -> dict[str, Any]:
+    """``compute`` of the streamed loop job: ``(n, n_dc)`` loops -> ``(n, 10)`` (9 parameters, R2)."""
+    from .fitting import fit_loop
+
+    res = fit_loop(from_host(dc, xp, device=device_of(batch)), batch)
+    fit = xp.concat([res.params, xp.astype(xp.reshape(res.r2, (-1, 1)), res.params.dtype)], axis=1)
+    return {"Fit": fit, "Converged": xp.astype(res.converged, xp.uint8)}
+
+
 def _step_sho(ctx: _Ctx, sec: Section) -> None:
     from .fitting import fit_sho
-    from .io.usid import Dimension, create_results_group, write_main
+    from .io.usid import Dimension, USIDataset, write_main
+    from .process import Job, Output, run_job
     from .viz import Panel, map_figure, spectra_figure
 
     ny, nx = ctx.params["shape"]
     n_dc, n_freq = ctx.params["n_dc"], ctx.params["n_freq"]
     t = ctx.beps.truth
     freq_h = t["frequency"]
-    # read the raw data back from the USID file: rows are positions, columns DC step x frequency
-    raw = np.asarray(ctx.main[()]).reshape(ny * nx * n_dc, n_freq)
-    spectra = from_host(raw, ctx.xp)
-    freq = from_host(freq_h, ctx.xp)
-    compile_s = _timed_warmup(fit_sho, spectra[:4, :], freq)
+    # compile the kernels on a tiny batch first, so that the fit time below is the fit alone
+    first = from_host(np.asarray(ctx.main[0:1, : n_freq * 2]).reshape(2, n_freq), ctx.xp)
+    compile_s = _timed_warmup(fit_sho, first, from_host(freq_h, ctx.xp))
+    job = Job(
+        tool="SHO_Fit",
+        compute=functools.partial(_sho_batch, frequency=freq_h, n_freq=n_freq),
+        outputs=[
+            Output(
+                "Fit",
+                dtype=np.dtype([(k, np.float32) for k in _SHO_FIELDS]),
+                spec_dims=[Dimension("DC_Offset", "V", t["dc_offset"])],
+                quantity="SHO",
+                units="compound",
+            ),
+            Output("Converged", shape=n_dc, dtype=np.uint8),
+        ],
+        parameters={"model": "sho", "maxiter": 100, "guess": "complex gaussian"},
+        work_multiplier=4.0,
+    )
     t0 = time.perf_counter()
-    res = fit_sho(spectra, freq)
-    synchronize(ctx.xp)
+    result = run_job(job, ctx.main, backend=ctx.backend, progress=ctx.progress, override=True)
     fit_s = time.perf_counter() - t0
-    params = to_host(res.params).astype(np.float64).reshape(ny, nx, n_dc, 4)
-    r2 = to_host(res.r2).reshape(ny, nx, n_dc)
-    converged = float(np.mean(to_host(res.converged)))
-    amp, w0, q, phi = np.moveaxis(params, -1, 0)
-
-    grp, _ = create_results_group(ctx.main, "SHO_Fit", {"model": "sho", "maxiter": 100}, override=True)
-    fit = _compound(dict(zip(_SHO_FIELDS, (amp, w0, q, phi, r2), strict=True)))
-    write_main(
+    grp = ctx.h5[result.group]
+    fit = np.asarray(grp["Fit"][()]).reshape(ny, nx, n_dc)
+    amp, w0, q, phi, r2 = (fit[k].astype(np.float64) for k in _SHO_FIELDS)
+    converged = float(np.mean(grp["Converged"][()]))
+    n_spectra = ny * nx * n_dc
+    # the projected piezoresponse loops, as a Main dataset next to the fit (input of the loop fit)
+    fit_main = USIDataset(grp["Fit"])
+    loops = amp * np.cos(phi)
+    ctx.loops_main = write_main(
         grp,
-        "Fit",
-        fit.reshape(ny * nx, n_dc),
+        "Piezoresponse",
+        loops.reshape(ny * nx, n_dc).astype(np.float32),
         None,
-        Dimension("DC_Offset", "V", t["dc_offset"]),
-        "SHO",
-        "compound",
+        None,
+        "Piezoresponse",
+        "V",
         h5_pos_inds=ctx.main.h5_pos_inds,
         h5_pos_vals=ctx.main.h5_pos_vals,
+        h5_spec_inds=fit_main.h5_spec_inds,
+        h5_spec_vals=fit_main.h5_spec_vals,
     )
 
     # accuracy where the response is clearly above zero (the fit is ill-posed where the loop crosses 0)
@@ -269,35 +319,38 @@ def _step_sho(ctx: _Ctx, sec: Section) -> None:
         "phase_median_abs_error_rad": float(np.median(np.abs(_wrap(phi - t["phase"]))[strong])),
     }
     ctx.metrics["sho_fit"] = {
-        "spectra": int(raw.shape[0]),
+        "spectra": n_spectra,
+        "batches": math.ceil(ny * nx / result.batch_rows),
         "compile_seconds": compile_s,
         "fit_seconds": fit_s,
-        "fits_per_second": raw.shape[0] / fit_s,
+        "fits_per_second": n_spectra / fit_s,
         "converged_fraction": converged,
         **err,
     }
     ctx.sho = {"amplitude": amp, "frequency": w0, "quality": q, "phase": phi, "r2": r2}
-    ctx.loops = amp * np.cos(phi)
+    ctx.loops = loops
     sec.text = (
         "Bounded Levenberg-Marquardt fit of the SHO model "
         "H(w) = A exp(i phi) w0^2 / (w^2 - i w w0 / Q - w0^2) to every spectrum (one fit per position and "
-        "DC step; start points from the analytic two-point "
-        "guess), on the active backend. Errors are medians over the spectra whose true amplitude exceeds "
+        "DC step; start points from the analytic two-point guess), on the active backend, streamed from "
+        "the USID file by the checkpointed batch engine into the results group. Errors are medians over "
+        "the spectra whose true amplitude exceeds "
         "30 % of the maximum (near the loop's zero crossing the response vanishes and so does the "
         "information on w0 and Q). The first call compiles the numba kernels; that time is listed apart."
     )
     sec.rows = [
-        ("spectra fitted", int(raw.shape[0])),
+        ("spectra fitted", n_spectra),
+        ("positions per batch (streamed engine)", int(result.batch_rows)),
         ("kernel compilation (s)", compile_s),
         ("fit time (s)", fit_s),
-        ("fits per second", raw.shape[0] / fit_s),
+        ("fits per second", n_spectra / fit_s),
         ("converged", f"{converged:.1%}"),
         ("median R2", float(np.nanmedian(r2))),
         ("resonance frequency: median |error| (Hz)", err["resonance_median_abs_error_hz"]),
         ("quality factor: median relative error", err["quality_median_rel_error"]),
         ("amplitude: median relative error", err["amplitude_median_rel_error"]),
         ("phase: median |error| (rad)", err["phase_median_abs_error_rad"]),
-        ("results", f"{grp.name}/Fit (compound: {', '.join(_SHO_FIELDS)})"),
+        ("results", f"{grp.name}/Fit (compound: {', '.join(_SHO_FIELDS)}) and Piezoresponse"),
     ]
 
     # a DC step on the descending branch between the coercive voltages of the two domain kinds: one kind
@@ -338,7 +391,9 @@ def _step_sho(ctx: _Ctx, sec: Section) -> None:
     meas = np.stack([ctx.beps.data[r, c, 0] for r, c in picks])
     from .datasets import sho_response
 
-    model = np.stack([sho_response(freq_h, *params[r, c, 0]) for r, c in picks])
+    model = np.stack(
+        [sho_response(freq_h, amp[r, c, 0], w0[r, c, 0], q[r, c, 0], phi[r, c, 0]) for r, c in picks]
+    )
     fig = spectra_figure(
         freq_h,
         meas,
@@ -351,57 +406,39 @@ def _step_sho(ctx: _Ctx, sec: Section) -> None:
 
 def _step_loop(ctx: _Ctx, sec: Section) -> None:
     from .fitting import fit_loop, loop_metrics
-    from .io.usid import Dimension, create_results_group, write_main
+    from .process import Job, Output, run_job
     from .viz import Panel, loops_figure, map_figure
 
-    if ctx.loops is None:
+    if ctx.loops is None or ctx.loops_main is None:
         msg = "needs the SHO fit (the loops are its amplitude x cos(phase))"
         raise _Skip(msg)
     ny, nx = ctx.params["shape"]
     t = ctx.beps.truth
     dc_h = t["dc_offset"]
     loops = ctx.loops.reshape(ny * nx, -1)
-    dc = from_host(dc_h, ctx.xp)
-    y = from_host(loops, ctx.xp)
-    compile_s = _timed_warmup(fit_loop, dc, y[:2, :])
+    first = from_host(np.asarray(ctx.loops_main[0:2], dtype=np.float64), ctx.xp)
+    compile_s = _timed_warmup(fit_loop, from_host(dc_h, ctx.xp), first)
+    job = Job(
+        tool="Loop_Fit",
+        compute=functools.partial(_loop_batch, dc=dc_h),
+        outputs=[
+            Output("Fit", dtype=np.dtype([(k, np.float32) for k in _LOOP_FIELDS])),
+            Output("Converged", dtype=np.uint8),
+        ],
+        parameters={"model": "loop", "projection": "A cos(phi)", "maxiter": 200},
+        input_dtype=np.float64,
+    )
     t0 = time.perf_counter()
-    res = fit_loop(dc, y)
-    synchronize(ctx.xp)
+    result = run_job(job, ctx.loops_main, backend=ctx.backend, progress=ctx.progress, override=True)
     fit_s = time.perf_counter() - t0
-    params = to_host(res.params).astype(np.float64)
-    r2 = to_host(res.r2)
-    converged = float(np.mean(to_host(res.converged)))
+    grp = ctx.h5[result.group]
+    fit = np.asarray(grp["Fit"][()])
+    params = np.stack([fit[k].astype(np.float64) for k in _LOOP_FIELDS[:9]], axis=-1)
+    r2 = fit["R2 Criterion"]
+    converged = float(np.mean(grp["Converged"][()]))
     derived = {k: to_host(v).reshape(ny, nx) for k, v in loop_metrics(from_host(params, ctx.xp)).items()}
     truth_p = t["loop_parameters"].reshape(ny * nx, 9)
     truth_s = t["switching"]
-
-    grp, _ = create_results_group(
-        ctx.main, "Loop_Fit", {"model": "loop", "projection": "A cos(phi)"}, override=True
-    )
-    cols = dict(zip(_LOOP_FIELDS, (*params.T, r2), strict=True))
-    write_main(
-        grp,
-        "Fit",
-        _compound(cols).reshape(ny * nx, 1),
-        None,
-        Dimension("Loop", "a.u.", 1),
-        "Loop parameters",
-        "compound",
-        h5_pos_inds=ctx.main.h5_pos_inds,
-        h5_pos_vals=ctx.main.h5_pos_vals,
-    )
-    write_main(
-        grp,
-        "Projected_Loops",
-        loops.astype(np.float32),
-        None,
-        Dimension("DC_Offset", "V", dc_h),
-        "Piezoresponse",
-        "V",
-        h5_pos_inds=ctx.main.h5_pos_inds,
-        h5_pos_vals=ctx.main.h5_pos_vals,
-        aux_spec_prefix="Loops_Spectroscopic_",
-    )
     err = {
         "v_minus_median_abs_error_v": float(np.median(np.abs(params[:, 2] - truth_p[:, 2]))),
         "v_plus_median_abs_error_v": float(np.median(np.abs(params[:, 3] - truth_p[:, 3]))),
@@ -433,7 +470,7 @@ def _step_loop(ctx: _Ctx, sec: Section) -> None:
         ("V+: median |error| (V)", err["v_plus_median_abs_error_v"]),
         ("imprint: median |error| (V)", err["imprint_median_abs_error_v"]),
         ("switchable polarization: median relative error", err["switchable_polarization_median_rel_error"]),
-        ("results", f"{grp.name}/Fit (a0..a4, b0..b3, R2) and Projected_Loops"),
+        ("results", f"{grp.name}/Fit (compound: a0..a4, b0..b3, R2 Criterion)"),
     ]
     x, yv = ctx.beps.pos_dims[1][2], ctx.beps.pos_dims[0][2]
     vm = (float(truth_s["V-"].min()) - 0.5, float(truth_s["V-"].max()) + 0.5)

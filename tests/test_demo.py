@@ -103,10 +103,26 @@ def test_results_file_holds_raw_data_and_results(small_demo):
         truth = f["Measurement_000/Ground_Truth"]
         w0 = fit[()]["Frequency [Hz]"]
         np.testing.assert_allclose(np.median(w0, axis=1), truth["resonance_frequency"][()].ravel(), rtol=2e-4)
-        (loop,) = find_results(raw, "Loop_Fit")
-        lp = loop["Fit"][()][:, 0]
+        assert sho.attrs["status"] == "complete" and sho["completed_positions"][()].all()
+        piezo = USIDataset(sho["Piezoresponse"])  # A cos(phi): the loops, input of the loop fit
+        assert piezo.shape == (144, 48) and piezo.spec_dims[0].name == "DC_Offset"
+        np.testing.assert_allclose(
+            piezo[()], fit[()]["Amplitude [V]"] * np.cos(fit[()]["Phase [rad]"]), rtol=1e-5, atol=1e-9
+        )
+        (loop,) = find_results(piezo, "Loop_Fit")
+        lp = loop["Fit"][()]
+        assert lp.shape == (144,) and lp.dtype.names[:9] == (
+            "a0",
+            "a1",
+            "a2",
+            "a3",
+            "a4",
+            "b0",
+            "b1",
+            "b2",
+            "b3",
+        )
         np.testing.assert_allclose(lp["a3"], truth["loop_parameters"][()][..., 3].ravel(), atol=0.5)
-        assert USIDataset(loop["Projected_Loops"]).shape == (144, 48)
 
 
 def test_demo_accuracy_vs_ground_truth(small_demo):
