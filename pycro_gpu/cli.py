@@ -136,4 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run through the imported module: command modules register with ``pycro_gpu.cli``, not ``__main__``.
+    from pycro_gpu.cli import main as _main
+
+    sys.exit(_main())
