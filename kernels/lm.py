@@ -52,6 +52,7 @@ __all__ = [
     "cpu_lm_driver",
     "cuda_lm_kernel",
     "lm_fit_batch",
+    "lm_kernel_signature",
     "run_threaded",
 ]
 
@@ -103,7 +104,11 @@ def _make_core(
     """
     NP = model.n_params
     NO = model.n_out
+    NTRI = NP * (NP + 1) // 2
     ZERO = F(0.0)
+    NAN = F(np.nan)
+    # finiteness as abs(v) <= FMAX: unlike math.isfinite it survives LLVM fast-math folding
+    FMAX = F(np.finfo(F).max)
     ONE = F(1.0)
     TEN = F(10.0)
     TENTH = F(0.1)
@@ -114,24 +119,26 @@ def _make_core(
     DTINY = F(1e-30)
 
     def accumulate_streamed(x, y, row, p, aux, jtj, jtr, vb, jb, rb):
-        # One pass: chi-square at p, and J^T J (upper triangle) and J^T r, sample by sample.
+        # One pass: chi-square at p, J^T J (packed upper triangle) and J^T r, sample by sample.
         m = x.shape[0]
         prepare(p, aux)
         for a in range(NP):
             jtr[a] = ZERO
-            for b in range(a, NP):
-                jtj[a * NP + b] = ZERO
+        for q in range(NTRI):
+            jtj[q] = ZERO
         chi2 = ZERO
         for j in range(m):
             point(x[j], j, m, p, aux, vb, jb, 0, 1, NO)
             for k in range(NO):
                 r = y[row, j * NO + k] - vb[k]
                 chi2 += r * r
+                q = 0
                 for a in range(NP):
                     ja = jb[a * NO + k]
                     jtr[a] += ja * r
                     for b in range(a, NP):
-                        jtj[a * NP + b] += ja * jb[b * NO + k]
+                        jtj[q] += ja * jb[b * NO + k]
+                        q += 1
         return chi2
 
     def accumulate_blocked(x, y, row, p, aux, jtj, jtr, vb, jb, rb):
@@ -139,7 +146,7 @@ def _make_core(
         m = x.shape[0]
         mo = m * NO
         prepare(p, aux)
-        # sample-major per output: value k of sample j at rb[k * m + j], d/dp[a] at jb[a * mo + k * m + j]
+        # per output: value k of sample j at rb[k * m + j], d/dp[a] at jb[a * mo + k * m + j]
         for j in range(m):
             point(x[j], j, m, p, aux, rb, jb, j, m, mo)
         chi2 = ZERO
@@ -148,6 +155,7 @@ def _make_core(
                 r = y[row, j * NO + k] - rb[k * m + j]
                 rb[k * m + j] = r
                 chi2 += r * r
+        q = 0
         for a in range(NP):
             s = ZERO
             for t in range(mo):
@@ -157,59 +165,70 @@ def _make_core(
                 s = ZERO
                 for t in range(mo):
                     s += jb[a * mo + t] * jb[b * mo + t]
-                jtj[a * NP + b] = s
+                jtj[q] = s
+                q += 1
         return chi2
 
     accumulate = jit(accumulate_blocked if blocked else accumulate_streamed)
 
     def solve(jtj, jtr, lam, c, d):
-        # Cholesky of (J^T J + lam diag(J^T J)) in the lower triangle of c; solve c d = J^T r.
+        # (J^T J + lam diag(J^T J)) d = J^T r by Cholesky. jtj: packed upper triangle, row a holds
+        # (a, a..NP-1); c: packed lower triangle, row i holds (i, 0..i) at i (i + 1) / 2.
         dmax = ZERO
+        q = 0
         for a in range(NP):
-            dmax = max(dmax, jtj[a * NP + a])
+            dmax = max(dmax, jtj[q])
+            q += NP - a
         dfloor = dmax * RFLOOR + DTINY
+        q = 0
         for a in range(NP):
             for b in range(a, NP):
-                c[b * NP + a] = jtj[a * NP + b]
-            c[a * NP + a] += lam * max(jtj[a * NP + a], dfloor)
+                c[b * (b + 1) // 2 + a] = jtj[q]
+                q += 1
+        for a in range(NP):
+            ia = a * (a + 1) // 2 + a
+            c[ia] += lam * max(c[ia], dfloor)
         for j in range(NP):
-            s = c[j * NP + j]
+            rj = j * (j + 1) // 2
+            s = c[rj + j]
             for k in range(j):
-                s -= c[j * NP + k] * c[j * NP + k]
+                s -= c[rj + k] * c[rj + k]
             if not s > ZERO:
                 return False
             s = math.sqrt(s)
-            c[j * NP + j] = s
+            c[rj + j] = s
             for i in range(j + 1, NP):
-                t = c[i * NP + j]
+                ri = i * (i + 1) // 2
+                t = c[ri + j]
                 for k in range(j):
-                    t -= c[i * NP + k] * c[j * NP + k]
-                c[i * NP + j] = t / s
+                    t -= c[ri + k] * c[rj + k]
+                c[ri + j] = t / s
         for i in range(NP):
+            ri = i * (i + 1) // 2
             t = jtr[i]
             for k in range(i):
-                t -= c[i * NP + k] * d[k]
-            d[i] = t / c[i * NP + i]
+                t -= c[ri + k] * d[k]
+            d[i] = t / c[ri + i]
         for i in range(NP - 1, -1, -1):
             t = d[i]
             for k in range(i + 1, NP):
-                t -= c[k * NP + i] * d[k]
-            d[i] = t / c[i * NP + i]
+                t -= c[k * (k + 1) // 2 + i] * d[k]
+            d[i] = t / c[i * (i + 1) // 2 + i]
         return True
 
     solve = jit(solve)
 
-    def core(x, y, row, p, lo, hi, maxiter, ftol, xtol, pt, jtj, jtr, jtj_t, jtr_t, c, d, aux, vb, jb, rb):
+    def core(x, y, row, p, lo, hi, maxiter, ftol, xtol, pt, jtj, jtr, c, d, aux, vb, jb, rb):
         """Fit row ``row`` of ``y`` in place in ``p``; return (status, iterations, chi2, r2)."""
         m = x.shape[0]
-        nan = ZERO / ZERO
+        nan = NAN
         # Data check and total sum of squares (two passes: exact for data with a large offset).
         for k in range(NO):
             d[k] = ZERO
         for j in range(m):
             for k in range(NO):
                 v = y[row, j * NO + k]
-                if not math.isfinite(v):
+                if not abs(v) <= FMAX:
                     return STATUS_NONFINITE, 0, nan, nan
                 d[k] += v
         for k in range(NO):
@@ -220,11 +239,11 @@ def _make_core(
                 v = y[row, j * NO + k] - d[k]
                 sst += v * v
         for a in range(NP):
-            if not math.isfinite(p[a]):
+            if not abs(p[a]) <= FMAX:
                 return STATUS_NONFINITE, 0, nan, nan
             p[a] = min(max(p[a], lo[a]), hi[a])
         chi2 = accumulate(x, y, row, p, aux, jtj, jtr, vb, jb, rb)
-        if not math.isfinite(chi2):
+        if not abs(chi2) <= FMAX:
             return STATUS_NONFINITE, 0, nan, nan
         lam = LAM0
         status = STATUS_MAX_ITER
@@ -250,15 +269,14 @@ def _make_core(
                 # The step would not change the fit to the tolerance: p is the minimum.
                 status = STATUS_CONVERGED
                 break
-            chi2_t = accumulate(x, y, row, pt, aux, jtj_t, jtr_t, vb, jb, rb)
+            # The trial pass overwrites J^T J and J^T r; a rejected step re-evaluates them at p
+            # (rare from a good start, and it keeps the per-fit scratch at one triangle).
+            chi2_t = accumulate(x, y, row, pt, aux, jtj, jtr, vb, jb, rb)
             if chi2_t <= chi2:
                 decrease = chi2 - chi2_t
                 chi2 = chi2_t
                 for a in range(NP):
                     p[a] = pt[a]
-                    jtr[a] = jtr_t[a]
-                    for b in range(a, NP):
-                        jtj[a * NP + b] = jtj_t[a * NP + b]
                 lam = max(lam * TENTH, LAM_MIN)
                 if decrease <= ftol * chi2:
                     status = STATUS_CONVERGED
@@ -268,6 +286,7 @@ def _make_core(
                 if lam > LAM_MAX:
                     status = STATUS_CONVERGED
                     break
+                chi2 = accumulate(x, y, row, p, aux, jtj, jtr, vb, jb, rb)
         r2 = ONE - chi2 / sst if sst > ZERO else nan
         return status, it, chi2, r2
 
@@ -294,15 +313,13 @@ def cpu_lm_driver(model: Model, dtype_name: str) -> Callable:
     point = cpu_jit(model.make_point(F))
     prepare = cpu_jit(model.make_prepare(F))
     core = cpu_jit(_make_core(model, point, prepare, F, cpu_jit, True))
-    NN = NP * NP
+    NN = NP * (NP + 1) // 2
 
     def driver(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status, start, stop):
         mo = x.shape[0] * NO
         pt = np.empty(NP, dtype=y.dtype)
         jtj = np.empty(NN, dtype=y.dtype)
         jtr = np.empty(NP, dtype=y.dtype)
-        jtj_t = np.empty(NN, dtype=y.dtype)
-        jtr_t = np.empty(NP, dtype=y.dtype)
         c = np.empty(NN, dtype=y.dtype)
         d = np.empty(NP, dtype=y.dtype)
         aux = np.empty(NA, dtype=y.dtype)
@@ -314,7 +331,7 @@ def cpu_lm_driver(model: Model, dtype_name: str) -> Callable:
             for a in range(NP):
                 p[a] = p0[i, a]
             st, it, c2, rr = core(
-                x, y, i, p, lo, hi, maxiter, ftol, xtol, pt, jtj, jtr, jtj_t, jtr_t, c, d, aux, vb, jb, rb
+                x, y, i, p, lo, hi, maxiter, ftol, xtol, pt, jtj, jtr, c, d, aux, vb, jb, rb
             )
             for a in range(NP):
                 params[i, a] = p[a]
@@ -357,7 +374,7 @@ def cuda_lm_kernel(model: Model, dtype_name: str) -> Callable:
     F = np.dtype(dtype_name).type
     NT = numba.float32 if F is np.float32 else numba.float64
     NP, NO, NA = model.n_params, model.n_out, max(model.n_aux, 1)
-    NN = NP * NP
+    NN = NP * (NP + 1) // 2
     NJ = NO * NP
     cuda_jit = numba_cuda.jit(device=True, inline="always")
     point = cuda_jit(model.make_point(F))
@@ -372,8 +389,6 @@ def cuda_lm_kernel(model: Model, dtype_name: str) -> Callable:
         pt = cuda.local.array(NP, NT)
         jtj = cuda.local.array(NN, NT)
         jtr = cuda.local.array(NP, NT)
-        jtj_t = cuda.local.array(NN, NT)
-        jtr_t = cuda.local.array(NP, NT)
         c = cuda.local.array(NN, NT)
         d = cuda.local.array(NP, NT)
         aux = cuda.local.array(NA, NT)
@@ -381,9 +396,7 @@ def cuda_lm_kernel(model: Model, dtype_name: str) -> Callable:
         jb = cuda.local.array(NJ, NT)
         for a in range(NP):
             p[a] = p0[i, a]
-        st, it, c2, rr = core(
-            x, y, i, p, lo, hi, maxiter, ftol, xtol, pt, jtj, jtr, jtj_t, jtr_t, c, d, aux, vb, jb, vb
-        )
+        st, it, c2, rr = core(x, y, i, p, lo, hi, maxiter, ftol, xtol, pt, jtj, jtr, c, d, aux, vb, jb, vb)
         for a in range(NP):
             params[i, a] = p[a]
         status[i] = st
@@ -392,6 +405,15 @@ def cuda_lm_kernel(model: Model, dtype_name: str) -> Callable:
         r2[i] = rr
 
     return numba_cuda.jit(lm_kernel)
+
+
+def lm_kernel_signature(model: Model, dtype_name: str) -> str:
+    """numba signature of :func:`cuda_lm_kernel` for C-contiguous inputs (for ahead-of-time compilation)."""
+    t = dtype_name
+    return (
+        f"void({t}[::1], {t}[:, ::1], {t}[:, ::1], {t}[::1], {t}[::1], int64, {t}, {t}, "
+        f"{t}[:, ::1], {t}[::1], {t}[::1], int32[::1], int8[::1])"
+    )
 
 
 def lm_fit_batch(model: Model, x, y, p0, lo, hi, *, maxiter=100, ftol=None, xtol=None, target=None):

@@ -115,6 +115,9 @@ SHO = Model("sho", 4, 2, make_point, make_prepare, 6)
 
 def _make_guess_row(F):
     ZERO = F(0.0)
+    NAN = F(np.nan)
+    # finiteness as abs(v) <= FMAX: unlike math.isfinite it survives LLVM fast-math folding
+    FMAX = F(np.finfo(F).max)
     ONE = F(1.0)
     HALF = F(0.5)
     HALF_PI = F(math.pi / 2)
@@ -134,9 +137,9 @@ def _make_guess_row(F):
             re = y[row, 2 * j]
             im = y[row, 2 * j + 1]
             a2 = re * re + im * im
-            if not math.isfinite(a2):
+            if not abs(a2) <= FMAX:
                 for k in range(4):
-                    out[k] = ZERO / ZERO
+                    out[k] = NAN
                 return
             if a2 > mag[NS - 1]:
                 k = NS - 1
@@ -174,7 +177,7 @@ def _make_guess_row(F):
                     continue
                 d = (sr * ri - rr * si) / det
                 c = (pr * si - sr * pi) / det
-                if not (d > ZERO and math.isfinite(c) and c != ZERO):
+                if not (d > ZERO and abs(c) <= FMAX and c != ZERO):
                     continue
                 e1 = w1 * w1 - d
                 e2 = -w1 * c
@@ -192,7 +195,7 @@ def _make_guess_row(F):
                     er = mr - y[row, 2 * j]
                     ei = mi - y[row, 2 * j + 1]
                     err += er * er + ei * ei
-                if not math.isfinite(err):
+                if not abs(err) <= FMAX:
                     continue
                 cand[5 * nc] = d
                 cand[5 * nc + 1] = c
@@ -228,7 +231,7 @@ def _make_guess_row(F):
                     out[1] = w0
                     out[2] = w0 / c
                     out[3] = math.atan2(ki, kr)
-                    ok = math.isfinite(out[0]) and math.isfinite(out[2])
+                    ok = abs(out[0]) <= FMAX and abs(out[2]) <= FMAX
         if not ok:
             # Fallback: peak position, half-power width, peak amplitude and phase.
             jp = idx[0]
