@@ -29,7 +29,7 @@ def _translate(args: argparse.Namespace) -> int:
         width = max(len(f.name) for f in list_formats())
         for f in list_formats():
             state = "" if f.available() else "  [reader not installed: pip install 'pycro-gpu[io]']"
-            print(f"{f.name:<{width}}  {' '.join(f.extensions):<24} {f.description}{state}")
+            print(f"{f.name:<{width}}  {' '.join(f.extensions):<26} {f.description}{state}")
         return 0
     if args.input is None:
         from .errors import DataError

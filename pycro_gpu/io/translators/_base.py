@@ -238,6 +238,25 @@ def flatten_metadata(
     return out
 
 
+#: Loggers of reader libraries whose records are captured during a read (never printed raw).
+LIBRARY_LOGGERS = ("igor2", "rsciio", "gwyfile", "tifffile", "imageio", "xarray", "h5py", "PIL")
+
+
+class _Capture(logging.Handler):
+    def __init__(self, sink: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = f"{record.name}: {record.getMessage()}"
+        except Exception:  # a malformed log call in a library must not break the read
+            text = f"{record.name}: {record.msg!r}"
+        text = text[:300]
+        if text not in self.sink:
+            self.sink.append(text)
+
+
 @contextlib.contextmanager
 def reader_errors(path: Path, fmt: str) -> Iterator[list[str]]:
     """Turn whatever a third-party reader raises on a bad file into one :class:`CorruptFileError`.
@@ -246,19 +265,28 @@ def reader_errors(path: Path, fmt: str) -> Iterator[list[str]]:
     ``struct.error``, ``UnicodeDecodeError``, ``MemoryError`` ...). Inside this context those become a
     :class:`CorruptFileError` naming the file, the format and the original problem; our own
     :class:`~pycro_gpu.errors.DataError` and :class:`~pycro_gpu.errors.MissingDependencyError` pass
-    through unchanged. Warnings the reader emits are collected into the yielded list (and logged)
-    instead of being raised, so that a library's complaint never aborts a good read.
+    through unchanged. Warnings and log records (WARNING and above) that the reader emits are
+    collected into the yielded list instead of being raised or printed, so that a library's
+    complaint never aborts a good read nor floods the terminal; they are logged once, shortened.
     """
     caught: list[str] = []
+    handler = _Capture(caught)
+    saved = []
+    for name in LIBRARY_LOGGERS:
+        lib_log = logging.getLogger(name)
+        saved.append((lib_log, lib_log.propagate))
+        lib_log.addHandler(handler)
+        lib_log.propagate = False
     try:
         with warnings.catch_warnings(record=True) as record:
             warnings.simplefilter("always")
             yield caught
         for w in record:
-            text = f"{w.category.__name__}: {w.message}"
+            text = f"{w.category.__name__}: {w.message}"[:300]
             if text not in caught:
                 caught.append(text)
-                log.warning("%s: %s reader: %s", path, fmt, text)
+        for text in caught:
+            log.warning("%s: %s reader: %s", path, fmt, text)
     except (DataError, MissingDependencyError):
         raise
     except (KeyboardInterrupt, SystemExit):
@@ -271,9 +299,18 @@ def reader_errors(path: Path, fmt: str) -> Iterator[list[str]]:
         raise CorruptFileError(msg) from exc
     except Exception as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        detail = detail[:300]
-        msg = f"{path}: cannot read as {fmt}: {type(exc).__name__}" + (f": {detail}" if detail else "")
+        detail = detail[:200]
+        kind = type(exc).__name__
+        if kind == "error":  # struct.error, zlib.error ...: say whose
+            kind = f"{type(exc).__module__}.error"
+        msg = f"{path}: cannot read as {fmt} (corrupt or truncated file): {kind}" + (
+            f": {detail}" if detail else ""
+        )
         raise CorruptFileError(msg) from exc
+    finally:
+        for lib_log, propagate in saved:
+            lib_log.removeHandler(handler)
+            lib_log.propagate = propagate
 
 
 def check_file(path: str | os.PathLike) -> Path:

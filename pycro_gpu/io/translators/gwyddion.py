@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,99 @@ from ._base import (
     single_point,
 )
 
-__all__ = ["GSF_MAGIC", "GWY_MAGIC", "read_gsf", "read_gwy"]
+__all__ = ["GSF_MAGIC", "GWY_MAGIC", "check_gwyp", "read_gsf", "read_gwy"]
 
 GWY_MAGIC = b"GWYP"
 GWY1_MAGIC = b"GWYO"
 GSF_MAGIC = b"Gwyddion Simple Field 1.0\n"
+
+
+_FIXED_SIZE = {ord("b"): 1, ord("c"): 1, ord("i"): 4, ord("q"): 8, ord("d"): 8}
+_ITEM_SIZE = {ord("I"): 4, ord("Q"): 8, ord("D"): 8}
+_MAX_DEPTH = 64
+
+
+class _Bad(Exception):
+    """A structural problem found by :func:`check_gwyp` (message: what and where)."""
+
+
+def _walk_object(buf: bytes, pos: int, end: int, depth: int) -> int:
+    if depth > _MAX_DEPTH:
+        msg = f"objects nest deeper than {_MAX_DEPTH} at byte {pos}"
+        raise _Bad(msg)
+    nul = buf.find(b"\x00", pos, end)
+    if nul < 0 or nul + 5 > end:
+        msg = f"object header at byte {pos} runs past its container"
+        raise _Bad(msg)
+    (size,) = struct.unpack_from("<I", buf, nul + 1)
+    start, stop = nul + 5, nul + 5 + size
+    if stop > end:
+        msg = f"object at byte {pos} declares {size} bytes, {end - start} remain"
+        raise _Bad(msg)
+    p = start
+    while p < stop:
+        p = _walk_component(buf, p, stop, depth)
+    return stop
+
+
+def _walk_component(buf: bytes, pos: int, end: int, depth: int) -> int:
+    nul = buf.find(b"\x00", pos, end)
+    if nul < 0 or nul + 2 > end:
+        msg = f"component name at byte {pos} runs past its object"
+        raise _Bad(msg)
+    buf[pos:nul].decode("utf-8")
+    code, p = buf[nul + 1], nul + 2
+    if code in _FIXED_SIZE:
+        q = p + _FIXED_SIZE[code]
+    elif code == ord("s"):
+        q = buf.find(b"\x00", p, end) + 1
+        if q == 0:
+            msg = f"string at byte {p} has no terminating NUL"
+            raise _Bad(msg)
+    elif code == ord("o"):
+        q = _walk_object(buf, p, end, depth + 1)
+    elif code in _ITEM_SIZE or code in (ord("S"), ord("O")):
+        if p + 4 > end:
+            msg = f"array length at byte {p} runs past its object"
+            raise _Bad(msg)
+        (n,) = struct.unpack_from("<I", buf, p)
+        q = p + 4
+        if code in _ITEM_SIZE:
+            q += n * _ITEM_SIZE[code]
+        elif n > end - q:
+            msg = f"array at byte {p} declares {n} items, {end - q} bytes remain"
+            raise _Bad(msg)
+        elif code == ord("S"):
+            for _ in range(n):
+                q = buf.find(b"\x00", q, end) + 1
+                if q == 0:
+                    msg = f"string array at byte {p} runs past its object"
+                    raise _Bad(msg)
+        else:
+            for _ in range(n):
+                q = _walk_object(buf, q, end, depth + 1)
+    else:
+        msg = f"component type {chr(code)!r} at byte {nul + 1} is not one gwyfile reads"
+        raise _Bad(msg)
+    if q > end:
+        msg = f"component at byte {pos} runs past its object ({q} > {end})"
+        raise _Bad(msg)
+    return q
+
+
+def check_gwyp(path: Path, buf: bytes) -> None:
+    """Walk the serialized ``GWYP`` tree with bounds checks before gwyfile parses it.
+
+    gwyfile assumes a well-formed file: on a truncated one it can loop forever (a missing NUL makes
+    ``bytes.find`` return -1 and the parse stop advancing). This walk follows the same grammar
+    (object = name NUL, uint32 size, components; component = name NUL, type code, payload) and
+    raises :class:`CorruptFileError` at the first component that does not fit its container.
+    """
+    try:
+        _walk_object(buf, 4, len(buf), 0)
+    except (_Bad, UnicodeDecodeError, struct.error) as exc:
+        msg = f"{path}: corrupt or truncated Gwyddion file: {exc}"
+        raise CorruptFileError(msg) from exc
 
 
 def _unit(field: Any, key: str) -> str:
@@ -62,8 +151,8 @@ def read_gwy(path: Path) -> RawData:
     RawData
         One channel per data field: ``(yres, xres, 1)`` values on ``Y`` x ``X`` positions.
     """
-    with path.open("rb") as fh:
-        magic = fh.read(4)
+    buf = path.read_bytes()
+    magic = buf[:4]
     if magic == GWY1_MAGIC:
         msg = (
             f"{path}: Gwyddion 1.x files (container 'GWYO') are not supported; open the file in "
@@ -73,9 +162,10 @@ def read_gwy(path: Path) -> RawData:
     if magic != GWY_MAGIC:
         msg = f"{path}: not a Gwyddion 2 file (magic {magic!r}, expected {GWY_MAGIC!r})"
         raise CorruptFileError(msg)
-    gwyfile = require("gwyfile", feature="the Gwyddion .gwy translator")
+    objects = require("gwyfile.objects", feature="the Gwyddion .gwy translator", package="gwyfile")
+    check_gwyp(path, buf)
     with reader_errors(path, "gwyddion-gwy") as warned:
-        obj = gwyfile.load(str(path))
+        obj = objects.GwyObject.frombuffer(buf[4:])
         keys = list(obj.keys())
         ids = sorted({int(k.split("/")[1]) for k in keys if k.count("/") == 2 and k.endswith("/data")})
         channels = []

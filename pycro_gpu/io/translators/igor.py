@@ -120,6 +120,22 @@ def read_ibw(path: Path) -> RawData:
             ext_units = b""
             data_units = _text(header.get("dataUnits", b""))
         name = _text(header["bname"])
+    if version == 5:
+        bh = wave["bin_header"]
+        sections = [
+            bh["wfmSize"],
+            bh["formulaSize"],
+            bh["noteSize"],
+            bh["dataEUnitsSize"],
+            bh["sIndicesSize"],
+        ]
+        declared = _BIN_HEADER5 + int(np.sum(sections)) + int(np.sum(bh["dimEUnitsSize"]))
+        declared += int(np.sum(bh["dimLabelsSize"]))
+        if len(raw) < declared:
+            msg = (
+                f"{path}: truncated Igor wave: the header declares {declared} bytes, the file has {len(raw)}"
+            )
+            raise CorruptFileError(msg)
     if ext_units:
         dim_units[0] = _text(ext_units) or dim_units[0]
     shape = tuple(n for n in n_dim if n > 0)
