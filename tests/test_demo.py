@@ -188,3 +188,26 @@ def test_missing_capability_is_skipped_and_a_failure_reported(tmp_path, monkeypa
 def test_bad_size_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="size must be one of small, medium, large"):
         demo.run_demo(size="huge", out=tmp_path)
+
+
+@pytest.mark.gpu
+def test_demo_on_cupy_matches_numpy(small_demo, tmp_path):
+    _, ref, _ = small_demo
+    with pycro_gpu.config_context(backend="cupy", progress=False):
+        summary = demo.run_demo(size="small", out=tmp_path, seed=0, quiet=True)
+    assert summary["backend"] == "cupy"
+    assert {k: s["status"] for k, s in summary["steps"].items()} == {
+        k: s["status"] for k, s in ref["steps"].items()
+    }
+    got, want = summary["steps"], ref["steps"]
+    # same data, same algorithms: the accuracy figures agree (float32 fits: to a few per cent)
+    for key, metric in [
+        ("sho_fit", "resonance_median_abs_error_hz"),
+        ("sho_fit", "quality_median_rel_error"),
+        ("loop_fit", "v_plus_median_abs_error_v"),
+    ]:
+        assert got[key][metric] == pytest.approx(want[key][metric], rel=0.1), (key, metric)
+    assert got["kmeans"]["adjusted_rand_index"] > 0.9
+    for key in ("fft_filter", "image_filter"):
+        assert got[key]["rms_error_after"] == pytest.approx(want[key]["rms_error_after"], rel=1e-3)
+    assert got["svd"]["singular_value_rel_error"] < 1e-4
