@@ -217,6 +217,11 @@ def test_nanonis_grid(test_data, tmp_path):
     np.testing.assert_allclose(
         bias, np.linspace(values[0, 0, 0], values[0, 0, 1], points), rtol=1e-6, atol=1e-8
     )
+    # Grid step: the distance between neighbouring recorded tip positions (X, Y are parameters 2, 3).
+    tip = values[0, :, 2:4].astype(np.float64)
+    step = np.hypot(*(tip[-1] - tip[0])) / (nx - 1)
+    x = cur["pos"]["X"][1]
+    np.testing.assert_allclose(np.diff(x), step, rtol=1e-4)
     z = out["Parameter Z"]
     assert z["units"] == "m"
     np.testing.assert_array_equal(z["nd"][:, :, 0], values[:, :, 4].T)
@@ -270,7 +275,7 @@ def _write_sxm(path: Path, images: dict[str, np.ndarray], *, scan_dir="up", both
         lines.append(
             f"\t{14 + i}\t{name}\t{'m' if name == 'Z' else 'A'}\t{'both' if both else 'forward'}\t1\t0"
         )
-    lines += ["", ":SCANIT_END:", "", ""]
+    lines += ["", ":SCANIT_END:", "", "", ""]
     blob = "\n".join(lines).encode() + b"\x1a\x04"
     for img in images.values():
         blob += img.astype(">f4").tobytes()

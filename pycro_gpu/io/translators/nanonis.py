@@ -18,9 +18,10 @@ the more dependable choice (and needs no optional package):
   flipped left-right and the rows of ``SCAN_DIR down`` scans top-bottom, so that every image is
   stored with ``X`` and ``Y`` increasing.
 
-Grid positions are given in the grid's own frame (centre and size from ``Grid settings``, points
-spanning the full width); a rotated grid keeps its angle in the metadata and the true tip coordinates
-in the ``Parameter X``/``Parameter Y`` channels.
+Grid positions are given in the grid's own frame: centre and size from ``Grid settings``, one point
+at the centre of each of the ``nx`` x ``ny`` cells (step ``width / nx``, as the recorded tip
+coordinates of real files show); a rotated grid keeps its angle in the metadata and the true tip
+coordinates in the ``Parameter X`` / ``Parameter Y`` channels.
 """
 
 from __future__ import annotations
@@ -163,8 +164,8 @@ def read_3ds(path: Path) -> RawData:
         raise CorruptFileError(msg)
     spec = [Dim(sweep_name, sweep_unit, np.linspace(v0, v1, points))]
     pos = [
-        Dim("Y", "m", cy - height / 2 + height * (np.arange(ny) / max(ny - 1, 1))),
-        Dim("X", "m", cx - width / 2 + width * (np.arange(nx) / max(nx - 1, 1))),
+        Dim("Y", "m", cy - height / 2 + height * (np.arange(ny) + 0.5) / ny),
+        Dim("X", "m", cx - width / 2 + width * (np.arange(nx) + 0.5) / nx),
     ]
     out = []
     for i, label in enumerate(channels):
