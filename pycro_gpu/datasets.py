@@ -4,14 +4,15 @@ Every generator is deterministic for a given ``seed`` (NumPy ``default_rng``), r
 data, and documents exactly how the data was made so tests and benchmarks can compare fits, filters
 and decompositions against the truth.
 
-======================  ======================================================  ======================
-generator               data (N-D, positions first)                             physics
-======================  ======================================================  ======================
-:func:`band_excitation`  ``(ny, nx, n_freq)`` complex SHO spectra with domains    SHO, :func:`sho_response`
-:func:`beps`             ``(ny, nx, n_dc, n_freq)`` complex, hysteresis loops    SHO x 9-parameter loop
-:func:`gmode`            ``(ny, nx, n_samples)`` float deflection time series    sine + harmonics + noise
-:func:`lattice_image`    ``(rows, cols)`` float image of atomic columns          Gaussians on a lattice
-======================  ======================================================  ======================
+=========================  ==================================================  ===========================
+generator                  data (N-D, positions first)                         physics
+=========================  ==================================================  ===========================
+:func:`band_excitation`    ``(ny, nx, n_freq)`` complex SHO spectra, domains   SHO, :func:`sho_response`
+:func:`beps`               ``(ny, nx, n_dc, n_freq)`` complex, with loops      SHO x :func:`loop_model`
+:func:`gmode`              ``(ny, nx, n_samples)`` float deflection            sine + harmonics + noise
+:func:`sts_grid`           ``(ny, nx, n_bias)`` float tunnelling current       Dynes superconducting gap
+:func:`lattice_image`      ``(rows, cols)`` float image of atomic columns      Gaussians on a lattice
+=========================  ==================================================  ===========================
 
 Each returns a :class:`SyntheticDataset`, which unpacks as ``data, truth = band_excitation()`` and
 also carries the USID description (quantity, units, position and spectroscopic dimensions) that
@@ -39,11 +40,13 @@ __all__ = [
     "SyntheticDataset",
     "band_excitation",
     "beps",
+    "dynes_dos",
     "gmode",
     "lattice_image",
     "loop_model",
     "loop_switching_parameters",
     "sho_response",
+    "sts_grid",
     "write_usid",
 ]
 
@@ -657,6 +660,123 @@ def gmode(
         units="V",
         pos_dims=_grid(ny, nx, pixel_size),
         spec_dims=(("Time", "s", t),),
+    )
+
+
+def dynes_dos(energy, gap, broadening) -> np.ndarray:
+    """Dynes density of states of a superconductor, normalised to the normal state.
+
+    Parameters
+    ----------
+    energy : array
+        Energy relative to the Fermi level (eV; a bias in V times e).
+    gap, broadening : array, broadcastable with ``energy``
+        Gap ``Delta`` and Dynes broadening ``Gamma`` (eV, > 0).
+
+    Returns
+    -------
+    float64 array
+        ``N(E) = Re[(|E| + i Gamma) / sqrt((|E| + i Gamma)**2 - Delta**2)]``: 0 deep in the gap (for a
+        small ``Gamma``), coherence peaks at ``|E| = Delta``, 1 far from it.
+    """
+    z = np.abs(np.asarray(energy, dtype=np.float64)) + 1j * np.asarray(broadening, dtype=np.float64)
+    return np.real(z / np.sqrt(z**2 - np.asarray(gap, dtype=np.float64) ** 2))
+
+
+def sts_grid(
+    shape=(16, 16),
+    n_bias: int = 201,
+    *,
+    v_max: float = 10e-3,
+    gap: float = 1.5e-3,
+    broadening: float = 0.1e-3,
+    conductance: float = 1e-9,
+    n_domains: int = 2,
+    noise: float = 0.01,
+    seed: int = 0,
+    dtype=np.float32,
+    pixel_size: float = 1e-9,
+) -> SyntheticDataset:
+    """Scanning tunnelling spectroscopy on a grid: I(V) curves of a superconductor with gap variations.
+
+    Parameters
+    ----------
+    shape : (ny, nx) ints
+        Position grid.
+    n_bias : int
+        Bias steps, evenly spaced over ``[-v_max, v_max]`` (V).
+    gap : float
+        Mean superconducting gap ``Delta`` (eV, i.e. V of bias).
+    broadening : float
+        Dynes broadening ``Gamma`` (eV).
+    conductance : float
+        Normal-state conductance ``G_N`` (S).
+    n_domains : int
+        Regions of different gap: domain ``k`` has ``gap (1 + 0.3 s_k)``, ``s_k`` evenly in [-1, 1],
+        plus 3 % smooth variation.
+    noise : float
+        White Gaussian noise on the current, relative to ``G_N v_max``.
+    seed, dtype, pixel_size
+        As in :func:`band_excitation` (``dtype`` float32 or float64).
+
+    Returns
+    -------
+    SyntheticDataset
+        ``data``: ``(ny, nx, n_bias)`` current (A). ``truth``: ``bias`` (n_bias,) V; ``gap`` (ny, nx) V;
+        ``broadening`` (float); ``didv`` (ny, nx, n_bias) the noise-free differential conductance (S),
+        ``G_N dynes_dos(bias, gap, broadening)``; ``clean`` (ny, nx, n_bias) the noise-free current, the
+        integral of ``didv`` from 0 (trapezoids, so ``I(0) = 0`` and ``I(-V) = -I(V)``); ``domains``;
+        ``noise_sigma`` (A).
+    """
+    ny, nx = _check_shape(shape)
+    n_bias = _check_positive(n_bias, "n_bias", minimum=4, integer=True)
+    v_max = _check_positive(v_max, "v_max")
+    gap = _check_positive(gap, "gap")
+    if gap >= v_max:
+        msg = f"gap must be smaller than v_max ({v_max:g} V) to show the coherence peaks, got {gap!r}"
+        raise ValueError(msg)
+    broadening = _check_positive(broadening, "broadening")
+    conductance = _check_positive(conductance, "conductance")
+    n_domains = _check_positive(n_domains, "n_domains", minimum=0, integer=True)
+    noise = _check_noise(noise)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        msg = f"dtype must be float32 or float64, got {dtype}"
+        raise ValueError(msg)
+
+    rng = np.random.default_rng(seed)
+    bias = np.linspace(-v_max, v_max, n_bias)
+    labels = _domains(rng, (ny, nx), n_domains)
+    s = np.array([0.0]) if n_domains == 1 else np.linspace(-1, 1, n_domains)
+    gaps = gap * (1 + 0.3 * s[labels]) * (1 + 0.03 * _smooth_field(rng, (ny, nx), max(ny, nx) / 4))
+    didv = conductance * dynes_dos(bias, gaps[..., None], broadening)
+    # current: integral of dI/dV from V = 0, by trapezoids on each side of the (symmetric) bias grid
+    steps = (didv[..., 1:] + didv[..., :-1]) / 2 * np.diff(bias)
+    cum = np.concatenate([np.zeros((ny, nx, 1)), np.cumsum(steps, axis=-1)], axis=-1)
+    zero = np.interp(0.0, bias, np.arange(n_bias))
+    lo, frac = int(np.floor(zero)), zero - np.floor(zero)
+    i0 = cum[..., lo] + frac * (cum[..., min(lo + 1, n_bias - 1)] - cum[..., lo])
+    clean = cum - i0[..., None]
+    sigma = noise * conductance * v_max
+    data = (clean + sigma * rng.standard_normal(clean.shape)).astype(dtype)
+    truth = {
+        "bias": bias,
+        "gap": gaps,
+        "broadening": broadening,
+        "conductance": conductance,
+        "didv": didv,
+        "clean": clean,
+        "domains": labels,
+        "noise_sigma": sigma,
+    }
+    return SyntheticDataset(
+        data=data,
+        truth=truth,
+        name="sts_grid",
+        quantity="Current",
+        units="A",
+        pos_dims=_grid(ny, nx, pixel_size),
+        spec_dims=(("Bias", "V", bias),),
     )
 
 

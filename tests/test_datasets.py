@@ -264,6 +264,60 @@ def test_gmode_rejects_aliasing():
         ds.gmode(excitation_frequency=200e3, harmonics=(0.3, 0.1))
 
 
+# ---------------------------------------------------------------------------------------------- STS
+
+
+def test_dynes_dos_analytic_points():
+    gap, gamma = 1.5e-3, 0.1e-3
+    # at E = 0: i Gamma / sqrt(-Gamma**2 - Delta**2) -> Gamma / sqrt(Gamma**2 + Delta**2)
+    assert ds.dynes_dos(0.0, gap, gamma) == pytest.approx(gamma / np.hypot(gamma, gap), rel=1e-12)
+    # far outside the gap: 1 + Delta**2 / (2 E**2) to leading order; symmetric in E
+    e = 30 * gap
+    assert ds.dynes_dos(e, gap, gamma) == pytest.approx(1 + gap**2 / (2 * e**2), rel=1e-3)
+    assert ds.dynes_dos(-e, gap, gamma) == ds.dynes_dos(e, gap, gamma)
+
+
+@pytest.fixture(scope="module")
+def sts():
+    return ds.sts_grid((6, 7), 401, seed=3)
+
+
+def test_sts_grid_didv_and_coherence_peaks(sts):
+    data, t = sts
+    assert data.shape == (6, 7, 401) and data.dtype == np.float32
+    assert sts.spec_dims[0][:2] == ("Bias", "V") and (sts.quantity, sts.units) == ("Current", "A")
+    v, gap, gamma = t["bias"], t["gap"][..., None], t["broadening"]
+    z = np.abs(v) + 1j * gamma
+    np.testing.assert_allclose(t["didv"], 1e-9 * np.real(z / np.sqrt(z**2 - gap**2)), rtol=1e-12)
+    # the coherence peaks sit at V = +-Delta (to a bias step plus the broadening)
+    pos = v > 0
+    peak = v[pos][np.argmax(t["didv"][..., pos], axis=-1)]
+    assert np.all(np.abs(peak - t["gap"]) <= (v[1] - v[0]) + gamma)
+    # two domains of gap 0.7 and 1.3 times 1.5 meV (with +-3 % smooth variation)
+    for k, g in enumerate([0.7 * 1.5e-3, 1.3 * 1.5e-3]):
+        np.testing.assert_allclose(t["gap"][t["domains"] == k], g, rtol=0.15)
+
+
+def test_sts_grid_current_is_the_integral_of_didv(sts):
+    data, t = sts
+    i = t["clean"]
+    mid = len(t["bias"]) // 2
+    np.testing.assert_allclose(i[..., mid], 0, atol=1e-25)  # I(0) = 0 (bias 0 is on the grid)
+    np.testing.assert_allclose(i, -i[..., ::-1], atol=1e-22)  # odd in V
+    grad = np.gradient(i, t["bias"], axis=-1)
+    away = np.abs(np.abs(t["bias"]) - t["gap"][..., None]) > 5 * t["broadening"]
+    np.testing.assert_allclose(grad[away], t["didv"][away], rtol=0.02, atol=1e-12)
+    # normal-state slope at the edges: I(v_max) ~ G_N v_max (the gap only shifts it slightly)
+    assert i[..., -1] == pytest.approx(np.full(i.shape[:2], 1e-9 * 10e-3), rel=0.05)
+    assert (data - i).std() == pytest.approx(t["noise_sigma"], rel=0.05)
+    assert t["noise_sigma"] == pytest.approx(0.01 * 1e-9 * 10e-3)
+
+
+def test_sts_grid_rejects_a_gap_beyond_the_bias_range():
+    with pytest.raises(ValueError, match="gap must be smaller than v_max"):
+        ds.sts_grid(gap=20e-3)
+
+
 # ------------------------------------------------------------------------------------------ lattice
 
 
