@@ -567,3 +567,21 @@ def test_struct_layout_of_gsf_padding(tmp_path):
     (tmp_path / "p.gsf").write_bytes(head + b"\x00" * pad + struct.pack("<4f", *data.ravel()))
     raw = read(tmp_path / "p.gsf")
     np.testing.assert_array_equal(raw.channels[0].data[..., 0], data)
+
+
+def test_metadata_h5py_cannot_store_directly(tmp_path):
+    big = np.arange(20000.0)  # > 64 KiB: too large for an HDF5 attribute
+    meta = {
+        "big": big,
+        "nul": ["a", "b\x00c"],
+        "cplx": [1 + 2j],
+        "deep": {"x": {"y": {"z": "ok"}}},
+        "n": None,
+    }
+    out = translate_array(np.zeros((2, 3)), tmp_path / "m.h5", [("X", "m")], [("E", "eV")], metadata=meta)
+    with h5py.File(out, "r") as h5:
+        attrs = dict(h5["Measurement_000"].attrs)
+    assert attrs["big"] == "<array shape=(20000,) dtype=float64>"
+    assert list(attrs["nul"]) == ["a", "b\\x00c"]
+    assert attrs["cplx"] == "[(1+2j)]"
+    assert attrs["deep-x-y-z"] == "ok" and attrs["n"] == "None"
