@@ -137,9 +137,10 @@ def test_pytest_part_counts_results(tmp_path, monkeypatch):
     assert not summary["timed_out"] and summary["returncode"] == 1
     # A time-out kills pytest and still reports what ran before it.
     monkeypatch.setenv("FAKE_SLOW", "1")
-    summary = gpu_check.run_pytest(tmp_path, "all", 6, [str(tests), "--rootdir", str(tests)])
+    summary = gpu_check.run_pytest(tmp_path, "all", 10, [str(tests), "--rootdir", str(tests)])
     assert summary["timed_out"]
-    assert summary["all"] == {"passed": 2, "failed": 1, "skipped": 1}  # test_slow never finished
+    # test_slow never finished; the others did (pytest starts in ~1 s; 10 s leaves room on a busy machine)
+    assert summary["all"] == {"passed": 2, "failed": 1, "skipped": 1}, summary
 
 
 @pytest.mark.slow
@@ -151,7 +152,7 @@ def test_quick_run_without_pytest_writes_json(tmp_path, capsys):
     # box must not interrupt a numba compile that later tests of this process need. The budget keeps it
     # short on a loaded machine: later sections may report 'skipped: time budget spent'.
     names = [sec.name for sec in gpu_check.SECTIONS if not sec.name.startswith("fit_")]
-    argv = ["--quick", "--no-pytest", "--repeats", "1", "--section-timeout", "5", "--budget", "8"]
+    argv = ["--quick", "--no-pytest", "--repeats", "1", "--section-timeout", "10", "--budget", "12"]
     argv += ["--out", str(out), "--only", *names]
     assert gpu_check.main(argv) == 0
     assert "no GPU" in capsys.readouterr().out
@@ -164,10 +165,12 @@ def test_quick_run_without_pytest_writes_json(tmp_path, capsys):
     for row in rows.values():
         assert row["status"] in OK_STATUSES, row
         assert "cupy" not in row
-    # The sections that exist from the start ran on NumPy and timed at least one call.
-    for name in ("fft_roundtrip", "spectral_mask_kernel"):
-        assert rows[name]["status"] == "ok (CPU only: no GPU)"
-        assert rows[name]["numpy"]["runs"] >= 1 and rows[name]["numpy"]["best_s"] > 0
+    # The first section ran on NumPy and timed at least one call (later ones may meet the time box).
+    first = rows["fft_roundtrip"]
+    assert first["status"] == "ok (CPU only: no GPU)", first
+    assert first["numpy"]["runs"] >= 1 and first["numpy"]["best_s"] > 0
+    ran = [r for r in rows.values() if r["status"] == "ok (CPU only: no GPU)"]
+    assert all(r["numpy"]["best_s"] > 0 and r["numpy"]["first_s"] > 0 for r in ran)
     assert (out / "gpu_check.md").read_text().startswith("# GPU check (quick sizes)")
 
 
