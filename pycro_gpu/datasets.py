@@ -896,7 +896,7 @@ def lattice_image(
 # USID output
 
 
-def write_usid(dataset: SyntheticDataset, path, *, mode: str = "w-", truth: bool = True):
+def write_usid(dataset: SyntheticDataset, path, *, mode: str = "w-", truth: bool = True, exclude=()):
     """Write a synthetic dataset as a USID HDF5 file at ``/Measurement_000/Channel_000/Raw_Data``.
 
     Parameters
@@ -910,6 +910,8 @@ def write_usid(dataset: SyntheticDataset, path, *, mode: str = "w-", truth: bool
     truth : bool
         Also store the ground truth: arrays in the group ``/Measurement_000/Ground_Truth`` (nested
         dicts as sub-groups), scalars as its attributes.
+    exclude : sequence of str
+        Ground-truth keys not to store (e.g. ``("clean",)``: the noise-free data is as large as the data).
 
     Returns
     -------
@@ -956,7 +958,8 @@ def write_usid(dataset: SyntheticDataset, path, *, mode: str = "w-", truth: bool
             units=dataset.units,
         )
         if truth:
-            _write_truth(meas.create_group("Ground_Truth"), dataset.truth)
+            kept = {k: v for k, v in dataset.truth.items() if k not in set(exclude)}
+            _write_truth(meas.create_group("Ground_Truth"), kept)
     return path
 
 

@@ -114,7 +114,7 @@ def _step_generate(ctx: _Ctx, sec: Section) -> None:
     p = ctx.params
     ctx.beps = datasets.beps(p["shape"], p["n_freq"], p["n_dc"], n_domains=_N_DOMAINS, seed=ctx.seed)
     path = ctx.out / "beps.h5"
-    datasets.write_usid(ctx.beps, path, mode="w")
+    datasets.write_usid(ctx.beps, path, mode="w", exclude=("clean",))
     import h5py
 
     from .io.usid import USIDataset
@@ -626,7 +626,7 @@ def _step_fft_filter(ctx: _Ctx, sec: Section) -> None:
 
     p = ctx.params
     g = datasets.gmode(p["gmode_shape"], p["n_samples"], seed=ctx.seed + 1)
-    path = datasets.write_usid(g, ctx.out / "gmode.h5", mode="w")
+    path = datasets.write_usid(g, ctx.out / "gmode.h5", mode="w", exclude=("clean",))
     ctx.files["gmode"] = path.name
     t = g.truth
     n = p["n_samples"]
@@ -774,7 +774,7 @@ def run_demo(
         old.unlink()
     ctx = _Ctx(out, fig_dir, size, int(seed), backend, xp, progress, SIZES[size])
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     sections: list[Section] = []
     log: list[str] = []

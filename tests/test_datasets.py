@@ -386,6 +386,9 @@ def test_write_usid_image_gets_one_spectral_step(tmp_path):
 
     img = ds.lattice_image((20, 30), seed=1)
     ds.write_usid(img, tmp_path / "img.h5", truth=False)
+    ds.write_usid(img, tmp_path / "img2.h5", exclude=("clean", "atoms"))
+    with h5py.File(tmp_path / "img2.h5", "r") as f:
+        assert sorted(f["Measurement_000/Ground_Truth"]) == ["lattice_vectors", "sublattice", "vacancies"]
     with h5py.File(tmp_path / "img.h5", "r") as f:
         main = USIDataset(f["Measurement_000/Channel_000/Raw_Data"])
         assert main.n_dim_shape == (30, 20, 1)
