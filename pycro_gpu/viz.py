@@ -314,10 +314,15 @@ def scree_figure(singular_values, *, title: str = "SVD scree plot", n_show: int 
     ax1.set_ylabel("Singular value (a.u.)")
     ax1.set_title("Singular values")
     ax1.grid(True, which="both", alpha=0.3)
+    from matplotlib.ticker import FormatStrFormatter
+
+    ax1.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    if s.size and s.min() > 0 and s.max() / s.min() < 30:  # few decades: label the minor ticks too
+        ax1.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
     ax2.plot(idx, np.cumsum(var) / var.sum() * 100, "o-", ms=4, color="C2")
     ax2.set_xlabel("Number of components")
-    ax2.set_ylabel("Variance explained (%) of the first k")
-    ax2.set_title("Cumulative variance (within the computed components)")
+    ax2.set_ylabel("Variance explained (%)")
+    ax2.set_title("Cumulative share of the computed components")
     ax2.set_ylim(0, 101)
     ax2.grid(True, alpha=0.3)
     fig.suptitle(title)
