@@ -87,18 +87,23 @@ def projection_job(components, singular_values):
     )
 
 
-def sho_compute(batch, xp, freqs):
+def sho_compute(batch, xp, freqs, delay=0.0):
     """SHO fit of every band-excitation spectrum (batched Levenberg-Marquardt kernel)."""
     from pycro_gpu.fitting import fit_sho
 
+    if delay:
+        time.sleep(delay)
     res = fit_sho(batch, xp.asarray(freqs))
     return {"Fit": res.params, "R2": res.r2, "converged": res.converged}
 
 
-def sho_job(freqs):
+def sho_job(path, delay=0.0):
+    """SHO fit job of the BE file ``path`` (drive frequencies from its spectroscopic values)."""
+    with h5py.File(path, "r") as f:
+        freqs = f[f[RAW].attrs["Spectroscopic_Values"]][0].astype(np.float64)
     return Job(
         "SHO_Fit",
-        functools.partial(sho_compute, freqs=freqs),
+        functools.partial(sho_compute, freqs=freqs, delay=delay),
         [
             Output("Fit", shape=4, dtype=np.float64),
             Output("R2", dtype=np.float64),
@@ -232,30 +237,35 @@ def test_svd_projection_to_another_file_matches_one_process(client, raw, raw_mas
     np.testing.assert_array_equal(got["U"], ref)
 
 
-def test_sho_fit_on_two_workers_matches_one_process(client, tmp_path):
-    if not hasattr(pytest.importorskip("pycro_gpu.fitting"), "fit_sho"):
-        pytest.skip("pycro_gpu.fitting.fit_sho is not there yet")
+@pytest.fixture(scope="module")
+def be_master(tmp_path_factory):
+    """Band-excitation file: 16 x 16 positions x 87 bins of SHO responses with 2% noise, and the truth."""
     from benchmarks.gpu_check import sho_spectra
 
-    rng = np.random.default_rng(5)
-    spectra, freqs, truth = sho_spectra(rng, 256, n_bins=87, noise=0.02)
-    path = tmp_path / "be.h5"
+    spectra, freqs, truth = sho_spectra(np.random.default_rng(5), 256, n_bins=87, noise=0.02)
+    path = tmp_path_factory.mktemp("be") / "be.h5"
     with h5py.File(path, "w") as f:
         g = f.create_group("Measurement_000/Channel_000")
         write_main(g, "Raw_Data", spectra, [Dimension("X", "m", 16), Dimension("Y", "m", 16)],
                    Dimension("Frequency", "Hz", freqs), "Response", "V")  # fmt: skip
-    local = shutil.copy(path, tmp_path / "local.h5")
-    names = ["Fit", "R2", "converged"]
-    ref_res = run_job(sho_job(freqs), local, RAW, batch_rows=BATCH, progress=False)
-    ref = _outputs(ref_res.file, ref_res.group, names)[0]
+    return path, truth
+
+
+SHO_NAMES = ["Fit", "R2", "converged"]
+
+
+def test_sho_fit_on_two_workers_matches_one_process(client, be_master, tmp_path):
+    master, truth = be_master
+    ref = _local_reference(master, tmp_path, sho_job(master), SHO_NAMES)
     # the fit is a fit: converged, and amplitude, frequency and Q recovered from the known truth
     assert ref["converged"].mean() >= 0.99
     np.testing.assert_allclose(np.median(ref["Fit"][:, :3] / truth[:, :3], axis=0), 1.0, rtol=0.02)
 
-    res = run_job(sho_job(freqs), path, RAW, batch_rows=BATCH, executor=DaskExecutor(client), progress=False)
-    got, done, status = _outputs(res.file, res.group, names)
+    path = shutil.copy(master, tmp_path / "be.h5")
+    res = run_job(sho_job(path), path, RAW, batch_rows=BATCH, executor=DaskExecutor(client), progress=False)
+    got, done, status = _outputs(res.file, res.group, SHO_NAMES)
     assert status == "complete" and done.all()
-    for n in names:
+    for n in SHO_NAMES:
         np.testing.assert_array_equal(got[n], ref[n])
 
 
@@ -266,23 +276,29 @@ DRIVER = textwrap.dedent(
     import sys
     from pycro_gpu.distributed import DaskExecutor
     from pycro_gpu.process import run_job
-    from tests.test_distributed import BATCH, RAW, lowpass_job
+    from tests.test_distributed import BATCH, RAW, sho_job
 
+    path = sys.argv[1]
+    job = sho_job(path, delay=0.15)
     with DaskExecutor(scheduler=sys.argv[2], max_in_flight=2) as ex:
-        run_job(lowpass_job(delay=0.15), sys.argv[1], RAW, batch_rows=BATCH, executor=ex,
-                progress=False, on_batch=lambda d, n: print(d, flush=True))
+        run_job(job, path, RAW, batch_rows=BATCH, executor=ex, progress=False,
+                on_batch=lambda d, n: print(d, flush=True))
     print("DONE", flush=True)
     """
 )
 
 
-def test_kill_driver_midway_and_resume(client, raw, raw_master, tmp_path):
-    names = ["Filtered", "rms"]
-    ref = _local_reference(raw_master, tmp_path, lowpass_job(), names)
+def test_kill_sho_fit_midway_and_resume(client, be_master, tmp_path):
+    # The SHO fit runs from a separate driver process on the module's cluster (by scheduler address);
+    # the driver is killed with SIGKILL after 3 of 8 batches, then resumed here: identical results.
+    master, _ = be_master
+    ref = _local_reference(master, tmp_path, sho_job(master), SHO_NAMES)
+    path = shutil.copy(master, tmp_path / "be.h5")
+    n_pos = 256
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(raw), client.scheduler.address],
+        [sys.executable, str(script), str(path), client.scheduler.address],
         cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         stdout=subprocess.PIPE,
@@ -294,27 +310,27 @@ def test_kill_driver_midway_and_resume(client, raw, raw_master, tmp_path):
     try:
         for line in proc.stdout:
             lines.append(line.strip())
-            if len(lines) == 3:  # three batches written and marked, nine to go
+            if len(lines) == 3:  # three batches written and marked, five to go
                 proc.send_signal(signal.SIGKILL)
                 break
     finally:
-        rest, err = proc.communicate(timeout=60)  # also closes the pipes
+        rest, err = proc.communicate(timeout=120)  # also closes the pipes
     lines += rest.split()
     assert proc.returncode == -signal.SIGKILL, (lines, err)
     assert "DONE" not in lines
-    with h5py.File(raw, "r") as f:
-        [group] = [g for g in f["Measurement_000/Channel_000"] if g.startswith("Raw_Data-LowPass_")]
+    with h5py.File(path, "r") as f:
+        [group] = [g for g in f["Measurement_000/Channel_000"] if g.startswith("Raw_Data-SHO_Fit_")]
         group = f"/Measurement_000/Channel_000/{group}"
         done_before = int(f[group][COMPLETED][()].sum())
         assert f[group].attrs["status"] == "running"
-    assert BATCH * 3 <= done_before < NX * NY
+    assert BATCH * 3 <= done_before < n_pos
 
-    res = run_job(lowpass_job(), raw, RAW, batch_rows=BATCH, executor=DaskExecutor(client), progress=False)
+    res = run_job(sho_job(path), path, RAW, batch_rows=BATCH, executor=DaskExecutor(client), progress=False)
     assert res.resumed and res.group == group
-    assert res.n_computed <= NX * NY - done_before + BATCH  # only what was missing (batch-trimmed)
-    got, done, status = _outputs(raw, group, names)
+    assert res.n_computed <= n_pos - done_before + BATCH  # only what was missing (batch-trimmed)
+    got, done, status = _outputs(path, group, SHO_NAMES)
     assert status == "complete" and done.all()
-    for n in names:
+    for n in SHO_NAMES:
         np.testing.assert_array_equal(got[n], ref[n])
 
 
