@@ -450,13 +450,13 @@ def cluster_figure(
         ax = axes.pop(0)
         t = np.asarray(truth)
         kt = int(t.max()) + 1
+        greys = ListedColormap([str(g) for g in np.linspace(0.85, 0.25, kt)])  # one grey per domain
         im = ax.imshow(
             t,
-            cmap="Greys",
+            cmap=greys,
+            norm=BoundaryNorm(np.arange(-0.5, kt + 0.5), kt),
             extent=ext,
             interpolation="nearest",
-            vmin=-0.5,
-            vmax=kt - 0.5,
             aspect=_aspect(t.shape),
         )
         ax.set_title("Ground-truth domains", fontsize=10)
