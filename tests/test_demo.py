@@ -211,3 +211,22 @@ def test_demo_on_cupy_matches_numpy(small_demo, tmp_path):
     for key in ("fft_filter", "image_filter"):
         assert got[key]["rms_error_after"] == pytest.approx(want[key]["rms_error_after"], rel=1e-3)
     assert got["svd"]["singular_value_rel_error"] < 1e-4
+
+
+def test_progress_bars_and_quiet(tmp_path, monkeypatch, capsys):
+    def ok(ctx, sec):
+        sec.rows = [("value", 1.0)]
+
+    _fake_steps(monkeypatch, {"first": ok, "second": ok})
+    with pycro_gpu.config_context(backend="numpy", progress=True):
+        demo.run_demo(out=tmp_path / "a", quiet=False)
+    out, err = capsys.readouterr()
+    assert "demo: First" in err and "0/2" in err  # one tqdm bar over the steps, on stderr
+    assert "pycro-gpu demo (small, backend numpy)" in out and "First" in out
+    with pycro_gpu.config_context(backend="numpy", progress=False):
+        demo.run_demo(out=tmp_path / "b", quiet=False)
+    out, err = capsys.readouterr()
+    assert err == "" and "report:" in out  # progress off: summary only
+    with pycro_gpu.config_context(backend="numpy", progress=True):
+        demo.run_demo(out=tmp_path / "c", quiet=True)
+    assert capsys.readouterr() == ("", "")  # --quiet: nothing at all
