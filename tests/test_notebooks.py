@@ -30,9 +30,22 @@ def test_the_three_workflows_are_there_with_outputs_stripped():
         assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
 
 
+KERNEL = "pycro-gpu-test"
+
+
+@pytest.fixture(scope="module")
+def kernel_dir(tmp_path_factory):
+    """A kernelspec for this interpreter, so the notebooks run here whatever else is installed."""
+    from ipykernel.kernelspec import write_kernel_spec
+
+    root = tmp_path_factory.mktemp("jupyter")
+    write_kernel_spec(root / "kernels" / KERNEL, overrides={"display_name": KERNEL})
+    return root
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_executes(path, tmp_path, monkeypatch):
+def test_notebook_executes(path, kernel_dir, monkeypatch):
     n_figures, needs_data = EXPECTED[path.name]
     if needs_data and not TEST_DATA.is_dir():
         pytest.skip(f"test data folder {TEST_DATA} not found (set PYCRO_GPU_TEST_DATA)")
@@ -40,9 +53,10 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     monkeypatch.setenv("PYCRO_GPU_TEST_DATA", str(TEST_DATA))
     monkeypatch.setenv("PYCRO_GPU_BACKEND", "numpy")
     monkeypatch.setenv("PYCRO_GPU_PROGRESS", "0")
+    monkeypatch.setenv("JUPYTER_PATH", str(kernel_dir))
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(EXAMPLES)}}
+        nb, timeout=600, kernel_name=KERNEL, resources={"metadata": {"path": str(EXAMPLES)}}
     )
     client.execute()  # raises CellExecutionError on the first failing cell (including its asserts)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
