@@ -6,15 +6,18 @@ Steps (each timed; a capability that is not installed is reported as *skipped*, 
    with hysteresis loops and two kinds of domains) and write it as a USID file;
 2. translate a real instrument file (Igor IBW AFM image) when the ``io`` extra and the test data are
    present;
-3. SHO fit of every spectrum, compared with the ground truth;
-4. loop fit of the projected piezoresponse loops, compared with the ground truth;
-5. streamed SVD of the raw data (scree plot, score maps, components);
-6. KMeans clustering of the positions, compared with the ground-truth domains;
-7. FFT filtering of a G-mode-like time series (harmonic pass) and of a noisy lattice image
-   (Butterworth low pass), compared with the clean signals.
+3. SHO fit of every spectrum through the streamed, checkpointed batch engine
+   (:func:`pycro_gpu.process.run_job` over :func:`pycro_gpu.fitting.fit_sho`), compared with the truth;
+4. loop fit of the projected piezoresponse loops (``A cos(phi)``, :func:`pycro_gpu.fitting.fit_loop`),
+   compared with the ground truth;
+5. streamed SVD of the raw data (:func:`pycro_gpu.decomposition.svd_dataset`: scree, scores, components);
+6. KMeans clustering of the loops (:func:`pycro_gpu.cluster.cluster`), compared with the true domains;
+7. FFT filtering of a G-mode-like time series (harmonic pass, :class:`pycro_gpu.filters.SignalFilter` on a
+   USID file) and of a noisy lattice image (Butterworth low pass), compared with the clean signals.
 
-Writes into ``out``: ``beps.h5`` (raw data and every results group), ``figures/*.png``,
-``report.html``, ``summary.json`` and ``demo.log`` (tracebacks of failed steps).
+Writes into ``out``: ``beps.h5`` (raw data, ground truth and every results group), ``gmode.h5``,
+``afm_image.h5`` (the translated file), ``figures/*.png``, ``report.html``, ``summary.json`` and
+``demo.log`` (tracebacks of failed steps). Sizes: :data:`SIZES`.
 """
 
 from __future__ import annotations
