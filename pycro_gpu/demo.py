@@ -824,6 +824,7 @@ def run_demo(
         ("total time (s)", round(total, 3)),
         ("pycro_gpu version", __version__),
         ("memory budget (MiB)", float(get_config()["memory_mb"])),
+        ("files", ", ".join(ctx.files.values()) or "none"),
     ]
     report = write_report(
         out / "report.html",

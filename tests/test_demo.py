@@ -74,6 +74,8 @@ def test_report_shows_backend_timings_and_accuracy(small_demo):
     out, summary, _ = small_demo
     html = (out / "report.html").read_text()
     assert "numpy" in html and "total time (s)" in html
+    files = [v for k, v in summary["files"].items() if k not in ("report", "figures")]
+    assert files[0] == "beps.h5" and "gmode.h5" in files and ", ".join(files) in html
     assert "adjusted Rand index vs truth" in html and "rms error vs clean" in html
     assert "Key results" in html and "SHO fit: resonance frequency, median |error| (Hz)" in html
     for s in summary["steps"].values():
