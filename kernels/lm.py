@@ -93,14 +93,14 @@ class Model(NamedTuple):
 
 
 def _make_core(
-    model: Model, point: Callable, prepare: Callable, F: type, jit: Callable, blocked: bool
+    model: Model, point: Callable, prepare: Callable, F: type, jit: Callable, block_stride: int
 ) -> Callable:
     """Return the per-fit LM solver (plain Python over scalars and scratch vectors) for one model.
 
     ``point``/``prepare`` are the model's functions compiled for the target; ``jit`` compiles the helpers
-    for the same target. ``blocked=True`` (CPU) evaluates the model over all samples into a buffer and
-    forms J^T J with the sample loop innermost (SIMD-friendly); ``blocked=False`` (CUDA) streams sample by
-    sample with only O(n_params^2) scratch per thread.
+    for the same target. ``block_stride > 0`` (CPU, samples <= block_stride) evaluates the model over all
+    samples into buffers and forms J^T J with the sample loop innermost (SIMD); ``block_stride = 0``
+    (CUDA, or long CPU spectra) streams sample by sample with only O(n_params^2) scratch.
     """
     NP = model.n_params
     NO = model.n_out
@@ -141,35 +141,40 @@ def _make_core(
                         q += 1
         return chi2
 
+    MS = max(int(block_stride), 1)
+
     def accumulate_blocked(x, y, row, p, aux, jtj, jtr, vb, jb, rb):
         # Model and Jacobian over all samples into buffers, then reductions with the sample loop inside.
+        # Rows of the buffers are MS apart, a compile-time constant: the stores of one sample provably
+        # do not overlap, so LLVM vectorizes the model loop across samples (and the reductions).
         m = x.shape[0]
-        mo = m * NO
         prepare(p, aux)
-        # per output: value k of sample j at rb[k * m + j], d/dp[a] at jb[a * mo + k * m + j]
+        # value k of sample j at rb[k * MS + j], d value_k / d p[a] at jb[(a * NO + k) * MS + j]
         for j in range(m):
-            point(x[j], j, m, p, aux, rb, jb, j, m, mo)
+            point(x[j], j, m, p, aux, rb, jb, j, MS, NO * MS)
         chi2 = ZERO
         for k in range(NO):
             for j in range(m):
-                r = y[row, j * NO + k] - rb[k * m + j]
-                rb[k * m + j] = r
+                r = y[row, j * NO + k] - rb[k * MS + j]
+                rb[k * MS + j] = r
                 chi2 += r * r
         q = 0
         for a in range(NP):
             s = ZERO
-            for t in range(mo):
-                s += jb[a * mo + t] * rb[t]
+            for k in range(NO):
+                for j in range(m):
+                    s += jb[(a * NO + k) * MS + j] * rb[k * MS + j]
             jtr[a] = s
             for b in range(a, NP):
                 s = ZERO
-                for t in range(mo):
-                    s += jb[a * mo + t] * jb[b * mo + t]
+                for k in range(NO):
+                    for j in range(m):
+                        s += jb[(a * NO + k) * MS + j] * jb[(b * NO + k) * MS + j]
                 jtj[q] = s
                 q += 1
         return chi2
 
-    accumulate = jit(accumulate_blocked if blocked else accumulate_streamed)
+    accumulate = jit(accumulate_blocked if block_stride > 0 else accumulate_streamed)
 
     def solve(jtj, jtr, lam, c, d):
         # (J^T J + lam diag(J^T J)) d = J^T r by Cholesky. jtj: packed upper triangle, row a holds
@@ -222,17 +227,17 @@ def _make_core(
         """Fit row ``row`` of ``y`` in place in ``p``; return (status, iterations, chi2, r2)."""
         m = x.shape[0]
         nan = NAN
-        # Data check and total sum of squares (two passes: exact for data with a large offset).
+        # Data check and total sum of squares (two passes: exact for data with a large offset). A NaN or
+        # Inf anywhere makes the sum non-finite: one test after a branch-free (vectorizable) loop.
+        finite = True
         for k in range(NO):
-            d[k] = ZERO
-        for j in range(m):
-            for k in range(NO):
-                v = y[row, j * NO + k]
-                if not abs(v) <= FMAX:
-                    return STATUS_NONFINITE, 0, nan, nan
-                d[k] += v
-        for k in range(NO):
-            d[k] = d[k] / F(m)
+            s = ZERO
+            for j in range(m):
+                s += y[row, j * NO + k]
+            finite = finite and abs(s) <= FMAX
+            d[k] = s / F(m)
+        if not finite:
+            return STATUS_NONFINITE, 0, nan, nan
         sst = ZERO
         for j in range(m):
             for k in range(NO):
@@ -293,14 +298,34 @@ def _make_core(
     return core
 
 
+#: The CPU kernels compute in float64 also for float32 data (measured faster on x86: float32 gains
+#: nothing in the short per-fit vector loops and loses in the scalar parts); CUDA uses the data's type.
+CPU_COMPUTE_FLOAT64 = True
+
 #: LLVM fast-math flags of the CPU kernels: reassociation lets the sample reductions use SIMD; no
 #: ``nnan``/``ninf``, so the non-finite checks stay exact.
 CPU_FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
 
 
+#: Row strides of the CPU sample buffers (compile-time constants; not powers of two, to avoid cache-set
+#: aliasing). Spectra longer than the last use the streamed accumulation.
+BLOCK_STRIDES = (136, 520, 2056, 8200)
+
+
+def block_stride(m: int) -> int:
+    """Sample-buffer stride of the CPU kernel for ``m`` samples (0: streamed)."""
+    for s in BLOCK_STRIDES:
+        if m <= s:
+            return s
+    return 0
+
+
 @functools.cache
-def cpu_lm_driver(model: Model, dtype_name: str) -> Callable:
-    """Compiled CPU driver for ``model`` in ``float32`` or ``float64`` (cached).
+def cpu_lm_driver(model: Model, dtype_name: str, stride: int = 136) -> Callable:
+    """Compiled CPU driver for ``model`` computing in ``float32`` or ``float64`` (cached).
+
+    ``stride`` is the sample-buffer stride (:func:`block_stride`; spectra of up to ``stride`` samples,
+    0 for the streamed accumulation of any length).
 
     ``driver(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status, start, stop)`` fits
     rows ``start:stop`` of ``y``; it allocates its scratch once, no fit does, and releases the GIL, so
@@ -310,23 +335,26 @@ def cpu_lm_driver(model: Model, dtype_name: str) -> Callable:
     F = np.dtype(dtype_name).type
     NP, NO, NA = model.n_params, model.n_out, max(model.n_aux, 1)
     cpu_jit = numba.njit(error_model="numpy", fastmath=set(CPU_FASTMATH))
-    point = cpu_jit(model.make_point(F))
-    prepare = cpu_jit(model.make_prepare(F))
-    core = cpu_jit(_make_core(model, point, prepare, F, cpu_jit, True))
+    # the per-sample model is inlined at numba level: numba does not inline across its functions, and
+    # a call per sample costs more than the model (the larger helpers are called once per pass)
+    inline_jit = numba.njit(error_model="numpy", fastmath=set(CPU_FASTMATH), inline="always")
+    point = inline_jit(model.make_point(F))
+    prepare = inline_jit(model.make_prepare(F))
+    core = cpu_jit(_make_core(model, point, prepare, F, cpu_jit, stride))
+    MS = max(stride, 1)
     NN = NP * (NP + 1) // 2
 
     def driver(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status, start, stop):
-        mo = x.shape[0] * NO
-        pt = np.empty(NP, dtype=y.dtype)
-        jtj = np.empty(NN, dtype=y.dtype)
-        jtr = np.empty(NP, dtype=y.dtype)
-        c = np.empty(NN, dtype=y.dtype)
-        d = np.empty(NP, dtype=y.dtype)
-        aux = np.empty(NA, dtype=y.dtype)
-        vb = np.empty(NO, dtype=y.dtype)
-        jb = np.empty(NP * mo, dtype=y.dtype)
-        rb = np.empty(mo, dtype=y.dtype)
-        p = np.empty(NP, dtype=y.dtype)
+        pt = np.empty(NP, dtype=F)
+        jtj = np.empty(NN, dtype=F)
+        jtr = np.empty(NP, dtype=F)
+        c = np.empty(NN, dtype=F)
+        d = np.empty(NP, dtype=F)
+        aux = np.empty(NA, dtype=F)
+        vb = np.empty(NO, dtype=F)
+        jb = np.empty(NP * NO * MS if stride > 0 else NP * NO, dtype=F)
+        rb = np.empty(NO * MS if stride > 0 else NO, dtype=F)
+        p = np.empty(NP, dtype=F)
         for i in range(start, stop):
             for a in range(NP):
                 p[a] = p0[i, a]
@@ -343,23 +371,37 @@ def cpu_lm_driver(model: Model, dtype_name: str) -> Callable:
     return numba.njit(error_model="numpy", nogil=True, fastmath=set(CPU_FASTMATH))(driver)
 
 
+_POOL = None
+
+
+def _pool(n_workers: int):
+    """A persistent thread pool for :func:`run_threaded` (created on first use, grown when needed)."""
+    global _POOL
+    if _POOL is None or _POOL._max_workers < n_workers:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(n_workers, thread_name_prefix="pycro_gpu-lm")
+    return _POOL
+
+
 def run_threaded(driver: Callable, n: int, *args) -> None:
     """Call ``driver(*args, start, stop)`` over ``range(n)`` split across ``numba.get_num_threads()`` threads.
 
-    The first block runs in the calling thread (which also compiles the driver on first use).
+    The driver releases the GIL, so the blocks run in parallel. A driver not compiled yet is compiled
+    first in the calling thread on an empty range.
     """
     n_threads = max(1, min(numba.get_num_threads(), n // 64 or 1))
-    bounds = [n * k // n_threads for k in range(n_threads + 1)]
     if n_threads == 1:
         driver(*args, 0, n)
         return
-    from concurrent.futures import ThreadPoolExecutor
-
-    driver(*args, bounds[0], bounds[1])  # compiles on first use, before other threads call it
-    with ThreadPoolExecutor(n_threads - 1) as pool:
-        futures = [pool.submit(driver, *args, bounds[k], bounds[k + 1]) for k in range(1, n_threads)]
-        for fut in futures:
-            fut.result()
+    if not driver.signatures:
+        driver(*args, 0, 0)
+    bounds = [n * k // n_threads for k in range(n_threads + 1)]
+    pool = _pool(n_threads - 1)
+    futures = [pool.submit(driver, *args, bounds[k], bounds[k + 1]) for k in range(1, n_threads)]
+    driver(*args, bounds[0], bounds[1])
+    for fut in futures:
+        fut.result()
 
 
 @functools.cache
@@ -379,7 +421,7 @@ def cuda_lm_kernel(model: Model, dtype_name: str) -> Callable:
     cuda_jit = numba_cuda.jit(device=True, inline="always")
     point = cuda_jit(model.make_point(F))
     prepare = cuda_jit(model.make_prepare(F))
-    core = cuda_jit(_make_core(model, point, prepare, F, cuda_jit, False))
+    core = cuda_jit(_make_core(model, point, prepare, F, cuda_jit, 0))
 
     def lm_kernel(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status):
         i = cuda.grid(1)
@@ -473,20 +515,20 @@ def lm_fit_batch(model: Model, x, y, p0, lo, hi, *, maxiter=100, ftol=None, xtol
         if on_device:
             msg = "lm_fit_batch(target='cpu') got an array in CUDA device memory"
             raise ValueError(msg)
-        F = dtype.type
+        F = np.float64 if CPU_COMPUTE_FLOAT64 else dtype.type
         params = np.empty((n, model.n_params), dtype=dtype)
         chi2 = np.empty(n, dtype=dtype)
         r2 = np.empty(n, dtype=dtype)
         niter = np.empty(n, dtype=np.int32)
         status = np.empty(n, dtype=np.int8)
         run_threaded(
-            cpu_lm_driver(model, str(dtype)),
+            cpu_lm_driver(model, np.dtype(F).name, block_stride(m)),
             n,
-            np.ascontiguousarray(x, dtype=dtype),
+            np.ascontiguousarray(x, dtype=F),
             np.ascontiguousarray(y),
-            np.ascontiguousarray(p0, dtype=dtype),
-            np.ascontiguousarray(lo, dtype=dtype),
-            np.ascontiguousarray(hi, dtype=dtype),
+            np.ascontiguousarray(p0, dtype=F),
+            np.ascontiguousarray(lo, dtype=F),
+            np.ascontiguousarray(hi, dtype=F),
             int(maxiter),
             F(ftol),
             F(xtol),

@@ -25,7 +25,7 @@ import numba
 import numpy as np
 
 from ._jit import cuda_device
-from .lm import CPU_FASTMATH, Model, run_threaded
+from .lm import CPU_COMPUTE_FLOAT64, CPU_FASTMATH, Model, run_threaded
 
 __all__ = [
     "N_STRONG",
@@ -38,7 +38,9 @@ __all__ = [
 ]
 
 #: Number of strongest bins whose pairs the guess inverts (10 pairs).
-N_STRONG = 5
+N_STRONG = 4
+#: Candidates are scored on every ESTRIDE-th bin (enough to rank them; halves the guess cost).
+ESTRIDE = 2
 _N_PAIRS = N_STRONG * (N_STRONG - 1) // 2
 
 #: numba.cuda, bound on first CUDA use (a module global, as numba's simulator requires).
@@ -185,7 +187,7 @@ def _make_guess_row(F):
                 ki = h1i * e1 + h1r * e2
                 # squared error of K / (w^2 - d - i w c) over the spectrum
                 err = ZERO
-                for j in range(m):
+                for j in range(0, m, ESTRIDE):
                     w = x[j]
                     dr = w * w - d
                     di = -w * c
@@ -270,8 +272,8 @@ def cpu_sho_guess(dtype_name: str):
 
     def guess(x, y, out, start, stop):
         idx = np.empty(N_STRONG, dtype=np.int64)
-        mag = np.empty(N_STRONG, dtype=y.dtype)
-        cand = np.empty(5 * _N_PAIRS, dtype=y.dtype)
+        mag = np.empty(N_STRONG, dtype=F)
+        cand = np.empty(5 * _N_PAIRS, dtype=F)
         for i in range(start, stop):
             row_fn(x, y, i, out[i], idx, mag, cand)
 
@@ -279,8 +281,13 @@ def cpu_sho_guess(dtype_name: str):
 
 
 def sho_guess_batch(x, y, out) -> None:
-    """Run the CPU guess on every row of ``y`` (n, 2 m) into ``out`` (n, 4), on all cores."""
-    run_threaded(cpu_sho_guess(str(y.dtype)), y.shape[0], x, y, out)
+    """Run the CPU guess on every row of ``y`` (n, 2 m) into ``out`` (n, 4), on all cores.
+
+    Computes in float64 also for float32 data (see :data:`kernels.lm.CPU_COMPUTE_FLOAT64`).
+    """
+    compute = "float64" if CPU_COMPUTE_FLOAT64 else str(y.dtype)
+    x = np.ascontiguousarray(x, dtype=compute)
+    run_threaded(cpu_sho_guess(compute), y.shape[0], x, y, out)
 
 
 @functools.cache

@@ -111,20 +111,29 @@ def _prepare_sho(spectra: Array, frequencies: Array, xp: Namespace):
         raise DataError(msg)
     fscale = float(np.mean(np.abs(f))) or 1.0
     y = _kernel_array(spectra, xp)
-    if is_cupy_namespace(xp):
+    if is_cupy_namespace(xp) and fdt == np.float32:
+        # the CUDA float32 kernel: responses scaled to O(1) so that squares stay far from under/overflow
         import cupy
 
         mag = cupy.abs(y)
         ascale = cupy.max(cupy.where(cupy.isfinite(mag), mag, 0))
         ascale = cupy.where(ascale > 0, ascale, 1).astype(fdt)
         y_view = cupy.ascontiguousarray(y / ascale).view(fdt)
+    elif is_cupy_namespace(xp):
+        ascale = 1.0
+        y_view = cupy_contiguous_view(y, fdt)
     else:
-        mag = np.abs(y)
-        finite = mag[np.isfinite(mag)]
-        ascale = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-        with np.errstate(invalid="ignore", over="ignore"):  # non-finite spectra are flagged by the kernel
-            y_view = np.ascontiguousarray(y / y.real.dtype.type(ascale)).view(fdt)
+        # the CPU kernels compute in float64 whatever the data type: no scaling, no copy
+        ascale = 1.0
+        y_view = np.ascontiguousarray(y).view(fdt)
     return y_view, f / fscale, fscale, ascale, fdt
+
+
+def cupy_contiguous_view(y, fdt):
+    """Real view (n, 2 m) of a C-contiguous copy of CuPy complex data."""
+    import cupy
+
+    return cupy.ascontiguousarray(y).view(fdt)
 
 
 def _result_namespace_arrays(out, xp: Namespace, device):
@@ -210,13 +219,13 @@ def fit_sho(
     params, g_x, chi2, r2, niter, status = _result_namespace_arrays(
         (params_k, g, chi2_k, r2_k, niter_k, status_k), xp, device
     )
-    ascale_x = ascale if is_cupy_namespace(xp) else float(ascale)
+    ascale_x = ascale
     params = _guess._sho_unscale(params, fscale, ascale_x, xp)
     g_x = _guess._sho_unscale(xp.astype(g_x, params.dtype), fscale, ascale_x, xp)
     return FitResult(
         params=params,
         r2=r2,
-        chi2=chi2 * (ascale_x * ascale_x),
+        chi2=chi2 if isinstance(ascale_x, float) else chi2 * (ascale_x * ascale_x),
         converged=status == 0,
         niter=niter,
         status=status,

@@ -95,11 +95,12 @@ def sho_guess(spectra: Array, frequencies: Array, *, xp: Namespace | None = None
     return _sho_unscale(g, fscale, ascale, xp)
 
 
-def _sho_unscale(p: Array, fscale: float, ascale: Array, xp: Namespace) -> Array:
+def _sho_unscale(p: Array, fscale: float, ascale, xp: Namespace) -> Array:
+    """Kernel units to the input's: A times ``ascale``, w0 times ``fscale``, phi wrapped to [-pi, pi]."""
     phase = p[:, 3]
-    return xp.stack(
-        [p[:, 0] * ascale, p[:, 1] * fscale, p[:, 2], xp.atan2(xp.sin(phase), xp.cos(phase))], axis=1
-    )
+    two_pi = 2 * math.pi
+    amp = p[:, 0] if isinstance(ascale, float) and ascale == 1.0 else p[:, 0] * ascale
+    return xp.stack([amp, p[:, 1] * fscale, p[:, 2], phase - two_pi * xp.round(phase / two_pi)], axis=1)
 
 
 def _segment_mean(y: Array, mask: np.ndarray, xp: Namespace) -> Array:
