@@ -9,7 +9,8 @@ CUDA inputs come straight from device memory (CuPy arrays, via ``__cuda_array_in
 
 from __future__ import annotations
 
+from .lm import Model, lm_fit_batch
 from .noise_floor import noise_floor_rows
 from .spectral_mask import apply_spectral_mask
 
-__all__ = ["apply_spectral_mask", "noise_floor_rows"]
+__all__ = ["Model", "apply_spectral_mask", "lm_fit_batch", "noise_floor_rows"]
