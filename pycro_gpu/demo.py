@@ -603,7 +603,10 @@ def _step_cluster(ctx: _Ctx, sec: Section) -> None:
         f"KMeans (k = {_N_DOMAINS}, engine {res.engine}) of {what}, one loop per position; compared with the "
         "ground-truth domains by the adjusted Rand index (1 = identical partitions, 0 = chance)."
     )
-    sec.rows = [("clusters", _N_DOMAINS), ("positions per cluster", str(to_host(res.counts).tolist()))]
+    sec.rows = [
+        ("clusters", _N_DOMAINS),
+        ("positions per cluster", ", ".join(str(int(c)) for c in to_host(res.counts))),
+    ]
     sec.rows.append(("adjusted Rand index vs truth", ari))
     ctx.metrics["kmeans"] = {"clusters": _N_DOMAINS, "adjusted_rand_index": ari}
     fig = cluster_figure(
