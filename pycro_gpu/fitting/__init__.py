@@ -3,12 +3,14 @@
 One bounded Levenberg-Marquardt fit per spectrum, compiled with numba for the CPU (parallel over
 spectra) and for CUDA (one thread per fit on CuPy data). Models: SHO (band excitation), the 9-parameter
 BE loop, Gaussian / Lorentzian / pseudo-Voigt peak sums with a linear background, and exponential,
-double-exponential and stretched-exponential relaxation.
+double-exponential and stretched-exponential relaxation. Dataset level: USID Main datasets through the
+streamed, resumable engine (:func:`fit_sho_dataset`, :func:`fit_loop_dataset`).
 """
 
 from __future__ import annotations
 
 from .api import STATUS_CODES, FitResult, default_bounds, fit, fit_loop, fit_sho, loop_metrics
+from .dataset import fit_loop_dataset, fit_sho_dataset, project_loops
 from .guess import (
     double_exponential_guess,
     exponential_guess,
@@ -43,13 +45,16 @@ __all__ = [
     "exponential_guess",
     "fit",
     "fit_loop",
+    "fit_loop_dataset",
     "fit_sho",
+    "fit_sho_dataset",
     "get_model",
     "loop",
     "loop_guess",
     "loop_metrics",
     "peaks",
     "peaks_guess",
+    "project_loops",
     "sho",
     "sho_guess",
     "stretched_exponential",

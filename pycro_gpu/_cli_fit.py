@@ -1,0 +1,87 @@
+"""``pycro-gpu fit sho|loop FILE [--dataset PATH]``: batch fits of a USID file, streamed and resumable."""
+
+from __future__ import annotations
+
+import argparse
+
+from .cli import command
+
+
+def _fit_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "model", choices=("sho", "loop"), help="sho: band-excitation spectra; loop: 9-parameter loops"
+    )
+    p.add_argument("file", help="USID HDF5 file (results are written into it)")
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="sho: complex Main dataset (default: the first with a Frequency dimension); loop: a real Main "
+        "dataset of loops, or an SHO 'Fit' dataset whose A cos(phi) loops are fitted (default: the last "
+        "SHO fit in the file)",
+    )
+    p.add_argument("--maxiter", type=int, default=None, help="iteration limit per fit")
+    p.add_argument("--override", action="store_true", help="fit again even if equal results exist")
+
+
+def _find_sho_source(f):
+    from .errors import DataError
+    from .io.usid import find_main_datasets
+
+    for dset in find_main_datasets(f):
+        if "complex" in str(dset.dtype) and any("freq" in d.name.lower() for d in dset.spec_dims):
+            return dset
+    msg = f"{f.filename}: no complex Main dataset with a Frequency dimension (give --dataset)"
+    raise DataError(msg)
+
+
+def _find_sho_fit(f):
+    from .errors import DataError
+
+    found = []
+
+    def visit(name, obj):
+        parent = name.rsplit("/", 1)[0] if "/" in name else ""
+        if name.endswith("/Fit") and "-SHO_Fit_" in parent.rsplit("/", 1)[-1] and obj.dtype.names:
+            found.append(name)
+
+    f.visititems(visit)
+    if not found:
+        msg = f"{f.filename}: no SHO fit found (run 'pycro-gpu fit sho' first, or give --dataset)"
+        raise DataError(msg)
+    return f[sorted(found)[-1]]
+
+
+@command("fit", "fit SHO spectra or hysteresis loops of a USID file (streamed, resumable)", _fit_arguments)
+def _fit(args: argparse.Namespace) -> int:
+    import time
+
+    import numpy as np
+
+    from .io.hdf5 import open_h5, open_main
+    from .io.usid import USIDataset
+
+    kw = {"override": args.override}
+    if args.maxiter is not None:
+        kw["maxiter"] = args.maxiter
+    t0 = time.perf_counter()
+    with open_h5(args.file, "r+") as f:
+        if args.model == "sho":
+            from .fitting.dataset import fit_sho_dataset
+
+            main = open_main(f, args.dataset) if args.dataset else _find_sho_source(f)
+            res = fit_sho_dataset(main, **kw)
+        else:
+            from .fitting.dataset import fit_loop_dataset, project_loops
+
+            dset = f[args.dataset] if args.dataset else _find_sho_fit(f)
+            if dset.dtype.names:
+                dset = project_loops(dset)
+            main = dset if isinstance(dset, USIDataset) else USIDataset(dset)
+            res = fit_loop_dataset(main, **kw)
+        conv = float(np.mean(f[res.group]["Converged"][()]))
+        n = int(f[res.group]["Converged"].size)
+    dt = time.perf_counter() - t0
+    state = "reused" if res.reused else ("resumed" if res.resumed else "computed")
+    print(f"{args.file}:{res.group}")
+    print(f"  {state}: {res.n_computed} positions in {dt:.2f} s; {n} fits, {conv:.2%} converged")
+    return 0
