@@ -1,6 +1,7 @@
 """Dask scaling of the streamed engine: 1 vs 2 (vs N) worker processes against the local executor.
 
-    python -m benchmarks.bench_distributed --job sho --size small          # SHO fit of BE spectra
+    python -m benchmarks.bench_distributed --job loop --size large         # BE loop fits (9 parameters)
+    python -m benchmarks.bench_distributed --job sho --size large          # SHO fit of BE spectra
     python -m benchmarks.bench_distributed --job fft --size medium         # FFT low pass + noise floor
 
 Side by side in one run, on the same USID file (positions x bins, written here), each with its own
@@ -55,6 +56,14 @@ def sho_compute(batch, xp, freqs):
     return {"params": res.params, "r2": res.r2}
 
 
+def loop_compute(batch, xp, bias):
+    """9-parameter BE loop fit of every row of the batch (batched LM kernel)."""
+    from pycro_gpu.fitting import fit_loop
+
+    res = fit_loop(xp.asarray(bias), batch)
+    return {"params": res.params, "r2": res.r2}
+
+
 def fft_compute(batch, xp, cutoff):
     """FFT low pass with noise-floor thresholding of every time series."""
     from pycro_gpu.filters.fft import LowPassFilter, fft_filter
@@ -70,6 +79,11 @@ def make_data(kind: str, n_pos: int, rng: np.random.Generator) -> tuple[np.ndarr
 
         h, freqs, _ = sho_spectra(rng, n_pos, N_BINS)
         return h.astype(np.complex64), Dimension("Frequency", "Hz", freqs)
+    if kind == "loop":
+        from benchmarks.gpu_check import be_loops
+
+        bias, loops = be_loops(rng, n_pos)
+        return loops, Dimension("DC_Offset", "V", bias)
     t = np.arange(N_SAMPLES) / SAMP_RATE
     x = np.sin(2 * np.pi * 50e3 * t) + 0.3 * rng.standard_normal((n_pos, N_SAMPLES))
     return x.astype(np.float32), Dimension("Time", "s", t)
@@ -81,6 +95,12 @@ def make_job(kind: str, spec: Dimension) -> Job:
             "SHO_Bench",
             functools.partial(sho_compute, freqs=np.asarray(spec.values, dtype=np.float64)),
             [Output("params", shape=4, dtype=np.float32), Output("r2", dtype=np.float32)],
+        )
+    if kind == "loop":
+        return Job(
+            "Loop_Bench",
+            functools.partial(loop_compute, bias=np.asarray(spec.values, dtype=np.float64)),
+            [Output("params", shape=9, dtype=np.float64), Output("r2", dtype=np.float64)],
         )
     return Job(
         "FFT_Bench",
@@ -132,22 +152,36 @@ def _worker_cpu(executor) -> float:
     return float(sum(client.run(time.process_time).values()))
 
 
-def _one_run(mode: str, executor, job: Job, path: Path, backend: str, batch_rows: int):
-    """Run the whole job once (a fresh results group); return (wall, cpu seconds, result).
+def _machine_busy_s() -> float:
+    """CPU seconds all processes of the machine have been busy (Linux /proc/stat; 0 elsewhere)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0
+    ticks = [int(v) for v in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
-    CPU seconds are the driver's (all its threads) plus the workers' processes.
+
+def _one_run(mode: str, executor, job: Job, path: Path, backend: str, batch_rows: int):
+    """Run the whole job once (a fresh results group); return (wall, cpu s, other processes' cpu s, result).
+
+    CPU seconds are the driver's (all its threads) plus the workers' processes; the others' are what
+    the rest of the machine used meanwhile (a busy machine leaves fewer cores to the run).
     """
     if mode == "local-1thread":
         _set_numba_threads(1)
     try:
         w0 = _worker_cpu(executor)
+        m0 = _machine_busy_s()
         c0 = time.process_time()
         t0 = time.perf_counter()
         res = run_job(job, path, RAW, backend=backend, batch_rows=batch_rows, executor=executor,
                       override=True, progress=False)  # fmt: skip
         wall = time.perf_counter() - t0
         cpu = time.process_time() - c0 + _worker_cpu(executor) - w0
-        return wall, cpu, res
+        others = max(0.0, _machine_busy_s() - m0 - cpu)
+        return wall, cpu, others, res
     finally:
         _set_numba_threads(None)
 
@@ -171,13 +205,15 @@ def run_modes(modes: list[str], job: Job, path: Path, backend: str, batch_rows: 
         _warm_up(job, path, backend)
         walls: dict[str, list[float]] = {m: [] for m in modes}
         cpus: dict[str, list[float]] = {m: [] for m in modes}
+        others: dict[str, list[float]] = {m: [] for m in modes}
         last = {}
         for r in range(max(1, repeats)):
             for mode in modes:
                 print(f"bench_distributed: {mode} run {r + 1}/{repeats} ...", flush=True)
-                wall, cpu, last[mode] = _one_run(mode, executors[mode], job, path, backend, batch_rows)
+                wall, cpu, other, last[mode] = _one_run(mode, executors[mode], job, path, backend, batch_rows)
                 walls[mode].append(wall)
                 cpus[mode].append(cpu)
+                others[mode].append(other / wall)
     finally:
         for ex in executors.values():
             if hasattr(ex, "close"):
@@ -188,6 +224,7 @@ def run_modes(modes: list[str], job: Job, path: Path, backend: str, batch_rows: 
             "median_s": float(np.median(walls[m])),
             "walls_s": walls[m],
             "cpu_s": float(np.median(cpus[m])),
+            "other_cores": float(np.median(others[m])),
             "workers": 0 if m.startswith("local") else int(m.split("-")[1]),
             "out": _read(last[m].file, last[m].group, names),
         }
@@ -204,7 +241,7 @@ def _warm_up_worker(job: Job, path: str, backend: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--job", choices=("sho", "fft"), default="sho")
+    p.add_argument("--job", choices=("sho", "loop", "fft"), default="loop")
     p.add_argument("--size", choices=tuple(SIZES), default="small")
     p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Dask worker counts to run")
@@ -238,14 +275,14 @@ def main(argv: list[str] | None = None) -> int:
         f"## Dask scaling: {args.job} job, {n_pos} positions ({size_mb:.1f} MiB), batches of {batch_rows},"
         f" backend {args.backend}, {os.cpu_count()} cores",
         "",
-        "| executor | workers | best wall | median wall | CPU s (median) | positions/s | speed-up vs dask-1 |"
-        " vs local | identical to local |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| executor | workers | best wall | median wall | CPU s (median) | cores busy elsewhere |"
+        " positions/s | speed-up vs dask-1 | vs local | identical to local |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for mode, r in rows.items():
         lines.append(
             f"| {mode} | {r['workers'] or '-'} | {r['wall_s']:.2f} s | {r['median_s']:.2f} s | "
-            f"{r['cpu_s']:.2f} | {r['pos_per_s']:.0f} | "
+            f"{r['cpu_s']:.2f} | {r['other_cores']:.2f} | {r['pos_per_s']:.0f} | "
             f"{base / r['wall_s']:.2f}x | {rows['local']['wall_s'] / r['wall_s']:.2f}x | "
             f"{'yes' if r['identical'] else 'NO'} |"
         )
