@@ -22,7 +22,6 @@ Writes into ``out``: ``beps.h5`` (raw data, ground truth and every results group
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -38,7 +37,6 @@ import numpy as np
 from . import datasets
 from ._config import get_config
 from .backend import (
-    device_of,
     from_host,
     get_namespace,
     namespace_name,
@@ -210,19 +208,6 @@ def _rotate_real(u: np.ndarray) -> np.ndarray:
     return u * np.exp(-1j * theta)
 
 
-_SHO_FIELDS = ("Amplitude [V]", "Frequency [Hz]", "Quality Factor", "Phase [rad]", "R2 Criterion")
-_LOOP_FIELDS = ("a0", "a1", "a2", "a3", "a4", "b0", "b1", "b2", "b3", "R2 Criterion")
-
-
-def _compound(columns: dict[str, np.ndarray]) -> np.ndarray:
-    """Structured float32 array from equally shaped columns (the compound results BE tools read)."""
-    first = next(iter(columns.values()))
-    out = np.empty(first.shape, dtype=np.dtype([(k, np.float32) for k in columns]))
-    for k, v in columns.items():
-        out[k] = v
-    return out
-
-
 def _timed_warmup(func, *args, **kwargs) -> float:
     """Run ``func`` once on a tiny input (JIT compilation of the kernels) and return the seconds."""
     t0 = time.perf_counter()
@@ -234,33 +219,9 @@ def _wrap(angle: np.ndarray) -> np.ndarray:
     return np.angle(np.exp(1j * angle))
 
 
-def _sho_batch(batch, xp, *, frequency: np.ndarray, n_freq: int) -> dict[str, Any]:
-    """``compute`` of the streamed SHO job: ``(n, n_dc * n_freq)`` complex rows -> ``(n, n_dc, 5)``."""
-    from .fitting import fit_sho
-
-    n = batch.shape[0]
-    spectra = xp.reshape(batch, (-1, n_freq))
-    res = fit_sho(spectra, from_host(frequency, xp, device=device_of(batch)))
-    out = xp.concat([res.params, xp.astype(xp.reshape(res.r2, (-1, 1)), res.params.dtype)], axis=1)
-    return {
-        "Fit": xp.reshape(out, (n, -1, 5)),
-        "Converged": xp.reshape(xp.astype(res.converged, xp.uint8), (n, -1)),
-    }
-
-
-def _loop_batch(batch, xp, *, dc: np.ndarray) -> dict[str, Any]:
-    """``compute`` of the streamed loop job: ``(n, n_dc)`` loops -> ``(n, 10)`` (9 parameters, R2)."""
-    from .fitting import fit_loop
-
-    res = fit_loop(from_host(dc, xp, device=device_of(batch)), batch)
-    fit = xp.concat([res.params, xp.astype(xp.reshape(res.r2, (-1, 1)), res.params.dtype)], axis=1)
-    return {"Fit": fit, "Converged": xp.astype(res.converged, xp.uint8)}
-
-
 def _step_sho(ctx: _Ctx, sec: Section) -> None:
     from .fitting import fit_sho
-    from .io.usid import Dimension, USIDataset, write_main
-    from .process import Job, Output, run_job
+    from .fitting.dataset import SHO_FIELDS, fit_sho_dataset, project_loops
     from .viz import Panel, map_figure, spectra_figure
 
     ny, nx = ctx.params["shape"]
@@ -270,46 +231,17 @@ def _step_sho(ctx: _Ctx, sec: Section) -> None:
     # compile the kernels on a tiny batch first, so that the fit time below is the fit alone
     first = from_host(np.asarray(ctx.main[0:1, : n_freq * 2]).reshape(2, n_freq), ctx.xp)
     compile_s = _timed_warmup(fit_sho, first, from_host(freq_h, ctx.xp))
-    job = Job(
-        tool="SHO_Fit",
-        compute=functools.partial(_sho_batch, frequency=freq_h, n_freq=n_freq),
-        outputs=[
-            Output(
-                "Fit",
-                dtype=np.dtype([(k, np.float32) for k in _SHO_FIELDS]),
-                spec_dims=[Dimension("DC_Offset", "V", t["dc_offset"])],
-                quantity="SHO",
-                units="compound",
-            ),
-            Output("Converged", shape=n_dc, dtype=np.uint8),
-        ],
-        parameters={"model": "sho", "maxiter": 100, "guess": "complex gaussian"},
-        work_multiplier=4.0,
-    )
     t0 = time.perf_counter()
-    result = run_job(job, ctx.main, backend=ctx.backend, progress=ctx.progress, override=True)
+    result = fit_sho_dataset(ctx.main, backend=ctx.backend, progress=ctx.progress, override=True)
     fit_s = time.perf_counter() - t0
     grp = ctx.h5[result.group]
     fit = np.asarray(grp["Fit"][()]).reshape(ny, nx, n_dc)
-    amp, w0, q, phi, r2 = (fit[k].astype(np.float64) for k in _SHO_FIELDS)
+    amp, w0, q, phi, r2 = (fit[k].astype(np.float64) for k in SHO_FIELDS)
     converged = float(np.mean(grp["Converged"][()]))
     n_spectra = ny * nx * n_dc
-    # the projected piezoresponse loops, as a Main dataset next to the fit (input of the loop fit)
-    fit_main = USIDataset(grp["Fit"])
-    loops = amp * np.cos(phi)
-    ctx.loops_main = write_main(
-        grp,
-        "Piezoresponse",
-        loops.reshape(ny * nx, n_dc).astype(np.float32),
-        None,
-        None,
-        "Piezoresponse",
-        "V",
-        h5_pos_inds=ctx.main.h5_pos_inds,
-        h5_pos_vals=ctx.main.h5_pos_vals,
-        h5_spec_inds=fit_main.h5_spec_inds,
-        h5_spec_vals=fit_main.h5_spec_vals,
-    )
+    # the projected piezoresponse loops A cos(phi), a Main dataset next to the fit (loop-fit input)
+    ctx.loops_main = project_loops(grp["Fit"])
+    loops = np.asarray(ctx.loops_main[()], dtype=np.float64).reshape(ny, nx, n_dc)
 
     # accuracy where the response is clearly above zero (the fit is ill-posed where the loop crosses 0)
     strong = t["amplitude"] > 0.3 * np.max(t["amplitude"])
@@ -353,7 +285,7 @@ def _step_sho(ctx: _Ctx, sec: Section) -> None:
         ("quality factor: median relative error", err["quality_median_rel_error"]),
         ("amplitude: median relative error", err["amplitude_median_rel_error"]),
         ("phase: median |error| (rad)", err["phase_median_abs_error_rad"]),
-        ("results", f"{grp.name}/Fit (compound: {', '.join(_SHO_FIELDS)}) and Piezoresponse"),
+        ("results", f"{grp.name}: Guess, Fit (compound: {', '.join(SHO_FIELDS)}), Converged, Piezoresponse"),
     ]
 
     # a DC step on the descending branch between the coercive voltages of the two domain kinds: one kind
@@ -408,8 +340,8 @@ def _step_sho(ctx: _Ctx, sec: Section) -> None:
 
 
 def _step_loop(ctx: _Ctx, sec: Section) -> None:
-    from .fitting import fit_loop, loop_metrics
-    from .process import Job, Output, run_job
+    from .fitting import fit_loop
+    from .fitting.dataset import LOOP_FIELDS, SWITCHING_FIELDS, fit_loop_dataset
     from .viz import Panel, loops_figure, map_figure
 
     if ctx.loops is None or ctx.loops_main is None:
@@ -421,25 +353,16 @@ def _step_loop(ctx: _Ctx, sec: Section) -> None:
     loops = ctx.loops.reshape(ny * nx, -1)
     first = from_host(np.asarray(ctx.loops_main[0:2], dtype=np.float64), ctx.xp)
     compile_s = _timed_warmup(fit_loop, from_host(dc_h, ctx.xp), first)
-    job = Job(
-        tool="Loop_Fit",
-        compute=functools.partial(_loop_batch, dc=dc_h),
-        outputs=[
-            Output("Fit", dtype=np.dtype([(k, np.float32) for k in _LOOP_FIELDS])),
-            Output("Converged", dtype=np.uint8),
-        ],
-        parameters={"model": "loop", "projection": "A cos(phi)", "maxiter": 200},
-        input_dtype=np.float64,
-    )
     t0 = time.perf_counter()
-    result = run_job(job, ctx.loops_main, backend=ctx.backend, progress=ctx.progress, override=True)
+    result = fit_loop_dataset(ctx.loops_main, backend=ctx.backend, progress=ctx.progress, override=True)
     fit_s = time.perf_counter() - t0
     grp = ctx.h5[result.group]
-    fit = np.asarray(grp["Fit"][()])
-    params = np.stack([fit[k].astype(np.float64) for k in _LOOP_FIELDS[:9]], axis=-1)
+    fit = np.asarray(grp["Fit"][()]).reshape(ny * nx)
+    params = np.stack([fit[k].astype(np.float64) for k in LOOP_FIELDS[:9]], axis=-1)
     r2 = fit["R2 Criterion"]
     converged = float(np.mean(grp["Converged"][()]))
-    derived = {k: to_host(v).reshape(ny, nx) for k, v in loop_metrics(from_host(params, ctx.xp)).items()}
+    switching = np.asarray(grp["Switching"][()]).reshape(ny, nx)
+    derived = {k: switching[k].astype(np.float64) for k in SWITCHING_FIELDS}
     truth_p = t["loop_parameters"].reshape(ny * nx, 9)
     truth_s = t["switching"]
     err = {
@@ -473,7 +396,7 @@ def _step_loop(ctx: _Ctx, sec: Section) -> None:
         ("V+: median |error| (V)", err["v_plus_median_abs_error_v"]),
         ("imprint: median |error| (V)", err["imprint_median_abs_error_v"]),
         ("switchable polarization: median relative error", err["switchable_polarization_median_rel_error"]),
-        ("results", f"{grp.name}/Fit (compound: a0..a4, b0..b3, R2 Criterion)"),
+        ("results", f"{grp.name}: Guess, Fit (a0..a4, b0..b3, R2 Criterion), Switching, Converged"),
     ]
     x, yv = ctx.beps.pos_dims[1][2], ctx.beps.pos_dims[0][2]
     vm = (float(truth_s["V-"].min()) - 0.5, float(truth_s["V-"].max()) + 0.5)

@@ -125,6 +125,8 @@ def test_results_file_holds_raw_data_and_results(small_demo):
             "b3",
         )
         np.testing.assert_allclose(lp["a3"], truth["loop_parameters"][()][..., 3].ravel(), atol=0.5)
+        np.testing.assert_allclose(loop["Switching"][()]["V+"], lp["a3"])
+        assert sho["Guess"].shape == (144, 48) and loop["Guess"].shape == (144,)
 
 
 def test_demo_accuracy_vs_ground_truth(small_demo):
