@@ -451,6 +451,44 @@ def _run_job(xp, rng, n_pos, n):
 _TEMP_DIRS: list[Path] = []
 
 
+@section(
+    "fit_sho_dataset",
+    "fitting.fit_sho_dataset: SHO fit of a BE USID file end to end (Raw_Data-SHO_Fit_000)",
+    quick={"nx": 64, "ny": 64},
+    full={"nx": 256, "ny": 256},
+    compare=compare_fits,
+)
+def _fit_sho_dataset(xp, rng, nx, ny):
+    import tempfile
+
+    import h5py
+    from numpy.lib import recfunctions
+
+    from pycro_gpu.backend import namespace_name
+    from pycro_gpu.fitting.dataset import fit_sho_dataset
+    from pycro_gpu.io.usid import Dimension, write_main
+
+    folder = Path(tempfile.mkdtemp(prefix="gpu_check_"))
+    _TEMP_DIRS.append(folder)
+    path = folder / "be.h5"
+    spectra, freqs, _ = sho_spectra(rng, nx * ny)
+    with h5py.File(path, "w") as f:
+        g = f.create_group("Measurement_000/Channel_000")
+        pos = [Dimension("X", "m", nx), Dimension("Y", "m", ny)]
+        spec = Dimension("Frequency", "Hz", freqs)
+        write_main(g, "Raw_Data", spectra.astype(np.complex64), pos, spec, "Response", "V")
+    backend = namespace_name(xp)
+
+    def run():
+        res = fit_sho_dataset(path, "/Measurement_000/Channel_000/Raw_Data", backend=backend, override=True,
+                              progress=False)  # fmt: skip
+        with h5py.File(res.file, "r") as f:
+            fit = recfunctions.structured_to_unstructured(f[res.group]["Fit"][()])
+            return fit.reshape(nx * ny, -1).astype(np.float64), f[res.group]["Converged"][()]
+
+    return Case(run, note=lambda out: f"converged {float(np.mean(out[1])):.1%}")
+
+
 # --------------------------------------------------------------------------------------------------
 # Harness
 # --------------------------------------------------------------------------------------------------
