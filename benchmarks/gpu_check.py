@@ -52,9 +52,12 @@ from typing import Any
 
 import numpy as np
 
-from pycro_gpu.errors import MissingDependencyError
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as a script: `benchmarks` importable (an installed pycro_gpu wins)
+    sys.path.append(str(REPO_ROOT))
+
+from pycro_gpu.errors import MissingDependencyError  # noqa: E402
+
 LOG_ENV = "PYCRO_GPU_CHECK_LOG"
 
 
