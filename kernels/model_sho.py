@@ -10,9 +10,10 @@ float32 keeps its precision); the model is invariant under that scaling (w0 scal
 Guess (:func:`sho_guess_row`): the SHO is a rational function, ``H(w) (w^2 - d - i w c) = K`` with
 ``d = w0^2``, ``c = w0 / Q`` and ``K = A e^{i phi} w0^2``. Two bins determine it: subtracting the equation
 at two frequencies eliminates ``K`` and leaves a 2x2 real system for ``(d, c)``. The inversion runs over
-all pairs of the ``N_STRONG`` strongest bins; each admissible pair (``d > 0``) is scored by its squared
-error over the whole spectrum and the pairs are averaged with weights ``(e_min / e)^4`` (the "complex
-gaussian" guess of the band-excitation literature). Fallback where no pair is admissible or the average
+all pairs of the ``N_STRONG`` strongest bins (searched within ``N_STRONG`` bins of the strongest one);
+each admissible pair (``d > 0``) is scored by its squared error over the spectrum (every ``ESTRIDE``-th
+bin) and the pairs are averaged with weights ``(e_min / e)^4`` (the "complex gaussian" guess of the
+band-excitation literature). Fallback where no pair is admissible or the average
 lies outside the band: w0 at the strongest bin, Q from the half-power width, A and phi from the peak.
 """
 
@@ -131,18 +132,32 @@ def _make_guess_row(F):
         for k in range(NS):
             idx[k] = -1
             mag[k] = -ONE
+        # One light pass: band limits, the strongest bin, and a finiteness check through the sum.
         xmin = x[0]
         xmax = x[0]
+        total = ZERO
+        best = -ONE
+        jbest = 0
         for j in range(m):
             xmin = min(xmin, x[j])
             xmax = max(xmax, x[j])
             re = y[row, 2 * j]
             im = y[row, 2 * j + 1]
             a2 = re * re + im * im
-            if not abs(a2) <= FMAX:
-                for k in range(4):
-                    out[k] = NAN
-                return
+            total += a2
+            if a2 > best:
+                best = a2
+                jbest = j
+        if not abs(total) <= FMAX:
+            for k in range(4):
+                out[k] = NAN
+            return
+        # The N_STRONG strongest bins around the strongest one (a resonance's strongest bins are
+        # neighbours; searching a window of 2 N_STRONG + 1 keeps the branchy insertion short).
+        for j in range(max(jbest - NS, 0), min(jbest + NS + 1, m)):
+            re = y[row, 2 * j]
+            im = y[row, 2 * j + 1]
+            a2 = re * re + im * im
             if a2 > mag[NS - 1]:
                 k = NS - 1
                 while k > 0 and mag[k - 1] < a2:

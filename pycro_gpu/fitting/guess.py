@@ -73,9 +73,10 @@ def sho_guess(spectra: Array, frequencies: Array, *, xp: Namespace | None = None
     -----
     ``H(w) (w^2 - d - i w c) = K`` with ``d = w0^2``, ``c = w0 / Q``, ``K = A e^{i phi} w0^2``; two bins
     give a 2x2 real system for ``(d, c)`` after ``K`` is eliminated. The inversion runs over every pair of
-    the 5 strongest bins; admissible pairs (``d > 0``) are averaged with weights ``(e_min / e)^4`` of their
-    squared error ``e`` over the spectrum. Fallback (no admissible pair, or w0 outside the band): w0 at
-    the strongest bin, Q from the half-power width, A and phi from the peak value.
+    the 4 strongest bins (found within 4 bins of the strongest); admissible pairs (``d > 0``) are averaged
+    with weights ``(e_min / e)^4`` of their squared error ``e`` over the spectrum (every second bin).
+    Fallback (no admissible pair, or w0 outside the band): w0 at the strongest bin, Q from the half-power
+    width, A and phi from the peak value.
 
     Examples
     --------
