@@ -21,12 +21,20 @@ float type).
 Algorithm (per fit)
 -------------------
 Residuals ``r = y - f(p)``; the normal equations ``(J^T J + lambda D) d = J^T r`` with Marquardt's
-diagonal ``D = diag(J^T J)`` are solved by an in-place Cholesky factorisation; the trial point is projected
-on the box ``[lo, hi]``. One pass over the data evaluates the residuals *and* the Jacobian at the trial
-point, so an accepted step (the usual case from a good guess) costs a single pass. Accepted steps divide
-``lambda`` by 10, rejected ones multiply it by 10. A fit converges when an accepted step lowers chi-square
-by less than ``ftol * chi2`` or moves every parameter by less than ``xtol * (|p| + xtol)``, or when no
-step can lower chi-square any more (``lambda`` above 1e10: the point is a minimum to working precision).
+diagonal ``D = diag(J^T J)`` (packed triangle) are solved by an in-place Cholesky factorisation; the
+trial point is projected on the box ``[lo, hi]``. One pass over the data evaluates the residuals *and*
+the Jacobian at the trial point, so an accepted step (the usual case from a good guess) costs a single
+pass; a rejected step re-evaluates J^T J at the current point (one more pass, and no second copy of the
+normal equations in the per-thread scratch). Accepted steps divide ``lambda`` by 10, rejected ones
+multiply it by 10. A fit converges when the step's predicted decrease ``d . J^T r`` or an accepted step's
+actual decrease is below ``ftol * chi2``, or every parameter moves by less than ``xtol * (|p| + xtol)``,
+or no step lowers chi-square any more (``lambda`` above 1e10: a minimum to working precision).
+
+CPU: the sample loop of a pass writes model and Jacobian into buffers whose rows lie a compile-time
+stride apart (:data:`BLOCK_STRIDES`), so LLVM vectorizes it across samples; the reductions to J^T J run
+with the sample loop innermost. The CPU kernels compute in float64 also for float32 data
+(:data:`CPU_COMPUTE_FLOAT64`, measured faster); rows are split across threads (:func:`run_threaded`).
+CUDA: one thread per fit streams the samples with O(n_params^2) registers/local memory.
 
 Status codes: 0 converged, 1 iteration limit reached, 2 non-finite data or start point (the fit is
 skipped, parameters are the start point, chi-square and R^2 are NaN).
