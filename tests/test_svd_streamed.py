@@ -149,3 +149,13 @@ def test_non_finite_data_is_a_data_error(rng):
     for method in ("gram", "randomized"):
         with pytest.raises(DataError, match="non-finite values"):
             streamed_svd(ArrayRows(A), 2, method=method, progress=False)
+
+
+def test_auto_picks_gram_only_for_tall_data():
+    from pycro_gpu._svd_streamed import choose_method
+
+    assert choose_method((1_000_000, 256), np.float64, memory_mb=256) == "gram"
+    assert choose_method((144, 1536), np.float64, memory_mb=4096) == "randomized"
+    assert choose_method((1000, 1000), np.float64, memory_mb=4096) == "randomized"
+    # tall, but the 20000 x 20000 Gram matrix does not fit a 256 MiB budget
+    assert choose_method((10_000_000, 20_000), np.float64, memory_mb=256) == "randomized"
