@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -287,9 +288,17 @@ class DaskExecutor:
         futures: dict[Any, slice] = {}
         done = distributed.as_completed(loop=self.client.loop)
 
+        window_at = [-1.0, 0]  # (time, size): the cluster's size is asked at most once a second
+
         def top_up() -> None:
             # bounded window: the driver holds at most this many results before writing them
-            window = self.max_in_flight or 2 * self.n_threads()
+            if self.max_in_flight:
+                window = self.max_in_flight
+            else:
+                now = time.monotonic()
+                if now - window_at[0] > 1.0:
+                    window_at[:] = [now, 2 * self.n_threads()]
+                window = window_at[1]
             while pending and len(futures) < window:
                 sl = pending.pop()
                 fut = self.client.submit(
