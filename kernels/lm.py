@@ -182,7 +182,11 @@ def _make_core(
                 q += 1
         return chi2
 
-    accumulate = jit(accumulate_blocked if block_stride > 0 else accumulate_streamed)
+    if block_stride > 0 and NP <= FUSED_MAX_PARAMS:
+        names = {"prepare": prepare, "point": point, "ZERO": ZERO, "MS": MS}
+        accumulate = jit(_fused_accumulate(NP, NO, names))
+    else:
+        accumulate = jit(accumulate_blocked if block_stride > 0 else accumulate_streamed)
 
     def solve(jtj, jtr, lam, c, d):
         # (J^T J + lam diag(J^T J)) d = J^T r by Cholesky. jtj: packed upper triangle, row a holds
@@ -304,6 +308,44 @@ def _make_core(
         return status, it, chi2, r2
 
     return core
+
+
+#: Up to this many parameters the CPU reductions run as one fused loop with scalar accumulators.
+FUSED_MAX_PARAMS = 10
+
+
+def _fused_accumulate(n_params: int, n_out: int, namespace: dict) -> Callable:
+    """Generate ``accumulate`` with J^T J, J^T r and chi-square as scalar accumulators of one loop.
+
+    Same result as ``accumulate_blocked`` (the model loop writes the buffers, then one reduction pass),
+    but each Jacobian value is loaded once and every sum stays in a register: the generated loop over
+    samples vectorizes as a multi-accumulator reduction. Plain Python, generated for the model's
+    (n_params, n_out) because the accumulators must be scalars.
+    """
+    NP, NO = n_params, n_out
+    pairs = [(a, b) for a in range(NP) for b in range(a, NP)]
+    src = [
+        "def accumulate_fused(x, y, row, p, aux, jtj, jtr, vb, jb, rb):",
+        "    m = x.shape[0]",
+        "    prepare(p, aux)",
+        "    for j in range(m):",
+        f"        point(x[j], j, m, p, aux, rb, jb, j, MS, {NO} * MS)",
+        "    c = ZERO",
+        *(f"    g{a} = ZERO" for a in range(NP)),
+        *(f"    s{a}_{b} = ZERO" for a, b in pairs),
+        "    for j in range(m):",
+        *(f"        r{k} = y[row, j * {NO} + {k}] - rb[{k} * MS + j]" for k in range(NO)),
+        "        c += " + " + ".join(f"r{k} * r{k}" for k in range(NO)),
+        *(f"        j{a}_{k} = jb[{a * NO + k} * MS + j]" for a in range(NP) for k in range(NO)),
+        *(f"        g{a} += " + " + ".join(f"j{a}_{k} * r{k}" for k in range(NO)) for a in range(NP)),
+        *(f"        s{a}_{b} += " + " + ".join(f"j{a}_{k} * j{b}_{k}" for k in range(NO)) for a, b in pairs),
+        *(f"    jtr[{a}] = g{a}" for a in range(NP)),
+        *(f"    jtj[{q}] = s{a}_{b}" for q, (a, b) in enumerate(pairs)),
+        "    return c",
+    ]
+    ns = dict(namespace)
+    exec(compile("\n".join(src), f"<fused accumulate {NP}x{NO}>", "exec"), ns)
+    return ns["accumulate_fused"]
 
 
 #: The CPU kernels compute in float64 also for float32 data (measured faster on x86: float32 gains
