@@ -922,6 +922,7 @@ def main(argv: list[str] | None = None) -> int:
         if pt["timed_out"] or pt["failures"] or pt["returncode"] not in (0, 5):
             report["ok"] = False
         print(f"gpu_check: pytest {pt['all']} in {pt['wall_s']} s", flush=True)
+    (out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str))  # kept if a section hangs
 
     t_budget = time.perf_counter()
     for sec in SECTIONS:
