@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -422,15 +423,22 @@ def cpu_lm_driver(model: Model, dtype_name: str, stride: int = 136) -> Callable:
 
 
 _POOL = None
+_POOL_KEY = None
 
 
 def _pool(n_workers: int):
-    """A persistent thread pool for :func:`run_threaded` (created on first use, grown when needed)."""
-    global _POOL
-    if _POOL is None or _POOL._max_workers < n_workers:
+    """A persistent thread pool for :func:`run_threaded`.
+
+    Created on first use, replaced when more workers are needed and in a forked child process (whose
+    copy of the parent's pool has no threads).
+    """
+    global _POOL, _POOL_KEY
+    key = (os.getpid(), n_workers)
+    if _POOL is None or _POOL_KEY[0] != key[0] or _POOL_KEY[1] < n_workers:
         from concurrent.futures import ThreadPoolExecutor
 
         _POOL = ThreadPoolExecutor(n_workers, thread_name_prefix="pycro_gpu-lm")
+        _POOL_KEY = key
     return _POOL
 
 
