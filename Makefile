@@ -31,17 +31,21 @@ lint: $(STAMP)
 # simulator must be switched on before numba is imported).
 test: lint test-cpu test-cudasim
 
+# One BLAS thread in tests: numba's threads and BLAS's would otherwise oversubscribe a small machine.
 test-cpu: $(STAMP)
-	$(PYTEST) -m "not cudasim" -q
+	OPENBLAS_NUM_THREADS=1 $(PYTEST) -m "not cudasim" -q
 
 test-cudasim: $(STAMP)
 	NUMBA_ENABLE_CUDASIM=1 $(PYTEST) -m cudasim -q
 
+# Every benchmark at the issues' sizes, side by side with its peer (JSON + Markdown in bench_out/).
+# BENCH_ARGS=--quick for a smoke run, BENCH_ARGS="--backend cupy" on a GPU node.
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run_all
+	$(BIN)/python -m benchmarks.run_all $(BENCH_ARGS)
 
+# On a GPU node: every GPU path against the CPU path, with timings (bench_out/gpu_check/).
 gpu-check: $(STAMP)
-	$(BIN)/python benchmarks/gpu_check.py
+	$(BIN)/python benchmarks/gpu_check.py --out bench_out/gpu_check
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info demo_out bench_out .pytest_cache .ruff_cache
