@@ -487,9 +487,6 @@ def run_job(
     try:
         # --- source -------------------------------------------------------------------------------
         if isinstance(source, (str, os.PathLike)):
-            if dataset_path is None:
-                msg = "dataset_path is required when source is a file path"
-                raise ValueError(msg)
             other_file = isinstance(results, (str, os.PathLike)) and (
                 Path(results).resolve() != Path(source).resolve()
             )

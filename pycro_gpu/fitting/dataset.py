@@ -52,11 +52,11 @@ def _open(source: Any, dataset_path: str | None):
     if isinstance(source, h5py.Dataset):
         return (source if isinstance(source, USIDataset) else USIDataset(source)), None
     f = open_h5(source, "r")
-    if dataset_path is None:
+    try:
+        return open_main(f, dataset_path), f
+    except BaseException:
         f.close()
-        msg = f"dataset_path is required when source is a file path ({source})"
-        raise ValueError(msg)
-    return open_main(f, dataset_path), f
+        raise
 
 
 def _frequency_layout(main) -> tuple[np.ndarray, list]:

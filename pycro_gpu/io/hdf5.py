@@ -60,17 +60,39 @@ def open_h5(path: str | os.PathLike, mode: str = "r") -> h5py.File:
         raise DataError(msg) from None
 
 
-def open_main(h5_file: h5py.File, dataset_path: str) -> Any:
+#: The raw-data path of single-channel USID files (``/Measurement_000/Channel_000/Raw_Data``).
+DEFAULT_RAW_DATA = "/Measurement_000/Channel_000/Raw_Data"
+
+
+def open_main(h5_file: h5py.File, dataset_path: str | None = None) -> Any:
     """Return the Main dataset at ``dataset_path`` as :class:`~pycro_gpu.io.usid.USIDataset`.
+
+    With ``dataset_path=None``: :data:`DEFAULT_RAW_DATA` where the file has it, else the file's only
+    Main dataset.
 
     Raises
     ------
     DataError
-        ``dataset_path`` does not exist or is not a dataset (the message lists the Main datasets).
+        ``dataset_path`` does not exist or is not a dataset, or is ``None`` and the file holds no or
+        several candidate Main datasets (the message lists the Main datasets).
     USIDError
         The dataset breaks the USID model (see :func:`~pycro_gpu.io.usid.check_main`).
     """
     from .usid import USIDataset, find_main_datasets
+
+    if dataset_path is None:
+        if isinstance(h5_file.get(DEFAULT_RAW_DATA), h5py.Dataset):
+            dataset_path = DEFAULT_RAW_DATA
+        else:
+            mains = find_main_datasets(h5_file)
+            if len(mains) != 1:
+                names = [d.name for d in mains]
+                msg = (
+                    f"{h5_file.filename}: no {DEFAULT_RAW_DATA} and {len(mains)} Main datasets "
+                    f"({names or 'none'}); name one with dataset_path"
+                )
+                raise DataError(msg)
+            return mains[0]
 
     try:
         obj = h5_file[dataset_path]
