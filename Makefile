@@ -19,6 +19,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# pyUSID in its own environment: tests/test_usid_conformance.py has pyUSID itself read our files.
+PYUSID_VENV := .venv-pyusid
+$(PYUSID_VENV)/.installed:
+	test -x $(PYUSID_VENV)/bin/python || $(PYTHON) -m venv $(PYUSID_VENV)
+	$(PYUSID_VENV)/bin/python -m pip install -q pyUSID h5py
+	touch $@
+
 demo: $(STAMP)
 	$(BIN)/pycro-gpu demo --out demo_out
 
@@ -32,8 +39,9 @@ lint: $(STAMP)
 test: lint test-cpu test-cudasim
 
 # One BLAS thread in tests: numba's threads and BLAS's would otherwise oversubscribe a small machine.
-test-cpu: $(STAMP)
-	OPENBLAS_NUM_THREADS=1 $(PYTEST) -m "not cudasim" -q
+test-cpu: $(STAMP) $(PYUSID_VENV)/.installed
+	OPENBLAS_NUM_THREADS=1 PYCRO_GPU_PYUSID_PYTHON=$(abspath $(PYUSID_VENV))/bin/python \
+		$(PYTEST) -m "not cudasim" -q
 
 test-cudasim: $(STAMP)
 	NUMBA_ENABLE_CUDASIM=1 $(PYTEST) -m cudasim -q
@@ -48,4 +56,4 @@ gpu-check: $(STAMP)
 	$(BIN)/python benchmarks/gpu_check.py --out bench_out/gpu_check
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info demo_out bench_out .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(PYUSID_VENV) build dist *.egg-info demo_out bench_out .pytest_cache .ruff_cache
