@@ -21,6 +21,7 @@ __all__ = [
     "cuda_kernel",
     "has_cuda_interface",
     "in_cudasim",
+    "numba_cuda",
 ]
 
 
@@ -45,11 +46,26 @@ def cpu_parallel(func: Callable) -> Callable:
     return numba.njit(parallel=True, fastmath=False, error_model="numpy", nogil=True)(func)
 
 
+def numba_cuda() -> Any:
+    """Import and return ``numba.cuda`` (the one place kernels import it, lazily).
+
+    numba-cuda <= 0.30 registers a CUDA overload for ``numpy.row_stack``, which NumPy 2.5 removed, so
+    its array support fails to import there (seen on a GPU machine with NumPy 2.5 and numba-cuda
+    0.30.4). Where NumPy lacks it, ``row_stack`` is restored as the alias of ``vstack`` it always was.
+    """
+    import numpy as np
+
+    if not hasattr(np, "row_stack"):
+        setattr(np, "row_stack", np.vstack)  # noqa: B010 (ruff's NPY201 fix would rewrite np.row_stack)
+    from numba import cuda
+
+    return cuda
+
+
 @functools.cache
 def cuda_device(func: Callable) -> Callable:
     """Compile a scalar source function as a CUDA device function (lazy ``numba.cuda`` import)."""
-    from numba import cuda
-
+    cuda = numba_cuda()
     return cuda.jit(device=True, inline="always")(func)
 
 
@@ -61,7 +77,6 @@ def cuda_kernel(factory: Callable[[], Callable]) -> Callable:
     modules declare ``cuda = None``): this binds it on first use, so importing a kernel module never
     imports ``numba.cuda``, and numba's simulator can swap the global for its fake CUDA module.
     """
-    from numba import cuda
-
+    cuda = numba_cuda()
     factory.__globals__["cuda"] = cuda
     return factory()

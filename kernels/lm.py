@@ -52,6 +52,7 @@ import numba
 import numpy as np
 
 from ._jit import has_cuda_interface
+from ._jit import numba_cuda as _numba_cuda
 
 __all__ = [
     "STATUS_CONVERGED",
@@ -468,7 +469,7 @@ def cuda_lm_kernel(model: Model, dtype_name: str) -> Callable:
 
     ``kernel[blocks, threads](x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status)``.
     """
-    from numba import cuda as numba_cuda
+    numba_cuda = _numba_cuda()
 
     globals()["cuda"] = numba_cuda
     F = np.dtype(dtype_name).type
@@ -634,7 +635,7 @@ def _lm_fit_cuda(model, x, y, p0, lo, hi, maxiter, ftol, xtol, on_device):
             status,
         )
         return params, chi2, r2, niter, status
-    from numba import cuda as numba_cuda
+    numba_cuda = _numba_cuda()
 
     dt = y.dtype
     outs = (

@@ -26,6 +26,7 @@ import numba
 import numpy as np
 
 from ._jit import cuda_device
+from ._jit import numba_cuda as _numba_cuda
 from .lm import CPU_COMPUTE_FLOAT64, CPU_FASTMATH, Model, run_threaded
 
 __all__ = [
@@ -308,7 +309,7 @@ def sho_guess_batch(x, y, out) -> None:
 @functools.cache
 def cuda_sho_guess_kernel(dtype_name: str):
     """Compiled CUDA guess kernel ``kernel[blocks, threads](x, y, out)``, one thread per row (cached)."""
-    from numba import cuda as numba_cuda
+    numba_cuda = _numba_cuda()
 
     globals()["cuda"] = numba_cuda
     F = np.dtype(dtype_name).type

@@ -16,6 +16,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import cpu_device, cpu_parallel, cuda_device, cuda_kernel, has_cuda_interface
+from ._jit import numba_cuda as _numba_cuda
 
 __all__ = ["apply_spectral_mask", "mask_bin"]
 
@@ -151,7 +152,7 @@ def apply_spectral_mask(spectra, mask, threshold=0.0, *, target=None):
         run = _apply_cpu if spectra.size >= PARALLEL_MIN_BINS else _apply_cpu_serial
         run(spectra, np.ascontiguousarray(mask, dtype=spectra.real.dtype), thr_sq)
         return spectra
-    from numba import cuda as numba_cuda
+    numba_cuda = _numba_cuda()
 
     if on_device:
         if thr_sq is None:  # a device array of per-row thresholds
