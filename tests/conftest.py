@@ -14,10 +14,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Test batches are small on purpose: numba-cuda's low-occupancy warning (its own NumbaPerformanceWarning
-# class, raised as an error by filterwarnings=error on a GPU machine) says nothing about our kernels there.
-os.environ.setdefault("NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS", "0")
-
 import numpy as np
 import pytest
 
