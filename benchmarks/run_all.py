@@ -26,7 +26,7 @@ BENCHMARKS = {
         ["--rows", "1048576", "--cols", "256", "--rss-rows", "2097152"],
         ["--rows", "65536", "--cols", "64"],
     ),
-    "distributed": (["--size", "small"], ["--size", "tiny", "--repeats", "1"]),
+    "distributed": (["--size", "large"], ["--size", "tiny", "--repeats", "1"]),
 }
 
 

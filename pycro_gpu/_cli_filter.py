@@ -12,8 +12,10 @@ an interrupted run and reusing a finished one with the same parameters.
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from .cli import command
+from .distributed import add_dask_arguments, executor_from_args
 
 DEFAULT_DATASET = "/Measurement_000/Channel_000/Raw_Data"
 
@@ -54,6 +56,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-rows", type=int, default=None, help="positions per batch (default: from memory)")
     p.add_argument("--plot", default=None, metavar="PNG", help="save a before/after figure of one position")
     p.add_argument("--plot-position", type=int, default=0, help="position drawn by --plot (default 0)")
+    add_dask_arguments(p)
 
 
 def _main_dataset(f, path):
@@ -124,12 +127,14 @@ def _filter(args: argparse.Namespace) -> int:
             write_filtered=not args.no_filtered,
             write_condensed=args.condensed,
         )
-        res = sf.compute(
-            results=args.results if other else None,
-            batch_rows=args.batch_rows,
-            override=args.override,
-            progress=None if not args.quiet else False,
-        )
+        with executor_from_args(args) or contextlib.nullcontext() as executor:
+            res = sf.compute(
+                results=args.results if other else None,
+                batch_rows=args.batch_rows,
+                executor=executor,
+                override=args.override,
+                progress=None if not args.quiet else False,
+            )
         if args.plot:
             sf.test(args.plot_position, path=args.plot)
     if not args.quiet:

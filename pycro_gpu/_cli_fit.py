@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from .cli import command
+from .distributed import add_dask_arguments, executor_from_args
 
 
 def _fit_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,6 +23,7 @@ def _fit_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--maxiter", type=int, default=None, help="iteration limit per fit")
     p.add_argument("--override", action="store_true", help="fit again even if equal results exist")
+    add_dask_arguments(p)
 
 
 def _find_sho_source(f):
@@ -64,7 +67,8 @@ def _fit(args: argparse.Namespace) -> int:
     if args.maxiter is not None:
         kw["maxiter"] = args.maxiter
     t0 = time.perf_counter()
-    with open_h5(args.file, "r+") as f:
+    with executor_from_args(args) or contextlib.nullcontext() as executor, open_h5(args.file, "r+") as f:
+        kw["executor"] = executor
         if args.model == "sho":
             from .fitting.dataset import fit_sho_dataset
 

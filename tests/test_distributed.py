@@ -464,3 +464,40 @@ def test_executor_with_its_own_local_cluster(raw, raw_master, tmp_path):
         cluster = ex._cluster
     assert ex.client is None and cluster.status.name == "closed"
     np.testing.assert_array_equal(_outputs(res.file, res.group, ["rms"])[0]["rms"], ref["rms"])
+
+
+def test_cli_fit_sho_on_two_workers_matches_local(tmp_path):
+    """``pycro-gpu fit sho FILE --workers 2`` writes the same SHO fit as the local run."""
+    from pycro_gpu import datasets
+
+    ds = datasets.band_excitation(shape=(6, 6), n_freq=40, seed=5)
+    local, dask_file = tmp_path / "local.h5", tmp_path / "dask.h5"
+    datasets.write_usid(ds, local)
+    shutil.copy(local, dask_file)
+    env = {**os.environ, "PYCRO_GPU_BACKEND": "numpy"}
+    for path, extra in ((local, []), (dask_file, ["--workers", "2"])):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pycro_gpu",
+                "fit",
+                "sho",
+                str(path),
+                "--quiet",
+                "--memory-mb",
+                "1",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO_ROOT,
+            check=False,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+    group = "Measurement_000/Channel_000/Raw_Data-SHO_Fit_000"
+    with h5py.File(local, "r") as a, h5py.File(dask_file, "r") as b:
+        np.testing.assert_array_equal(a[group]["Fit"][()], b[group]["Fit"][()])
+        assert a[group]["Fit"].shape[0] == 36 and np.all(b[group][COMPLETED][()] == 1)

@@ -406,3 +406,25 @@ def test_io_public_api():
         assert mod.__all__ == sorted(mod.__all__)
         for name in mod.__all__:
             assert hasattr(mod, name), name
+
+
+def test_dimension_order_properties(tmp_path):
+    import h5py
+
+    from pycro_gpu.io.usid import Dimension, USIDataset, write_main
+
+    with h5py.File(tmp_path / "o.h5", "w") as f:
+        write_main(
+            f,
+            "Raw_Data",
+            np.zeros((2, 3, 4, 5)),
+            [Dimension("X", "m", 2), Dimension("Y", "m", 3)],
+            [Dimension("Frequency", "Hz", 4), Dimension("DC_Offset", "V", 5)],
+            "Response",
+            "V",
+        )
+        main = USIDataset(f["Raw_Data"])
+        # dimensions listed fastest first on write: Frequency varies fastest
+        assert [main.spec_dims[i].name for i in main.spec_order] == ["Frequency", "DC_Offset"]
+        assert [main.pos_dims[i].name for i in main.pos_order] == ["X", "Y"]
+        assert main.spec_is_regular

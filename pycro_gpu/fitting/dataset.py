@@ -59,19 +59,30 @@ def _open(source: Any, dataset_path: str | None):
         raise
 
 
+def _run_closing(job: Any, source: Any, main: Any, f: Any, kw: dict) -> Any:
+    """Run ``job`` on ``main``; a file this module opened is closed first and ``run_job`` reopens it."""
+    from ..process import run_job
+
+    if f is None:
+        return run_job(job, main, **kw)
+    path = main.name
+    f.close()
+    return run_job(job, source, path, **kw)
+
+
 def _frequency_layout(main) -> tuple[np.ndarray, list]:
     """Frequency values and the other spectroscopic dimensions (fastest first) of a BE Main dataset."""
     from ..io.usid import Dimension
 
     dims = list(main.spec_dims)
-    order = list(main._spec["order"])
+    order = main.spec_order
     names = [d.name.lower() for d in dims]
     freq = [i for i, n in enumerate(names) if "freq" in n]
     if not freq:
         msg = f"{main.name}: no Frequency spectroscopic dimension (dimensions: {[d.name for d in dims]})"
         raise DataError(msg)
     i_f = freq[0]
-    if order[0] != i_f or main._spec.get("perm") is not None or main._spec.get("shape") is None:
+    if order[0] != i_f or not main.spec_is_regular:
         msg = (
             f"{main.name}: the SHO fit needs the frequency as the fastest-varying spectroscopic "
             f"dimension on a complete grid (dimensions {[d.name for d in dims]})"
@@ -119,6 +130,7 @@ def fit_sho_dataset(
     backend: str | None = None,
     memory_mb: float | None = None,
     batch_rows: int | None = None,
+    executor: Any = None,
     override: bool = False,
     progress: bool | None = None,
 ):
@@ -136,8 +148,9 @@ def fit_sho_dataset(
         Where the results group goes (default next to the source, same file).
     maxiter : int
         Levenberg-Marquardt iteration limit per spectrum.
-    backend, memory_mb, batch_rows, override, progress
-        As for :func:`pycro_gpu.process.run_job`.
+    backend, memory_mb, batch_rows, executor, override, progress
+        As for :func:`pycro_gpu.process.run_job` (``executor``: e.g.
+        :class:`pycro_gpu.distributed.DaskExecutor` to fit on a Dask cluster).
 
     Returns
     -------
@@ -145,7 +158,7 @@ def fit_sho_dataset(
         ``result.group`` is ``.../Raw_Data-SHO_Fit_000`` (number increasing with new parameters) with
         ``Guess`` and ``Fit`` (compound :data:`SHO_FIELDS`, float32) and ``Converged`` (uint8).
     """
-    from ..process import Job, Output, run_job
+    from ..process import Job, Output
 
     main, f = _open(source, dataset_path)
     try:
@@ -172,30 +185,17 @@ def fit_sho_dataset(
             },
             work_multiplier=6.0,
         )
-        if f is not None:
-            f.close()
-            f = None
-            return run_job(
-                job,
-                source,
-                dataset_path,
-                results=results,
-                backend=backend,
-                memory_mb=memory_mb,
-                batch_rows=batch_rows,
-                override=override,
-                progress=progress,
-            )
-        return run_job(
-            job,
-            main,
-            results=results,
-            backend=backend,
-            memory_mb=memory_mb,
-            batch_rows=batch_rows,
-            override=override,
-            progress=progress,
-        )
+        kw = {
+            "results": results,
+            "backend": backend,
+            "memory_mb": memory_mb,
+            "batch_rows": batch_rows,
+            "executor": executor,
+            "override": override,
+            "progress": progress,
+        }
+        opened, f = f, None  # closed by _run_closing before run_job reopens the file
+        return _run_closing(job, source, main, opened, kw)
     finally:
         if f is not None:
             f.close()
@@ -274,6 +274,7 @@ def fit_loop_dataset(
     backend: str | None = None,
     memory_mb: float | None = None,
     batch_rows: int | None = None,
+    executor: Any = None,
     override: bool = False,
     progress: bool | None = None,
 ):
@@ -284,7 +285,7 @@ def fit_loop_dataset(
     source : h5py.Dataset or path
         Real ``(n_pos, n_bias)`` Main dataset (e.g. :func:`project_loops` of an SHO fit) with a single
         spectroscopic dimension, the DC bias (first half branch 1, second half branch 2).
-    dataset_path, results, maxiter, backend, memory_mb, batch_rows, override, progress
+    dataset_path, results, maxiter, backend, memory_mb, batch_rows, executor, override, progress
         As for :func:`fit_sho_dataset`.
 
     Returns
@@ -293,7 +294,7 @@ def fit_loop_dataset(
         Group ``<Source>-Loop_Fit_NNN`` with ``Guess`` and ``Fit`` (compound :data:`LOOP_FIELDS`),
         ``Switching`` (compound :data:`SWITCHING_FIELDS`) and ``Converged`` (uint8), one row per position.
     """
-    from ..process import Job, Output, run_job
+    from ..process import Job, Output
 
     main, f = _open(source, dataset_path)
     try:
@@ -324,14 +325,12 @@ def fit_loop_dataset(
             "backend": backend,
             "memory_mb": memory_mb,
             "batch_rows": batch_rows,
+            "executor": executor,
             "override": override,
             "progress": progress,
         }
-        if f is not None:
-            f.close()
-            f = None
-            return run_job(job, source, dataset_path, **kw)
-        return run_job(job, main, **kw)
+        opened, f = f, None  # closed by _run_closing before run_job reopens the file
+        return _run_closing(job, source, main, opened, kw)
     finally:
         if f is not None:
             f.close()

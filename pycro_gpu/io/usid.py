@@ -851,6 +851,21 @@ class USIDataset(h5py.Dataset):
             self.n_dim_shape = pos["shape"] + spec["shape"]
 
     @property
+    def pos_order(self) -> list[int]:
+        """Indices into :attr:`pos_dims` from the fastest-varying position dimension to the slowest."""
+        return list(self._pos["order"])
+
+    @property
+    def spec_order(self) -> list[int]:
+        """Indices into :attr:`spec_dims` from the fastest-varying spectroscopic dimension to the slowest."""
+        return list(self._spec["order"])
+
+    @property
+    def spec_is_regular(self) -> bool:
+        """True when the spectroscopic steps form a full grid stored in grid order (no reordering)."""
+        return self._spec["shape"] is not None and self._spec["perm"] is None
+
+    @property
     def is_complete(self) -> bool:
         """True when positions and spectroscopic steps form full grids (the N-D form exists)."""
         return self.n_dim_shape is not None
