@@ -51,7 +51,13 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-tolerance", type=float, default=None, help="noise-floor threshold in (0, 1)")
     p.add_argument("--condensed", action="store_true", help="also write Condensed_Data (passed bins)")
     p.add_argument("--no-filtered", action="store_true", help="do not write Filtered_Data")
-    p.add_argument("--results", default=None, help="write results to this HDF5 file (default: the input)")
+    p.add_argument(
+        "--out",
+        "--results",
+        dest="results",
+        default=None,
+        help="write results to this HDF5 file (default: the input file)",
+    )
     p.add_argument("--override", action="store_true", help="compute again even if finished results exist")
     p.add_argument("--batch-rows", type=int, default=None, help="positions per batch (default: from memory)")
     p.add_argument("--plot", default=None, metavar="PNG", help="save a before/after figure of one position")

@@ -22,6 +22,9 @@ def _fit_arguments(p: argparse.ArgumentParser) -> None:
         "SHO fit in the file)",
     )
     p.add_argument("--maxiter", type=int, default=None, help="iteration limit per fit")
+    p.add_argument(
+        "--out", default=None, help="write the results group to this HDF5 file (default: the input file)"
+    )
     p.add_argument("--override", action="store_true", help="fit again even if equal results exist")
     add_dask_arguments(p)
 
@@ -63,11 +66,13 @@ def _fit(args: argparse.Namespace) -> int:
     from .io.hdf5 import open_h5, open_main
     from .io.usid import USIDataset
 
-    kw = {"override": args.override}
+    kw = {"override": args.override, "results": args.out}
     if args.maxiter is not None:
         kw["maxiter"] = args.maxiter
     t0 = time.perf_counter()
-    with executor_from_args(args) or contextlib.nullcontext() as executor, open_h5(args.file, "r+") as f:
+    # raw data stays read-only when the SHO results go to another file
+    mode = "r" if args.out and args.model == "sho" else "r+"
+    with executor_from_args(args) or contextlib.nullcontext() as executor, open_h5(args.file, mode) as f:
         kw["executor"] = executor
         if args.model == "sho":
             from .fitting.dataset import fit_sho_dataset
@@ -82,10 +87,12 @@ def _fit(args: argparse.Namespace) -> int:
                 dset = project_loops(dset)
             main = dset if isinstance(dset, USIDataset) else USIDataset(dset)
             res = fit_loop_dataset(main, **kw)
-        conv = float(np.mean(f[res.group]["Converged"][()]))
-        n = int(f[res.group]["Converged"].size)
+    with open_h5(res.file, "r") as out:
+        conv = float(np.mean(out[res.group]["Converged"][()]))
+        n = int(out[res.group]["Converged"].size)
     dt = time.perf_counter() - t0
-    state = "reused" if res.reused else ("resumed" if res.resumed else "computed")
-    print(f"{args.file}:{res.group}")
-    print(f"  {state}: {res.n_computed} positions in {dt:.2f} s; {n} fits, {conv:.2%} converged")
+    if not args.quiet:
+        state = "reused" if res.reused else ("resumed" if res.resumed else "computed")
+        print(f"{res.file}:{res.group}")
+        print(f"  {state}: {res.n_computed} positions in {dt:.2f} s; {n} fits, {conv:.2%} converged")
     return 0

@@ -14,6 +14,7 @@ from .cli import command
 def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", nargs="?", help="instrument file to translate")
     p.add_argument("output", nargs="?", help="USID .h5 file to write (default: INPUT with suffix .h5)")
+    p.add_argument("--out", default=None, metavar="OUT", help="the same as OUTPUT")
     p.add_argument("--list", action="store_true", help="list the supported formats and exit")
     p.add_argument("--format", default=None, help="format name (see --list); default: detect")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -36,7 +37,10 @@ def _translate(args: argparse.Namespace) -> int:
 
         msg = "give an input file (or --list to see the supported formats)"
         raise DataError(msg)
-    out = translate(args.input, args.output, format=args.format, overwrite=args.overwrite)
+    if args.out is not None and args.output is not None and args.out != args.output:
+        msg = f"give the output once: OUTPUT {args.output!r} and --out {args.out!r} differ"
+        raise ValueError(msg)
+    out = translate(args.input, args.out or args.output, format=args.format, overwrite=args.overwrite)
     if not args.quiet:
         print(out)
     return 0

@@ -105,11 +105,11 @@ def test_cli_fit_sho_and_loop(beps_case, tmp_path, capsys):
     _, src = beps_case
     path = tmp_path / "beps.h5"
     path.write_bytes(src.read_bytes())
-    assert cli_main(["fit", "sho", str(path), "--quiet", "--backend", "numpy"]) == 0
+    assert cli_main(["fit", "sho", str(path), "--backend", "numpy"]) == 0
     out = capsys.readouterr().out
     assert "Raw_Data-SHO_Fit_000" in out and "converged" in out
     loops = RAW + "-SHO_Fit_000/Piezoresponse"
-    assert cli_main(["fit", "loop", str(path), "--quiet", "--backend", "numpy"]) == 0
+    assert cli_main(["fit", "loop", str(path), "--backend", "numpy"]) == 0
     out = capsys.readouterr().out
     assert "Piezoresponse-Loop_Fit_000" in out
     with h5py.File(path, "r") as f:
