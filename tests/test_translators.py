@@ -120,7 +120,8 @@ def test_igor_image_channels(test_data, tmp_path):
         # USID's N-D form lists X (Igor dimension 0, fastest) first: it equals igor2's layer directly.
         assert ch["labels"] == ["X", "Y", "arb"]
         np.testing.assert_array_equal(ch["nd"][:, :, 0], w[:, :, k])
-        assert ch["units"] == "m"
+        # one data unit (the height's) in the wave; phase in degrees as in the scan's Gwyddion export
+        assert ch["units"] == {"PhaseRetrace": "deg", "UserIn0Retrace": "V"}.get(c.name, "m")
     units, x = out["HeightRetrace"]["pos"]["X"]
     assert units == "m"
     np.testing.assert_allclose(x, hdr["sfA"][0] * np.arange(256), rtol=1e-6)

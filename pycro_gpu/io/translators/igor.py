@@ -82,6 +82,20 @@ def _dim_labels(raw: bytes, version: int, bin_header: dict) -> list[list[str]]:
     return labels
 
 
+#: Units of Asylum Research channels by name prefix. A multi-channel IBW image stores one data unit for
+#: every layer (the height's metre), so per-channel units follow the channel names, as pycroscopy's
+#: IgorIBW translator does; the Gwyddion export of the same scan (SingFreqPFM_0003.gwy) agrees for phase.
+_CHANNEL_UNITS = (("Phase", "deg"), ("Current", "A"), ("UserIn", "V"), ("Bias", "V"), ("Potential", "V"))
+
+
+def _channel_units(label: str, wave_units: str) -> str:
+    """Units of one layer of a multi-channel wave: from its name where known, else the wave's."""
+    for prefix, units in _CHANNEL_UNITS:
+        if label.startswith(prefix):
+            return units
+    return wave_units
+
+
 def read_ibw(path: Path) -> RawData:
     """Read an Igor binary wave into channels of positions x spectroscopic points.
 
@@ -185,7 +199,8 @@ def read_ibw(path: Path) -> RawData:
     elif len(axes) == 2:
         layers = [(n, arr[..., np.newaxis]) for n, arr in layers]
     channels = [
-        Channel(label, arr, pos_dims, spec_dims, quantity=label, units=data_units) for label, arr in layers
+        Channel(label, arr, pos_dims, spec_dims, quantity=label, units=_channel_units(label, data_units))
+        for label, arr in layers
     ]
     meta: dict[str, Any] = {
         "wave_name": name,
