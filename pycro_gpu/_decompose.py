@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import require_finite
 from ._row_batches import rows_for_budget
 from ._typing import Array, Namespace
 from .backend import array_namespace, device_of, from_host, get_namespace, is_cupy_namespace, to_host
@@ -207,6 +208,7 @@ def decompose(
 
     def load(s: int, e: int) -> Any:
         block = data[s:e] if is_file else data[s:e, :]
+        require_finite(block, f"decompose: rows {s}:{e} of the data")
         if engine == "cuml":
             return _to_features(from_host(block, xp) if is_file else block, engine)
         return _to_features(block, engine)

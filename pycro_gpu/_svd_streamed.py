@@ -31,11 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import require_finite
 from ._config import get_config
 from ._row_batches import n_batches, rows_for_budget
 from ._typing import Array, Namespace
 from .backend import from_host, is_numpy_namespace
-from .errors import DataError
 
 __all__ = ["ArrayUSink", "StreamedSVD", "choose_method", "streamed_svd"]
 
@@ -167,9 +167,8 @@ def _top_eigh(G: Array, k: int, xp: Namespace) -> tuple[Array, Array]:
 
 
 def _check_finite(a: Array, xp: Namespace) -> None:
-    if not bool(xp.all(xp.isfinite(a))):
-        msg = "data contain non-finite values (NaN or inf); mask or replace them before the SVD"
-        raise DataError(msg)
+    # NaN or inf anywhere in the data propagates into the accumulated Gram / range-finder matrix
+    require_finite(a, "data (seen in the SVD's accumulated matrix)")
 
 
 def _phase_fix(V: Array, xp: Namespace) -> Array:

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import require_finite
 from ._config import get_config
 from ._row_batches import rows_for_budget
 from ._typing import Array, Namespace
@@ -141,9 +142,9 @@ class _Rows:
         )
 
     def xp_rows(self, s: int, e: int) -> Array:
-        if self.is_file:
-            return from_host(self.data[s:e], self.xp, device=self.device)
-        return self.data[s:e, :]
+        block = from_host(self.data[s:e], self.xp, device=self.device) if self.is_file else self.data[s:e, :]
+        require_finite(block, f"cluster: rows {s}:{e} of the data")
+        return block
 
 
 def _features(block: Array, xp: Namespace, engine: str) -> Any:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import require_finite
 from ._decompose import CAPABILITIES, Decomposition, decompose
 from ._row_batches import ArrayRows, HDF5Rows, rows_for_budget
 from ._svd_streamed import METHODS, StreamedSVD, choose_method, streamed_svd
@@ -111,6 +112,8 @@ def svd(
     elif hasattr(data, "batches"):
         source = data
     else:
+        # in memory, a finiteness pass is cheap; streamed data are checked through the accumulated matrix
+        require_finite(data, "svd: data")
         source = ArrayRows(data, xp=xp if xp is not None else array_namespace(data))
     return streamed_svd(
         source,
