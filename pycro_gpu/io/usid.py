@@ -418,6 +418,16 @@ def _from_n_dim(nd: np.ndarray, pos: dict[str, Any], spec: dict[str, Any]) -> np
     return arr
 
 
+def _link_or_remove(main: h5py.Dataset, group: h5py.Group, *link_args: Any) -> USIDataset:
+    """Attach ancillaries and attributes to a new Main dataset; delete it if that fails."""
+    try:
+        _link(main, group, *link_args)
+    except BaseException:
+        del group[main.name.rsplit("/", 1)[-1]]
+        raise
+    return USIDataset(main)
+
+
 def write_main(
     group: h5py.Group,
     name: str,
@@ -540,12 +550,9 @@ def write_main(
         "Spectroscopic_Indices": h5_spec_inds,
         "Spectroscopic_Values": h5_spec_vals,
     }
-    try:
-        _link(main, group, pdims, sdims, quantity, units, anc, (aux_pos_prefix, aux_spec_prefix), attrs)
-    except BaseException:
-        del group[name]
-        raise
-    return USIDataset(main)
+    return _link_or_remove(
+        main, group, pdims, sdims, quantity, units, anc, (aux_pos_prefix, aux_spec_prefix), attrs
+    )
 
 
 def create_main(
@@ -616,12 +623,9 @@ def create_main(
         "Spectroscopic_Indices": h5_spec_inds,
         "Spectroscopic_Values": h5_spec_vals,
     }
-    try:
-        _link(main, group, pdims, sdims, quantity, units, anc, (aux_pos_prefix, aux_spec_prefix), attrs)
-    except BaseException:
-        del group[name]
-        raise
-    return USIDataset(main)
+    return _link_or_remove(
+        main, group, pdims, sdims, quantity, units, anc, (aux_pos_prefix, aux_spec_prefix), attrs
+    )
 
 
 def create_dataset(
