@@ -94,6 +94,25 @@ def _itemsize(xp: Namespace, dtype: Any) -> int:
     return 16 if dtype == xp.complex128 else 8
 
 
+def check_svd_arguments(shape: tuple[int, int], k: Any, method: str) -> int:
+    """Return ``k`` as an int after checking it and ``method`` against a matrix of ``shape``.
+
+    Raises
+    ------
+    ValueError
+        ``k`` outside ``1 .. min(shape)`` or an unknown ``method`` (the message names the bad value).
+    """
+    m, n = int(shape[0]), int(shape[1])
+    k = int(k)
+    if not 1 <= k <= min(m, n):
+        msg = f"k must be between 1 and min(n_rows, n_cols) = {min(m, n)}, got {k}"
+        raise ValueError(msg)
+    if method not in METHODS:
+        msg = f"method must be one of {', '.join(METHODS)}; got {method!r}"
+        raise ValueError(msg)
+    return k
+
+
 def choose_method(shape: tuple[int, int], np_dtype: Any, memory_mb: float | None = None) -> str:
     """Pick ``"gram"`` or ``"randomized"`` for a matrix of ``shape`` under the memory budget.
 
@@ -232,13 +251,7 @@ def streamed_svd(
     """
     xp = source.xp
     m, n = source.shape
-    k = int(k)
-    if not 1 <= k <= min(m, n):
-        msg = f"k must be between 1 and min(n_rows, n_cols) = {min(m, n)}, got {k}"
-        raise ValueError(msg)
-    if method not in METHODS:
-        msg = f"method must be one of {', '.join(METHODS)}; got {method!r}"
-        raise ValueError(msg)
+    k = check_svd_arguments((m, n), k, method)
     if method == "auto":
         method = choose_method((m, n), source.dtype, memory_mb)
     cdt = _compute_dtype(source.dtype, xp)

@@ -26,7 +26,7 @@ import numpy as np
 from ._checks import require_finite
 from ._decompose import CAPABILITIES, Decomposition, decompose
 from ._row_batches import ArrayRows, HDF5Rows, rows_for_budget
-from ._svd_streamed import METHODS, StreamedSVD, choose_method, streamed_svd
+from ._svd_streamed import StreamedSVD, check_svd_arguments, choose_method, streamed_svd
 from ._typing import Array, Namespace
 from .backend import array_namespace, from_host, get_namespace, to_host
 from .errors import DataError, USIDError
@@ -215,13 +215,7 @@ def svd_dataset(
     if main.dtype.kind not in "fciu":
         msg = f"svd_dataset: {main.name} has dtype {main.dtype}; SVD needs real or complex numbers"
         raise DataError(msg)
-    k = int(k)
-    if not 1 <= k <= min(n_pos, n_spec):
-        msg = f"k must be between 1 and min(N_pos, N_spec) = {min(n_pos, n_spec)}, got {k}"
-        raise ValueError(msg)
-    if method not in METHODS:
-        msg = f"method must be one of {', '.join(METHODS)}; got {method!r}"
-        raise ValueError(msg)
+    k = check_svd_arguments((n_pos, n_spec), k, method)  # before anything is written
     params = {"num_components": k, "method": method, "n_iter": int(n_iter), "refine": bool(refine)}
     group, existing = create_results_group(main, SVD_TOOL, params, override=override, status="running")
     if existing:
