@@ -358,23 +358,38 @@ def compare_svd(gpu: Any, cpu: Any) -> Check:
     return Check(err_s < 1e-6 and err_v < 1e-6, max(err_s, err_v), f"S {err_s:.1e}, subspace {err_v:.1e}")
 
 
-@section(
-    "svd",
-    "decomposition.svd: truncated SVD (Gram / randomized), k=8",
-    quick={"n": 10000, "m": 128},
-    full={"n": 400000, "m": 512},
-    compare=compare_svd,
-)
-def _svd(xp, rng, n, m):
+def _svd_case(xp: Any, rng: np.random.Generator, n: int, m: int, method: str) -> Case:
     from pycro_gpu.decomposition import svd
 
     a = xp.asarray(low_rank(rng, n, m))
 
     def run():
-        res = svd(a, 8, xp=xp, progress=False)
+        res = svd(a, 8, method=method, xp=xp, progress=False)
         return res.S, res.V
 
     return Case(run, note=lambda out: "")
+
+
+@section(
+    "svd",
+    "decomposition.svd: truncated SVD, method auto (the one-read sketch here), k=8",
+    quick={"n": 10000, "m": 128},
+    full={"n": 400000, "m": 512},
+    compare=compare_svd,
+)
+def _svd(xp, rng, n, m):
+    return _svd_case(xp, rng, n, m, "auto")
+
+
+@section(
+    "svd_gram",
+    "decomposition.svd: truncated SVD, exact Gram method, k=8",
+    quick={"n": 10000, "m": 128},
+    full={"n": 400000, "m": 512},
+    compare=compare_svd,
+)
+def _svd_gram(xp, rng, n, m):
+    return _svd_case(xp, rng, n, m, "gram")
 
 
 def compare_labels(gpu: Any, cpu: Any) -> Check:

@@ -48,11 +48,18 @@ def _svd_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-k", "--components", type=int, default=16, help="number of components (default 16)")
     p.add_argument(
         "--method",
-        choices=("auto", "gram", "randomized"),
+        choices=("auto", "sketch", "gram", "randomized"),
         default="auto",
-        help="auto (default): one-pass Gram when it fits the budget, randomized otherwise",
+        help="auto (default): tall data sketch (one read when the error estimate meets --tol, else gram),"
+        " wide data randomized",
     )
     p.add_argument("--n-iter", type=int, default=4, help="power iterations of the randomized method")
+    p.add_argument(
+        "--tol",
+        type=float,
+        default=1e-5,
+        help="sketch: accepted estimate of the relative error of the singular values (default 1e-5)",
+    )
     p.add_argument("--rebuild", type=int, default=None, metavar="N", help="also write Rebuilt_Data from N")
 
 
@@ -66,7 +73,12 @@ def _svd(args: argparse.Namespace) -> int:
     with _open(args.file) as f:
         main = _find_main(f, args.dataset)
         grp = svd_dataset(
-            main, args.components, method=args.method, n_iter=args.n_iter, override=args.override
+            main,
+            args.components,
+            method=args.method,
+            n_iter=args.n_iter,
+            tol=args.tol,
+            override=args.override,
         )
         S = grp["S"][()]
         if not args.quiet:

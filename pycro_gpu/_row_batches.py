@@ -3,7 +3,9 @@
 A *row source* has ``shape`` ``(n_rows, n_cols)``, ``dtype`` (NumPy dtype of the stored data) and
 ``batches(rows)``, a generator of ``(start, stop, block)`` where ``block`` is the
 ``(stop - start, n_cols)`` slice as an array of the source's namespace ``xp``. Sources can be iterated
-any number of times, which multi-pass algorithms (streamed SVD, power iterations) need.
+any number of times, which multi-pass algorithms (streamed SVD, power iterations) need. ``sample(count)``
+returns about ``count`` rows taken in evenly spaced blocks over the whole matrix (a cheap, representative
+look at the data, used to warm-start the sketched SVD).
 
 The HDF5 source reads chunk-aligned slices into two reusable host buffers
 (:class:`pycro_gpu.io.hdf5.BatchReader`, ``read_direct``) and prefetches the next batch on a worker
@@ -26,7 +28,34 @@ from ._typing import Array, Namespace
 from .backend import array_namespace, from_host, get_namespace
 from .errors import DataError
 
-__all__ = ["ArrayRows", "HDF5Rows", "as_row_source", "rows_for_budget"]
+__all__ = ["ArrayRows", "HDF5Rows", "as_row_source", "rows_for_budget", "sample_spans"]
+
+#: Evenly spaced blocks that :meth:`ArrayRows.sample` and :meth:`HDF5Rows.sample` read.
+SAMPLE_BLOCKS = 16
+
+
+def sample_spans(n_rows: int, count: int, align: int = 1) -> list[tuple[int, int]]:
+    """Row spans ``(start, stop)`` of about ``count`` rows in evenly spaced blocks covering ``n_rows``.
+
+    Blocks start on multiples of ``align`` (HDF5 chunk rows) and hold at least ``align`` rows, so a
+    sample reads whole chunks. The spans are sorted and do not overlap; all rows when ``count >= n_rows``.
+    """
+    n_rows, align = int(n_rows), max(1, int(align))
+    count = min(max(1, int(count)), n_rows)
+    if count >= n_rows:
+        return [(0, n_rows)]
+    n_blocks = max(1, min(SAMPLE_BLOCKS, count // align))
+    block = max(align, math.ceil(count / n_blocks / align) * align)
+    last = max(0, n_rows - block)
+    spans: list[tuple[int, int]] = []
+    for i in range(n_blocks):
+        start = (last * i // max(1, n_blocks - 1)) // align * align if n_blocks > 1 else 0
+        if spans and start < spans[-1][1]:
+            start = spans[-1][1]
+        stop = min(start + block, n_rows)
+        if start < stop:
+            spans.append((start, stop))
+    return spans
 
 
 def rows_for_budget(n_cols: int, bytes_per_value: float, memory_mb: float | None, *, reserve: int = 0) -> int:
@@ -75,6 +104,11 @@ class ArrayRows:
         for start in range(0, self.shape[0], rows):
             stop = min(start + rows, self.shape[0])
             yield start, stop, self.a[start:stop, :]
+
+    def sample(self, count: int) -> Array:
+        """About ``count`` rows in evenly spaced blocks (see :func:`sample_spans`)."""
+        blocks = [self.a[s:e, :] for s, e in sample_spans(self.shape[0], count)]
+        return blocks[0] if len(blocks) == 1 else self.xp.concat(blocks, axis=0)
 
 
 class HDF5Rows:
@@ -133,6 +167,16 @@ class HDF5Rows:
                 if i + 1 < len(spans):  # the other buffer: the block handed out stays intact
                     pending = pool.submit(reader.read, spans[i + 1], i + 1)
                 yield sl.start, sl.stop, self._to_xp(block)
+
+    def sample(self, count: int) -> Array:
+        """About ``count`` rows in evenly spaced, chunk-aligned blocks (see :func:`sample_spans`)."""
+        spans = sample_spans(self.shape[0], count, self.chunk_rows)
+        out = np.empty((sum(e - s for s, e in spans), self.shape[1]), dtype=self.dtype)
+        at = 0
+        for s, e in spans:
+            self.dset.read_direct(out, np.s_[s:e], np.s_[at : at + e - s])
+            at += e - s
+        return self._to_xp(out)
 
     def _to_xp(self, block: np.ndarray) -> Array:
         return from_host(block, self.xp, device=self.device)

@@ -1,30 +1,59 @@
 """Truncated SVD of a matrix streamed by row batches, written against the array API.
 
-Two algorithms, chosen by shape and memory budget (``method="auto"``):
+Three algorithms, chosen by shape and memory budget (``method="auto"``, see :func:`choose_method`):
 
+``"sketch"`` (tall and skinny with ``l = k + oversample`` at most a quarter of the columns)
+    Warm-started subspace iteration that usually needs **one read** of the data for ``S``, ``V`` and
+    ``U``. A sample of rows spread over the whole matrix (:meth:`sample`, 16 blocks, ~8k rows) gives the
+    top right singular vectors of the sample; with a few random columns for safety they form the test
+    matrix ``Omega`` (``n x l``, orthonormal). One read then accumulates ``Z = A^H (A Omega)`` and keeps
+    the sketch ``Y = A Omega`` (``n_rows x l``, in the U sink). With ``T = Omega^H Z = Y^H Y =
+    E diag(lam) E^H``, ``Q = Y E lam^-1/2`` is an orthonormal basis of the sketch and
+    ``B = Q^H A = lam^-1/2 E^H Z^H`` (no second read); the SVD of the small ``B`` gives ``S``, ``V`` and
+    ``U = Q U_B``, written by one pass over ``Y`` - randomized SVD with one power step's worth of
+    accuracy in a single read.
+    *Error estimate.* The Ritz pairs of ``A^H A`` in ``span(Omega)`` have residuals
+    ``rho_i = ||Z e_i - lam_i Omega e_i||`` computable from ``Z`` alone; ``rho_i^2 / (2 lam_i delta_i)``
+    (``delta_i`` the gap to the other Ritz values) estimates their relative singular-value error, and
+    the returned values (Ritz values one power step further, in ``span(Z)``) were at least as accurate in
+    every test (``tests/test_svd_sketch.py``). When the estimate exceeds ``tol`` another read follows
+    with ``Omega <- qr(Z)``; ``method="auto"`` instead falls back to the Gram method as soon as the next
+    power step is not expected to reach ``tol`` (slowly decaying spectra, ``k`` far into the noise).
 ``"gram"`` (tall and skinny: rows >= 4 x columns and the ``n x n`` Gram matrix fits half the budget)
     One read of the data accumulates ``G = A^H A`` in float64 (complex128 for complex data);
-    ``eigh(G)`` gives ``S`` and ``V``. A second read computes ``U = A V / S``.
+    ``eigh(G)`` gives ``S`` and ``V``. A second read computes ``U = A V / S``. Exact (no sketching),
+    whatever the spectrum; its ``O(n_rows n^2)`` arithmetic is what makes it slower than one read.
 ``"randomized"`` (wide or square data, or a Gram matrix that would not fit)
     Range finding on the row space with power iterations: each read accumulates ``Y = A^H (A Q)``
     (``n x l`` with ``l = k + oversample``) and orthonormalises it, ``Q <- qr(Y)``; after ``n_iter + 1``
     reads the Rayleigh-Ritz projection ``Q^H A^H A Q`` gives ``S`` and ``V``. A last read computes ``U``.
 
 Precision. Squaring the matrix (Gram or Rayleigh-Ritz of ``A^H A``) limits the relative accuracy of a
-singular value to about ``eps * (s_1 / s_i)**2``. The ``U`` read therefore also accumulates the small
-``k x k`` Gram matrix ``H`` of the normalised ``U = A V / S`` (well conditioned, close to the identity)
-and refines: with ``H = L L^H`` (Cholesky), ``A V = Q (L^H diag(S))`` for an orthonormal ``Q``, and the SVD
-of the ``k x k`` matrix ``L^H diag(S) = P Sigma Z^H`` gives ``S <- Sigma``, ``V <- V Z``, ``U <- U C`` with
-``C = diag(S) Z Sigma^-1``: singular values then carry an error of about ``eps * s_1 / s_i`` (not squared),
-at the cost of one pass over the small ``U`` (``n_rows x k``).
+singular value to about ``eps * (s_1 / s_i)**2``. The Gram and randomized methods therefore also
+accumulate, in the ``U`` read, the small ``k x k`` Gram matrix ``H`` of the normalised ``U = A V / S``
+(well conditioned, close to the identity) and refine: with ``H = L L^H`` (Cholesky),
+``A V = Q (L^H diag(S))`` for an orthonormal ``Q``, and the SVD of the ``k x k`` matrix
+``L^H diag(S) = P Sigma Z^H`` gives ``S <- Sigma``, ``V <- V Z``, ``U <- U C`` with
+``C = diag(S) Z Sigma^-1``: singular values then carry an error of about ``eps * s_1 / s_i`` (not
+squared), at the cost of one pass over the small ``U`` (``n_rows x k``). The sketch re-orthonormalises
+``U`` the same way when ``U^H U`` strays from the identity; for singular values spanning more than
+``1e6`` use ``method="gram"``.
 
-Memory: the Gram matrix plus two read buffers and one compute copy of a batch (sized from the
-budget), and ``U`` wherever the caller's sink keeps it; the data never sits in memory as a whole.
+Threads. On NumPy the reads are prefetched on a worker thread; the light passes (sketch, range finder,
+``U``) leave that thread a core of its own by capping BLAS threads at ``cores - 1`` (on two cores this
+makes a sketch pass cost about one read instead of two). The Gram pass, arithmetic-bound, keeps them all.
+
+Memory: the Gram matrix (or the ``n x l`` sketch matrices) plus two read buffers and one compute copy
+of a batch (sized from the budget), and ``U`` (or the sketch ``Y``) wherever the caller's sink keeps it;
+the data never sits in memory as a whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,14 +63,25 @@ import numpy as np
 from ._checks import require_finite
 from ._config import get_config
 from ._row_batches import n_batches, rows_for_budget
+from ._svd_sinks import ArrayUSink
 from ._typing import Array, Namespace
 from .backend import from_host, is_numpy_namespace
 
 __all__ = ["ArrayUSink", "StreamedSVD", "choose_method", "streamed_svd"]
 
-METHODS = ("auto", "gram", "randomized")
-#: ``method="auto"`` takes the Gram path only for matrices with at least this many rows per column.
+METHODS = ("auto", "sketch", "gram", "randomized")
+#: ``method="auto"`` takes the Gram or sketch path only for matrices with at least this many rows per column.
 GRAM_MIN_ASPECT = 4
+#: ``method="auto"`` sketches when ``k + oversample`` is at most this fraction of the columns: below it,
+#: two products with ``l`` columns cost less arithmetic than the Gram matrix.
+SKETCH_MAX_FRACTION = 0.25
+#: Rows of the sample that warm-starts the sketch (spread over the matrix in 16 blocks).
+SKETCH_SAMPLE_ROWS = 8192
+#: Default tolerance of the sketch's estimated relative singular-value error.
+SKETCH_TOL = 1e-5
+#: On NumPy, batches of the light passes (sketch, range finder, ``U``) hold at most this many bytes: the
+#: products then run on cache-resident data while the reader thread fills the other buffer.
+LIGHT_BATCH_BYTES = 16 * 2**20
 
 
 @dataclass
@@ -67,23 +107,6 @@ class StreamedSVD:
     V: Array
     method: str
     info: dict[str, Any] = field(default_factory=dict)
-
-
-class ArrayUSink:
-    """Collects ``U`` batches in memory (namespace ``xp``) and applies the final ``k x k`` correction."""
-
-    def __init__(self, xp: Namespace) -> None:
-        self.xp = xp
-        self.blocks: list[Array] = []
-        self.U: Array | None = None
-
-    def write(self, start: int, stop: int, block: Array) -> None:
-        self.blocks.append(block)
-
-    def apply(self, C: Array) -> None:
-        U = self.xp.concat(self.blocks, axis=0) if len(self.blocks) > 1 else self.blocks[0]
-        self.blocks = []
-        self.U = U @ C
 
 
 def _compute_dtype(np_dtype: np.dtype, xp: Namespace) -> Any:
@@ -113,20 +136,39 @@ def check_svd_arguments(shape: tuple[int, int], k: Any, method: str) -> int:
     return k
 
 
-def choose_method(shape: tuple[int, int], np_dtype: Any, memory_mb: float | None = None) -> str:
-    """Pick ``"gram"`` or ``"randomized"`` for a matrix of ``shape`` under the memory budget.
-
-    ``"gram"`` for tall data (at least ``GRAM_MIN_ASPECT`` times more rows than columns) whose
-    ``n_cols x n_cols`` Gram matrix with its eigen-decomposition workspace (about three such matrices)
-    fits half of the budget; ``"randomized"`` otherwise. On wide or square data the Gram matrix and its
-    ``O(n_cols^3)`` eigen-decomposition cost far more than a few range-finder passes (a 144 x 1536
-    matrix: 1.2 s against 0.013 s for k = 8).
-    """
+def _gram_fits(shape: tuple[int, int], np_dtype: Any, memory_mb: float | None) -> bool:
+    """Tall (``GRAM_MIN_ASPECT``) and the Gram matrix with its ``eigh`` workspace fits half the budget."""
     mb = get_config()["memory_mb"] if memory_mb is None else float(memory_mb)
     m, n = int(shape[0]), int(shape[1])
     item = 16 if np.dtype(np_dtype).kind == "c" else 8
-    fits = 3 * n * n * item <= 0.5 * mb * 2**20
-    return "gram" if fits and m >= GRAM_MIN_ASPECT * n else "randomized"
+    return 3 * n * n * item <= 0.5 * mb * 2**20 and m >= GRAM_MIN_ASPECT * n
+
+
+def choose_method(
+    shape: tuple[int, int],
+    np_dtype: Any,
+    memory_mb: float | None = None,
+    *,
+    k: int | None = None,
+    oversample: int = 10,
+) -> str:
+    """Pick ``"sketch"``, ``"gram"`` or ``"randomized"`` for a matrix of ``shape`` under the memory budget.
+
+    Tall data (at least ``GRAM_MIN_ASPECT`` times more rows than columns) whose ``n_cols x n_cols`` Gram
+    matrix with its eigen-decomposition workspace (about three such matrices) fits half of the budget
+    take ``"sketch"`` when ``k + oversample`` is at most ``SKETCH_MAX_FRACTION`` of the columns (one read
+    of the data when its error estimate meets the tolerance, the Gram method otherwise) and ``"gram"``
+    when more components are asked for (or ``k`` is not given). Everything else takes
+    ``"randomized"``: on wide or square data the Gram matrix and its ``O(n_cols^3)``
+    eigen-decomposition cost far more than a few range-finder passes (a 144 x 1536 matrix: 1.2 s
+    against 0.013 s for k = 8).
+    """
+    if not _gram_fits(shape, np_dtype, memory_mb):
+        return "randomized"
+    n = int(shape[1])
+    if k is not None and min(n, int(k) + max(0, int(oversample))) <= SKETCH_MAX_FRACTION * n:
+        return "sketch"
+    return "gram"
 
 
 def _herm(a: Array, xp: Namespace) -> Array:
@@ -200,6 +242,34 @@ def _phase_fix(V: Array, xp: Namespace) -> Array:
     return 1.0 - 2.0 * xp.astype(pick < 0, V.dtype)
 
 
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _light_pass_threads(source: Any, xp: Namespace) -> Callable[[], Any]:
+    """Context factory capping BLAS threads at ``cores - 1`` while a prefetching reader runs beside them.
+
+    Light BLAS work (products with ``l << n`` columns) and the reader thread then each have their own
+    cores instead of oversubscribing them; never raises a cap the caller already set.
+    """
+    if not (is_numpy_namespace(xp) and getattr(source, "prefetch", False)):
+        return contextlib.nullcontext
+    cores = _usable_cores()
+    if cores < 2:
+        return contextlib.nullcontext
+    from threadpoolctl import ThreadpoolController
+
+    blas = ThreadpoolController().select(user_api="blas")
+    current = [int(info["num_threads"]) for info in blas.info()]
+    limit = min([cores - 1, *current])
+    if not current or limit >= max(current):
+        return contextlib.nullcontext
+    return lambda: blas.limit(limits=limit)
+
+
 def streamed_svd(
     source: Any,
     k: int,
@@ -207,6 +277,7 @@ def streamed_svd(
     method: str = "auto",
     n_iter: int = 4,
     oversample: int = 10,
+    tol: float = SKETCH_TOL,
     refine: bool = True,
     memory_mb: float | None = None,
     seed: int = 0,
@@ -220,24 +291,28 @@ def streamed_svd(
     Parameters
     ----------
     source : row source
-        ``shape (n_rows, n_cols)``, ``dtype``, ``xp``, ``batches(rows)``.
+        ``shape (n_rows, n_cols)``, ``dtype``, ``xp``, ``batches(rows)`` and, optionally,
+        ``sample(count)`` (else the sketch warm-starts from the first batch).
     k : int
         Number of singular triplets, ``1 <= k <= min(n_rows, n_cols)``.
-    method : {'auto', 'gram', 'randomized'}
-        See the module notes; ``auto`` uses :func:`choose_method`.
+    method : {'auto', 'sketch', 'gram', 'randomized'}
+        See the module notes; ``auto`` uses :func:`choose_method`, and falls back from the sketch to the
+        Gram method when the sketch's error estimate is not expected to reach ``tol`` in one more read.
     n_iter : int
-        Power iterations of the randomized method (it reads the data ``n_iter + 1`` times for ``S, V``).
+        Power iterations of the randomized method (it reads the data ``n_iter + 1`` times for ``S, V``);
+        the explicit sketch method reads at most ``n_iter + 1`` times.
     oversample : int
-        Extra columns of the randomized range finder.
+        Extra columns of the randomized range finder and of the sketch.
+    tol : float
+        Sketch method: accepted estimate of the relative error of the singular values (module notes).
     refine : bool
         Refine ``S``, ``V`` and ``U`` in the ``U`` pass (see module notes).
     memory_mb : float, optional
         Working-memory budget; default ``get_config()["memory_mb"]``.
     seed : int
-        Seed of the random test matrix (randomized method).
+        Seed of the random test matrix (randomized and sketch methods).
     u_sink : object, optional
-        Receives ``U``: ``write(start, stop, block)`` per batch, then ``apply(C)`` with the ``(k, k)``
-        correction to right-multiply every row by. Default: collect ``U`` in memory.
+        Receives ``U`` (see :mod:`pycro_gpu._svd_sinks`). Default: collect ``U`` in memory.
     compute_u : bool
         Skip the ``U`` pass (and refinement) when False.
     progress : bool, optional
@@ -248,52 +323,88 @@ def streamed_svd(
     Returns
     -------
     StreamedSVD
+        ``info`` holds ``batch_rows``, ``n_batches``, ``reads`` (of the data), ``refined`` and, when the
+        sketch ran, ``sketch_reads``, ``error_estimate`` (largest, last read) and ``converged``.
+
+    Warns
+    -----
+    RuntimeWarning
+        ``method="sketch"`` ended its ``n_iter + 1`` reads above ``tol``.
     """
     xp = source.xp
     m, n = source.shape
     k = check_svd_arguments((m, n), k, method)
-    if method == "auto":
-        method = choose_method((m, n), source.dtype, memory_mb)
+    auto = method == "auto"
+    if auto:
+        method = choose_method((m, n), source.dtype, memory_mb, k=k, oversample=oversample)
     cdt = _compute_dtype(source.dtype, xp)
     citem = _itemsize(xp, cdt)
     store = np.dtype(source.dtype).itemsize
     device = getattr(source, "device", None)
+    l_cols = min(n, k + max(0, int(oversample)))
     if method == "gram":
-        reserve = 3 * n * n * citem
-        l_cols = k
+        reserve, l_batch = 3 * n * n * citem, k
+    elif method == "sketch":
+        reserve, l_batch = 3 * n * l_cols * citem, l_cols
     else:
         if n_iter < 1:
             msg = f"n_iter must be >= 1 for the randomized method, got {n_iter}"
             raise ValueError(msg)
-        l_cols = min(n, k + max(0, int(oversample)))
-        reserve = 4 * n * l_cols * citem
-    rows = rows_for_budget(n, 2 * store + citem + 2 * l_cols * citem / n, memory_mb, reserve=reserve)
+        reserve, l_batch = 4 * n * l_cols * citem, l_cols
+    rows = rows_for_budget(n, 2 * store + citem + 2 * l_batch * citem / n, memory_mb, reserve=reserve)
     rows = max(rows, 32)  # a budget spent on the Gram matrix (forced method) still reads usable batches
     chunk = int(getattr(source, "chunk_rows", 1))
     if chunk > 1 and rows > chunk:  # whole HDF5 chunks per read
         rows = (rows // chunk) * chunk
     rows = min(rows, m)
-    nb = n_batches(m, rows)
+    light_rows = rows
+    if is_numpy_namespace(xp):
+        light_rows = min(rows, max(chunk, LIGHT_BATCH_BYTES // max(chunk, 1) // (n * store) * max(chunk, 1)))
     reads = 0
+    light = _light_pass_threads(source, xp)
 
-    def run_pass(desc: str, body: Callable[[int, int, Array], None]) -> None:
+    def run_pass(desc: str, body: Callable[[int, int, Array], None], heavy: bool = False) -> None:
         nonlocal reads
-        bar = _progress(nb, desc, progress)
+        size = rows if heavy else light_rows
+        bar = _progress(n_batches(m, size), desc, progress)
         try:
-            for start, stop, blk in source.batches(rows):
-                body(start, stop, xp.astype(blk, cdt, copy=False))
-                if bar is not None:
-                    bar.update(1)
-                if on_batch is not None:
-                    on_batch(stop, m)
+            with contextlib.nullcontext() if heavy else light():
+                for start, stop, blk in source.batches(size):
+                    body(start, stop, xp.astype(blk, cdt, copy=False))
+                    if bar is not None:
+                        bar.update(1)
+                    if on_batch is not None:
+                        on_batch(stop, m)
         finally:
             if bar is not None:
                 bar.close()
         reads += 1
 
+    sink = ArrayUSink(xp) if u_sink is None else u_sink
+    info: dict[str, Any] = {"batch_rows": rows, "n_batches": n_batches(m, rows), "refined": False}
+    if method == "sketch":
+        out = _run_sketch(
+            source, k, l_cols, xp=xp, cdt=cdt, device=device, seed=seed, tol=tol, memory_mb=memory_mb,
+            max_reads=(2 if auto else 1 + max(0, int(n_iter))), fallback=auto, info=info,
+            sink=sink if compute_u else None, run_pass=run_pass,
+        )  # fmt: skip
+        if out is not None:
+            S, V, C = out
+            c = _phase_fix(V, xp)
+            V, C = V * xp.reshape(c, (1, -1)), C * xp.reshape(c, (1, -1))
+            info["reads"] = reads
+            if not compute_u:
+                return StreamedSVD(None, S, _herm(V, xp), method, info)
+            H = sink.apply(C, gram=refine)
+            if refine and H is not None and bool(xp.all(S > 0)):
+                _reorthonormalise(H, sink, xp, info)
+            return StreamedSVD(sink.U if u_sink is None else None, S, _herm(V, xp), method, info)
+        method = "gram"  # the estimate says the spectrum needs more reads than the Gram method
+        sink.discard()
+
     if method == "gram":
         acc = _GramAccumulator(n, cdt, xp, device)
-        run_pass("SVD: Gram matrix", lambda s, e, a: acc.add(a))
+        run_pass("SVD: Gram matrix", lambda s, e, a: acc.add(a), heavy=True)
         G = acc.result()
         _check_finite(G, xp)
         S, V = _top_eigh(G, k, xp)
@@ -320,7 +431,6 @@ def streamed_svd(
         V = Q @ Z
     c = _phase_fix(V, xp)
     V = V * xp.reshape(c, (1, -1))
-    info: dict[str, Any] = {"batch_rows": rows, "n_batches": nb, "refined": False}
     if not compute_u:
         info["reads"] = reads
         return StreamedSVD(None, S, _herm(V, xp), method, info)
@@ -330,7 +440,6 @@ def streamed_svd(
     inv_s = xp.astype(good, S.dtype) / xp.where(good, S, xp.ones_like(S))
     W = V * xp.reshape(xp.astype(inv_s, cdt), (1, -1))
     H = xp.zeros((k, k), dtype=cdt, device=device)
-    sink = ArrayUSink(xp) if u_sink is None else u_sink
 
     def project(s: int, e: int, a: Array) -> None:
         nonlocal H
@@ -356,3 +465,74 @@ def streamed_svd(
     info["reads"] = reads
     U = sink.U if u_sink is None else None
     return StreamedSVD(U, S, _herm(V, xp), method, info)
+
+
+def _run_sketch(
+    source: Any,
+    k: int,
+    l_cols: int,
+    *,
+    xp: Namespace,
+    cdt: Any,
+    device: Any,
+    seed: int,
+    tol: float,
+    memory_mb: float | None,
+    max_reads: int,
+    fallback: bool,
+    info: dict[str, Any],
+    sink: Any,
+    run_pass: Callable[[str, Callable[[int, int, Array], None]], None],
+) -> tuple[Array, Array, Array] | None:
+    """Sketch reads until the error estimate meets ``tol``; ``(S, V, C)`` or None to fall back to Gram."""
+    from ._svd_sketch import SketchPass, finish_sketch, predicted_next, ritz_estimate, warm_start
+
+    n = source.shape[1]
+    mb = get_config()["memory_mb"] if memory_mb is None else float(memory_mb)
+    max_rows = max(1, int(mb * 2**20 / 4 // (n * _itemsize(xp, cdt))))
+    omega = warm_start(
+        source,
+        k,
+        l_cols,
+        cdt=cdt,
+        device=device,
+        seed=seed,
+        max_rows=max_rows,
+        sample_rows=SKETCH_SAMPLE_ROWS,
+    )
+    for it in range(max(1, max_reads)):
+        if it and sink is not None:
+            sink.discard()
+        body = SketchPass(omega, xp, sink)
+        run_pass(f"SVD: sketch {it + 1}", body)
+        _check_finite(body.ZH, xp)
+        lam, E, est = ritz_estimate(body.ZH, omega, k, xp)
+        worst = float(np.max(est))
+        info.update(sketch_reads=it + 1, error_estimate=worst, converged=worst <= tol)
+        if worst <= tol:
+            return finish_sketch(body.ZH, lam, E, k, xp)
+        if fallback and predicted_next(est, lam) > tol:
+            return None
+        if it + 1 < max_reads:
+            omega, _ = xp.linalg.qr(_herm(body.ZH, xp))
+    if fallback:
+        return None
+    warnings.warn(
+        f"sketched SVD: estimated relative error of the singular values {worst:.1e} after {max_reads} reads"
+        f" is above tol={tol:g}; raise n_iter or oversample, or use method='gram'",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return finish_sketch(body.ZH, lam, E, k, xp)
+
+
+def _reorthonormalise(H: Array, sink: Any, xp: Namespace, info: dict[str, Any]) -> None:
+    """``U <- U L^-H`` (``U^H U = H = L L^H``) when ``U`` strays from orthonormality."""
+    H = (H + _herm(H, xp)) / 2
+    k = H.shape[0]
+    eye = xp.eye(k, dtype=H.dtype, device=getattr(H, "device", None))
+    if float(xp.max(xp.abs(H - eye))) <= 1e-12:
+        return
+    L = xp.linalg.cholesky(H)
+    sink.apply(xp.linalg.inv(_herm(L, xp)))
+    info["refined"] = True

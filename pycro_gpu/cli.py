@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from . import __version__
-from ._config import BACKENDS, set_config
+from ._config import BACKENDS, config_context
 from .errors import PycroGPUError
 
 #: Registered commands: name -> (one-line help, add_arguments(parser), run(args) -> exit code).
@@ -122,8 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        set_config(backend=args.backend, memory_mb=args.memory_mb, progress=False if args.quiet else None)
-        return int(args.func(args) or 0)
+        # scoped: main() called from Python (tests, notebooks) leaves the caller's configuration as it was
+        with config_context(
+            backend=args.backend, memory_mb=args.memory_mb, progress=False if args.quiet else None
+        ):
+            return int(args.func(args) or 0)
     except PycroGPUError as exc:
         print(f"pycro-gpu {args.command}: error: {exc}", file=sys.stderr)
         return 1

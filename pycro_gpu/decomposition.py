@@ -2,10 +2,12 @@
 
 ``svd`` works on an in-memory array of any array-API namespace or on an ``h5py.Dataset`` streamed by
 position batches (peak memory set by the working-memory budget, never by the file). For the usual
-tall-and-skinny USID matrix (many positions, up to a few thousand spectral points) it reads the file
-once for ``S`` and ``V`` (a float64 Gram matrix) and once more for ``U``; for wide data (Gram matrix
-over half the budget) it runs a randomized range finder with power iterations. See
-:mod:`pycro_gpu._svd_streamed` for the algorithms, their precision and the choice between them.
+tall-and-skinny USID matrix (many positions, up to a few thousand spectral points) and a few components
+it reads the file once: a sketch warm-started from a sample of rows gives ``U``, ``S`` and ``V`` with a
+residual-based error estimate, and falls back to the exact float64 Gram matrix (one read for ``S`` and
+``V``, one for ``U``) when the estimate misses the tolerance; more components take the Gram method
+directly, and wide data (Gram matrix over half the budget) a randomized range finder with power
+iterations. See :mod:`pycro_gpu._svd_streamed` for the algorithms, their precision and the choice.
 
 At the dataset level, :func:`svd_dataset` writes the results group ``<Source>-SVD_NNN`` as pycroscopy
 does: Main datasets ``U`` (abundance maps, ``(N_pos, k)``, sharing the source's position ancillaries)
@@ -26,8 +28,9 @@ import numpy as np
 from ._checks import require_finite
 from ._decompose import CAPABILITIES, Decomposition, decompose
 from ._row_batches import ArrayRows, HDF5Rows, rows_for_budget
-from ._svd_streamed import StreamedSVD, check_svd_arguments, choose_method, streamed_svd
-from ._typing import Array, Namespace
+from ._svd_sinks import HDF5USink
+from ._svd_streamed import SKETCH_TOL, StreamedSVD, check_svd_arguments, choose_method, streamed_svd
+from ._typing import Namespace
 from .backend import array_namespace, from_host, get_namespace, to_host
 from .errors import DataError, USIDError
 
@@ -62,6 +65,7 @@ def svd(
     method: str = "auto",
     n_iter: int = 4,
     oversample: int = 10,
+    tol: float = SKETCH_TOL,
     refine: bool = True,
     memory_mb: float | None = None,
     seed: int = 0,
@@ -77,11 +81,16 @@ def svd(
         sized by ``memory_mb`` and computed on the configured backend (or ``xp``).
     k : int
         Number of components.
-    method : {'auto', 'gram', 'randomized'}
-        ``auto`` takes ``gram`` (one read for ``S, V``) when the ``n_spectral x n_spectral`` Gram matrix
-        fits half the budget, else ``randomized`` (``n_iter + 1`` reads).
+    method : {'auto', 'sketch', 'gram', 'randomized'}
+        ``auto`` (see :func:`choose_method`): tall data with ``k + oversample`` at most a quarter of the
+        spectral points take ``sketch`` (one read of the data for ``U``, ``S`` and ``V`` when the error
+        estimate meets ``tol``, else the Gram method); more components take ``gram`` (one read for
+        ``S, V`` from the exact Gram matrix, one for ``U``); wide data, or a Gram matrix over half the
+        budget, take ``randomized`` (``n_iter + 2`` reads).
     n_iter, oversample : int
-        Power iterations and oversampling of the randomized method.
+        Power iterations and oversampling of the randomized method (oversampling of the sketch too).
+    tol : float
+        Sketch: accepted estimate of the singular values' relative error.
     refine : bool
         Rayleigh-Ritz refinement in the ``U`` read (restores the precision lost by squaring).
     memory_mb : float, optional
@@ -121,35 +130,12 @@ def svd(
         method=method,
         n_iter=n_iter,
         oversample=oversample,
+        tol=tol,
         refine=refine,
         memory_mb=memory_mb,
         seed=seed,
         progress=progress,
     )
-
-
-class HDF5USink:
-    """Writes ``U`` batches into an HDF5 dataset, then applies the ``k x k`` correction in place."""
-
-    def __init__(self, dset: Any, xp: Namespace, *, memory_mb: float | None = None, device: Any = None):
-        self.dset = dset
-        self.xp = xp
-        self.memory_mb = memory_mb
-        self.device = device
-
-    def write(self, start: int, stop: int, block: Array) -> None:
-        self.dset[start:stop, :] = to_host(block).astype(self.dset.dtype, copy=False)
-
-    def apply(self, C: Array) -> None:
-        host_c = to_host(C)
-        if np.allclose(host_c, np.eye(host_c.shape[0]), rtol=0, atol=0):
-            return
-        k = self.dset.shape[1]
-        rows = rows_for_budget(k, 4 * self.dset.dtype.itemsize, self.memory_mb)
-        for start in range(0, self.dset.shape[0], rows):
-            stop = min(start + rows, self.dset.shape[0])
-            u = from_host(self.dset[start:stop, :], self.xp, device=self.device, dtype=C.dtype)
-            self.dset[start:stop, :] = to_host(u @ C).astype(self.dset.dtype, copy=False)
 
 
 def _usid(dset: Any) -> Any:
@@ -177,6 +163,7 @@ def svd_dataset(
     *,
     method: str = "auto",
     n_iter: int = 4,
+    tol: float = SKETCH_TOL,
     refine: bool = True,
     memory_mb: float | None = None,
     seed: int = 0,
@@ -192,7 +179,7 @@ def svd_dataset(
         USID Main dataset ``(N_pos, N_spec)``, real or complex, in a file opened for writing.
     k : int
         Number of components kept.
-    method, n_iter, refine, memory_mb, seed
+    method, n_iter, tol, refine, memory_mb, seed
         As in :func:`svd`.
     backend : {'auto', 'numpy', 'cupy'}, optional
         Compute backend (default: configuration).
@@ -206,7 +193,8 @@ def svd_dataset(
     h5py.Group
         ``<Source>-SVD_NNN`` with Main datasets ``U`` ``(N_pos, k)`` (quantity ``Abundance``) and ``V``
         ``(k, N_spec)`` (the source's quantity), dataset ``S`` ``(k,)``, and attributes
-        ``num_components``, ``method``, ``reads``, ``refined``.
+        ``num_components``, ``method`` (asked), ``method_used``, ``reads`` (of the source), ``refined``
+        and, where the sketch ran, ``sketch_reads`` and ``error_estimate``.
     """
     from .io.usid import Dimension, create_main, create_results_group, write_main
 
@@ -216,7 +204,13 @@ def svd_dataset(
         msg = f"svd_dataset: {main.name} has dtype {main.dtype}; SVD needs real or complex numbers"
         raise DataError(msg)
     k = check_svd_arguments((n_pos, n_spec), k, method)  # before anything is written
-    params = {"num_components": k, "method": method, "n_iter": int(n_iter), "refine": bool(refine)}
+    params = {
+        "num_components": k,
+        "method": method,
+        "n_iter": int(n_iter),
+        "tol": float(tol),
+        "refine": bool(refine),
+    }
     group, existing = create_results_group(main, SVD_TOOL, params, override=override, status="running")
     if existing:
         return group
@@ -242,6 +236,7 @@ def svd_dataset(
             k,
             method=method,
             n_iter=n_iter,
+            tol=tol,
             refine=refine,
             memory_mb=memory_mb,
             seed=seed,
@@ -265,6 +260,9 @@ def svd_dataset(
         group.attrs["method_used"] = res.method
         group.attrs["reads"] = int(res.info["reads"])
         group.attrs["refined"] = bool(res.info["refined"])
+        for key in ("sketch_reads", "error_estimate"):
+            if key in res.info:
+                group.attrs[key] = res.info[key]
         group.attrs["status"] = "complete"
     except BaseException:
         name = group.name

@@ -63,3 +63,13 @@ def test_backend_command_reports(capsys):
     assert main(["backend", "--backend", "numpy"]) == 0
     out = capsys.readouterr().out
     assert "active backend    : numpy" in out
+
+
+def test_main_leaves_the_callers_configuration_alone(capsys):
+    from pycro_gpu import get_config
+    from pycro_gpu.cli import main
+
+    before = get_config()
+    assert main(["info", "--memory-mb", "7", "-q", "no-such-file.h5"]) == 1  # fails after configuring
+    assert main(["backend", "--memory-mb", "7"]) == 0
+    assert get_config() == before

@@ -49,7 +49,7 @@ def check(res, A, k, *, rtol=1e-4, max_angle=1e-4, xp=None):
         assert type(res.S) is type(xp.asarray([1.0]))
 
 
-@pytest.mark.parametrize("method", ["gram", "randomized"])
+@pytest.mark.parametrize("method", ["sketch", "gram", "randomized"])
 @pytest.mark.parametrize("complex_", [False, True], ids=["real", "complex"])
 def test_streamed_svd_matches_numpy(xp, rng, method, complex_):
     A = low_rank_plus_noise(rng, complex_=complex_)
@@ -57,7 +57,10 @@ def test_streamed_svd_matches_numpy(xp, rng, method, complex_):
     res = streamed_svd(ArrayRows(xp.asarray(A)), k, method=method, memory_mb=0.5, progress=False)
     assert res.method == method
     assert res.info["n_batches"] > 3  # really streamed
-    assert res.info["reads"] == (2 if method == "gram" else 6)
+    if method == "sketch":  # a 0.5 MiB budget caps the warm-start sample at ~85 rows: one or two reads
+        assert res.info["reads"] == res.info["sketch_reads"] in (1, 2) and res.info["converged"]
+    else:
+        assert res.info["reads"] == {"gram": 2, "randomized": 6}[method]
     check(res, A, k, xp=xp)
 
 
@@ -91,12 +94,14 @@ def test_hdf5_source_and_float32(tmp_path, rng):
         d = f.create_dataset("a", data=A, chunks=(128, 80))
         src = HDF5Rows(d)
         res = streamed_svd(src, 6, memory_mb=0.5, progress=False)
-        assert res.method == "gram"
+        assert res.method == "sketch" and res.info["reads"] == 1  # l = 16 <= 80 / 4
+        gram = streamed_svd(src, 6, method="gram", memory_mb=0.5, progress=False)
         # batches hold whole chunks
-        assert res.info["batch_rows"] % 128 == 0
+        assert res.info["batch_rows"] % 128 == 0 and gram.info["batch_rows"] % 128 == 0
         starts = [s for s, _, _ in src.batches(500)]
         assert starts == list(range(0, 3000, 384))
     check(res, A.astype(np.float64), 6, rtol=1e-6)
+    check(gram, A.astype(np.float64), 6, rtol=1e-6)
 
 
 def test_hdf5_source_without_prefetch_reads_same_blocks(tmp_path, rng):
@@ -110,6 +115,10 @@ def test_hdf5_source_without_prefetch_reads_same_blocks(tmp_path, rng):
 
 def test_choose_method_and_budget():
     assert choose_method((10**6, 256), np.float32, memory_mb=256) == "gram"
+    assert choose_method((10**6, 256), np.float32, memory_mb=256, k=8) == "sketch"
+    assert choose_method((10**6, 256), np.float32, memory_mb=256, k=54) == "sketch"  # l = 64 = 256 / 4
+    assert choose_method((10**6, 256), np.float32, memory_mb=256, k=55) == "gram"
+    assert choose_method((10**6, 256), np.float32, memory_mb=256, k=8, oversample=60) == "gram"
     assert choose_method((1000, 20000), np.float64, memory_mb=256) == "randomized"
     assert choose_method((10**6, 4096), np.complex64, memory_mb=1024) == "randomized"
     assert rows_for_budget(256, 8, 1) == 512
@@ -146,7 +155,7 @@ def test_non_finite_data_is_a_data_error(rng):
 
     A = rng.standard_normal((40, 6))
     A[3, 2] = np.nan
-    for method in ("gram", "randomized"):
+    for method in ("sketch", "gram", "randomized"):
         with pytest.raises(DataError, match="non-finite values"):
             streamed_svd(ArrayRows(A), 2, method=method, progress=False)
 
@@ -155,7 +164,9 @@ def test_auto_picks_gram_only_for_tall_data():
     from pycro_gpu._svd_streamed import choose_method
 
     assert choose_method((1_000_000, 256), np.float64, memory_mb=256) == "gram"
+    assert choose_method((1_000_000, 256), np.float64, memory_mb=256, k=16) == "sketch"
     assert choose_method((144, 1536), np.float64, memory_mb=4096) == "randomized"
+    assert choose_method((144, 1536), np.float64, memory_mb=4096, k=8) == "randomized"
     assert choose_method((1000, 1000), np.float64, memory_mb=4096) == "randomized"
     # tall, but the 20000 x 20000 Gram matrix does not fit a 256 MiB budget
     assert choose_method((10_000_000, 20_000), np.float64, memory_mb=256) == "randomized"

@@ -428,3 +428,22 @@ def test_dimension_order_properties(tmp_path):
         assert [main.spec_dims[i].name for i in main.spec_order] == ["Frequency", "DC_Offset"]
         assert [main.pos_dims[i].name for i in main.pos_order] == ["X", "Y"]
         assert main.spec_is_regular
+
+
+@pytest.mark.parametrize(
+    "col",
+    [
+        np.tile(np.arange(64, dtype=np.uint32), 32),  # fast index of a 64 x 32 map
+        np.repeat(np.arange(32, dtype=np.uint32), 64),  # slow index
+        np.array([3, 1, 3, 7, -2, 7]),
+        np.array([0, 10**9, 5]),  # sparse range: falls back to np.unique
+        np.array([2.5, 1.0, 2.5]),
+    ],
+)
+def test_unique_rows_of_matches_numpy_unique(col):
+    from pycro_gpu.io.usid import _unique_rows_of
+
+    got = _unique_rows_of(col)
+    want = np.unique(col, return_index=True, return_inverse=True)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, np.asarray(w).reshape(-1))

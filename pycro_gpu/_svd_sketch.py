@@ -1,0 +1,158 @@
+"""Pieces of the sketch method of :func:`pycro_gpu._svd_streamed.streamed_svd` (array API throughout).
+
+See :mod:`pycro_gpu._svd_streamed` for the algorithm. Notation: ``A`` is ``m x n`` (rows x columns),
+``Omega`` the ``n x l`` orthonormal test matrix, ``Y = A Omega``, ``Z = A^H Y`` (kept as ``Z^H``),
+``T = Omega^H Z = Y^H Y = E diag(lam) E^H``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ._checks import require_finite
+from ._svd_sinks import _herm
+from ._typing import Array, Namespace
+from .backend import from_host, to_host
+
+__all__ = ["SketchPass", "finish_sketch", "predicted_next", "ritz_estimate", "warm_start"]
+
+#: Ritz values of ``T`` below this fraction of the largest are numerically zero (rank deficiency).
+_LAM_FLOOR = 1e3 * float(np.finfo(np.float64).eps)
+#: Ritz values closer than this (relative) form one cluster: the gap is taken to the next cluster.
+_CLUSTER = math.sqrt(float(np.finfo(np.float64).eps))
+
+
+def _sample(source: Any, count: int) -> Array:
+    if hasattr(source, "sample"):
+        return source.sample(count)
+    gen = source.batches(count)  # a foreign row source: its first batch
+    try:
+        _, _, block = next(iter(gen))
+        return source.xp.asarray(block, copy=True)  # the source may reuse its buffer
+    finally:
+        close = getattr(gen, "close", None)
+        if close is not None:
+            close()
+
+
+def warm_start(
+    source: Any, k: int, l_cols: int, *, cdt: Any, device: Any, seed: int, max_rows: int, sample_rows: int
+) -> Array:
+    """Orthonormal ``n x l`` test matrix: top right singular vectors of a row sample, plus random columns.
+
+    The sample (``sample_rows`` rows at most, ``max_rows`` by the budget) spreads over the whole matrix;
+    ``max(1, (l - k) // 2)`` of the ``l`` columns are Gaussian (none when ``l == k``) so that directions
+    the sample missed still reach the sketch and show in the error estimate.
+    """
+    xp = source.xp
+    m, n = source.shape
+    count = max(min(m, l_cols), min(m, sample_rows, max_rows))
+    smp = xp.astype(_sample(source, count), cdt, copy=False)
+    require_finite(smp, "data (seen in the SVD's row sample)")
+    n_rand = max(1, (l_cols - k) // 2) if l_cols > k else 0
+    _w, E = xp.linalg.eigh(_herm(smp, xp) @ smp)
+    E = xp.flip(E, axis=1)[:, : l_cols - n_rand]
+    if n_rand:
+        rng = np.random.default_rng(seed)
+        R = rng.standard_normal((n, n_rand))
+        if xp.isdtype(cdt, "complex floating"):
+            R = R + 1j * rng.standard_normal((n, n_rand))
+        E = xp.concat([E, from_host(R, xp, device=device, dtype=cdt)], axis=1)
+    Q, _ = xp.linalg.qr(E)
+    return Q
+
+
+class SketchPass:
+    """One read of the sketch: ``Z^H += conj(Y_b)^T A_b``, ``Y_b = A_b Omega``; ``Y_b`` goes to ``sink``."""
+
+    def __init__(self, omega: Array, xp: Namespace, sink: Any) -> None:
+        self.xp = xp
+        self.omega_t = omega.mT  # (l, n): Y_b^T = Omega^T A_b^T keeps the long dimension last
+        self.ZH = xp.zeros((omega.shape[1], omega.shape[0]), dtype=omega.dtype, device=_device(omega, xp))
+        self.sink = sink
+
+    def __call__(self, start: int, stop: int, a: Array) -> None:
+        xp = self.xp
+        yt = self.omega_t @ a.mT
+        self.ZH = self.ZH + (xp.conj(yt) if xp.isdtype(yt.dtype, "complex floating") else yt) @ a
+        if self.sink is not None:
+            self.sink.write(start, stop, yt.mT)
+
+
+def _device(a: Array, xp: Namespace) -> Any:
+    return getattr(a, "device", None)
+
+
+def ritz_estimate(ZH: Array, omega: Array, k: int, xp: Namespace) -> tuple[Array, Array, np.ndarray]:
+    """Ritz values ``lam`` (descending, numerically non-zero), vectors ``E`` and error estimates.
+
+    Returns
+    -------
+    lam : (l',) array
+        Eigenvalues of ``T = Omega^H Z`` above ``_LAM_FLOOR * lam_1``.
+    E : (l, l') array
+        Their eigenvectors.
+    est : (k,) numpy array
+        Estimated relative error of the singular values ``sqrt(lam_i)``:
+        ``rho_i^2 / (2 lam_i delta_i)`` with ``rho_i = ||Z e_i - lam_i Omega e_i||`` and ``delta_i`` the
+        distance to the nearest other cluster of Ritz values (or to zero); 0 for components beyond the
+        numerical rank.
+    """
+    Z = _herm(ZH, xp)
+    T = _herm(omega, xp) @ Z
+    T = (T + _herm(T, xp)) / 2
+    w, E = xp.linalg.eigh(T)
+    w, E = xp.flip(w), xp.flip(E, axis=1)
+    w_host = to_host(w)
+    keep = int(np.count_nonzero(w_host > _LAM_FLOOR * max(float(w_host[0]), 0.0))) if w_host[0] > 0 else 0
+    keep = max(keep, 1)
+    lam, E = w[:keep], E[:, :keep]
+    kk = min(k, keep)
+    Ek = E[:, :kk]
+    lam_k = xp.astype(lam[:kk], Z.dtype)
+    R = Z @ Ek - (omega @ Ek) * xp.reshape(lam_k, (1, -1))
+    rho = to_host(xp.linalg.vector_norm(R, axis=0))
+    lam_h = to_host(lam)
+    lam_x = np.concatenate([lam_h, [0.0]])
+    est = np.zeros(k)
+    for i in range(kk):
+        far = np.abs(lam_x - lam_h[i]) > _CLUSTER * lam_h[i]
+        delta = float(np.min(np.abs(lam_x[far] - lam_h[i]))) if np.any(far) else lam_h[i]
+        est[i] = rho[i] ** 2 / (2.0 * lam_h[i] * delta) if lam_h[i] > 0 else np.inf
+    return lam, E, est
+
+
+def predicted_next(est: np.ndarray, lam: Array) -> float:
+    """Largest error estimate expected after one more power step (eigenvalue error ~ (lam_l / lam_i)^2)."""
+    lam_h = to_host(lam)
+    kk = min(est.shape[0], lam_h.shape[0])
+    ratio = (lam_h[-1] / lam_h[:kk]) ** 2
+    return float(np.max(est[:kk] * ratio)) if kk else 0.0
+
+
+def finish_sketch(ZH: Array, lam: Array, E: Array, k: int, xp: Namespace) -> tuple[Array, Array, Array]:
+    """``S`` (k,), ``V`` (n, k) and ``C`` (l, k) with ``U = Y C`` from one sketch read.
+
+    ``B = lam^-1/2 E^H Z^H`` is ``Q^H A`` for the orthonormal ``Q = Y E lam^-1/2``; its SVD
+    ``B = U_B diag(S) V^H`` gives ``U = Q U_B``. Below the numerical rank (``l' < k``) the missing
+    singular values are 0, their ``U`` columns 0 and their ``V`` columns complete an orthonormal basis.
+    """
+    inv = 1.0 / xp.sqrt(lam)
+    Einv = E * xp.reshape(xp.astype(inv, E.dtype), (1, -1))
+    B = _herm(Einv, xp) @ ZH
+    Ub, sig, Vh = xp.linalg.svd(B, full_matrices=False)
+    kk = min(k, int(sig.shape[0]))
+    S, V, C = sig[:kk], _herm(Vh[:kk, :], xp), Einv @ Ub[:, :kk]
+    if kk < k:
+        dev = _device(V, xp)
+        n = V.shape[0]
+        rng = np.random.default_rng(0)
+        fill = from_host(rng.standard_normal((n, k - kk)), xp, device=dev, dtype=V.dtype)
+        Qf, _ = xp.linalg.qr(xp.concat([V, fill], axis=1))
+        V = xp.concat([V, Qf[:, kk:k]], axis=1)
+        S = xp.concat([S, xp.zeros(k - kk, dtype=S.dtype, device=dev)])
+        C = xp.concat([C, xp.zeros((C.shape[0], k - kk), dtype=C.dtype, device=dev)], axis=1)
+    return S, V, C

@@ -1,0 +1,216 @@
+"""The sketch method of the streamed SVD: one read, its error estimate, fall-backs, spill store."""
+
+from __future__ import annotations
+
+import itertools
+
+import h5py
+import numpy as np
+import pytest
+import scipy.linalg
+
+from pycro_gpu._row_batches import ArrayRows, HDF5Rows, sample_spans
+from pycro_gpu._svd_sinks import SpillRows
+from pycro_gpu._svd_streamed import streamed_svd
+from tests.helpers import to_numpy
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def spectrum_matrix(rng, kind, m=20000, n=128):
+    """Test matrices: low rank + noise (strong and weak), power-law spectra, a localised component."""
+    if kind in ("low_rank", "weak_signal"):
+        H = rng.standard_normal((8, n)) * np.logspace(1, 0, 8)[:, None]
+        noise = 0.1 if kind == "low_rank" else 1.0
+        return rng.standard_normal((m, 8)) @ H + noise * rng.standard_normal((m, n))
+    if kind in ("power1", "power05"):
+        p = 1.0 if kind == "power1" else 0.5
+        V = np.linalg.qr(rng.standard_normal((n, n)))[0]
+        return (rng.standard_normal((m, n)) / np.arange(1, n + 1) ** p) @ V.T
+    if kind == "localised":  # a strong component in 1% of the rows, in one place: samples can miss it
+        A = spectrum_matrix(rng, "low_rank", m, n)
+        s = m // 2
+        A[s : s + m // 100] += 30 * np.outer(rng.standard_normal(m // 100), rng.standard_normal(n))
+        return A
+    raise ValueError(kind)
+
+
+def rel_err(S, A, k):
+    s = np.linalg.svd(A, compute_uv=False)[:k]
+    return np.abs(to_numpy(S) - s) / s
+
+
+def check_factors(res, A, k, atol):
+    U, S, V = to_numpy(res.U), to_numpy(res.S), to_numpy(res.V)
+    np.testing.assert_allclose(U.conj().T @ U, np.eye(k), atol=1e-10)
+    np.testing.assert_allclose(V @ V.conj().T, np.eye(k), atol=1e-10)
+    _, _, vh = np.linalg.svd(A, full_matrices=False)
+    assert np.max(scipy.linalg.subspace_angles(V.conj().T, vh[:k].conj().T)) < 1e-4
+    np.testing.assert_allclose((U * S) @ V, A @ V.conj().T @ V, atol=atol * S[0])
+
+
+def test_auto_sketch_reads_the_data_once(xp, rng):
+    A = spectrum_matrix(rng, "low_rank", m=8000, n=128)
+    res = streamed_svd(ArrayRows(xp.asarray(A)), 8, memory_mb=4, progress=False)
+    assert res.method == "sketch" and res.info["reads"] == 1 and res.info["converged"]
+    assert res.info["n_batches"] > 3
+    assert np.max(rel_err(res.S, A, 8)) < 1e-9
+    assert res.info["error_estimate"] <= 1e-5
+    check_factors(res, A, 8, atol=1e-7)  # U from span(Y), V from span(A^H Y): consistent to ~1e-8
+    assert type(res.S) is type(xp.asarray([1.0]))
+
+
+@pytest.mark.parametrize("kind", ["low_rank", "weak_signal", "power1", "power05", "localised"])
+def test_error_estimate_bounds_the_returned_singular_values(rng, kind):
+    """The documented claim: the returned values are at least as accurate as the estimate says."""
+    A = spectrum_matrix(rng, kind)
+    for reads in (1, 2):
+        with pytest.warns(RuntimeWarning, match="above tol"):  # tol=0: every read is the last
+            res = streamed_svd(ArrayRows(A), 8, method="sketch", n_iter=reads - 1, tol=0.0, progress=False)
+        assert res.info["sketch_reads"] == reads and not res.info["converged"]
+        assert np.max(rel_err(res.S, A, 8)) <= res.info["error_estimate"], (kind, reads)
+
+
+def test_missed_localised_component_costs_a_second_read(rng):
+    A = spectrum_matrix(rng, "localised")
+    # the 16 sample blocks avoid rows 10000..10200 (the component), so one read cannot resolve it
+    spans = sample_spans(A.shape[0], 8192)
+    assert all(e <= 10000 or s >= 10200 for s, e in spans)
+    res = streamed_svd(ArrayRows(A), 8, progress=False)
+    assert res.method == "sketch" and res.info["reads"] == 2
+    assert np.max(rel_err(res.S, A, 8)) < 1e-8
+    check_factors(res, A, 8, atol=1e-6)
+
+
+def test_auto_falls_back_to_gram_on_a_slow_spectrum(rng):
+    A = spectrum_matrix(rng, "power05")
+    res = streamed_svd(ArrayRows(A), 8, progress=False)
+    assert res.method == "gram" and not res.info["converged"]
+    assert res.info["reads"] == res.info["sketch_reads"] + 2
+    assert np.max(rel_err(res.S, A, 8)) < 1e-12
+
+
+def test_explicit_sketch_iterates_to_tol(rng):
+    A = spectrum_matrix(rng, "power1")
+    res = streamed_svd(ArrayRows(A), 8, method="sketch", progress=False)
+    assert res.info["converged"] and 1 < res.info["reads"] <= 5
+    assert np.max(rel_err(res.S, A, 8)) <= 1e-5
+
+
+def test_complex_and_float32(rng):
+    A = spectrum_matrix(rng, "low_rank", m=6000, n=64)
+    A = (A + 1j * spectrum_matrix(rng, "low_rank", m=6000, n=64)).astype(np.complex64)
+    res = streamed_svd(ArrayRows(A), 4, method="sketch", progress=False)
+    assert res.info["converged"]
+    A64 = A.astype(np.complex128)
+    assert np.max(rel_err(res.S, A64, 4)) < 1e-6
+    check_factors(res, A64, 4, atol=1e-5)
+
+
+def test_rank_deficient_pads_with_zeros(rng):
+    A = np.outer(rng.standard_normal(500), rng.standard_normal(64)) + np.outer(
+        rng.standard_normal(500), rng.standard_normal(64)
+    )
+    res = streamed_svd(ArrayRows(A), 4, method="sketch", oversample=2, progress=False)
+    S, U, V = to_numpy(res.S), to_numpy(res.U), to_numpy(res.V)
+    np.testing.assert_allclose(S[:2], np.linalg.svd(A, compute_uv=False)[:2], rtol=1e-12)
+    assert np.all(S[2:] < 1e-6 * S[0]) and np.all(np.isfinite(U))
+    np.testing.assert_allclose(V @ V.T, np.eye(4), atol=1e-12)
+    np.testing.assert_allclose((U * S) @ V, A, atol=1e-10 * S[0])
+
+
+def test_foreign_source_without_sample_warm_starts_from_first_batch(rng):
+    A = spectrum_matrix(rng, "low_rank", m=3000, n=64)
+
+    class Rows:  # only the row-source protocol, no sample()
+        shape, dtype, xp = A.shape, A.dtype, ArrayRows(A).xp
+
+        def batches(self, rows):
+            for s in range(0, A.shape[0], rows):
+                yield s, min(s + rows, A.shape[0]), A[s : s + rows]
+
+    res = streamed_svd(Rows(), 4, method="sketch", progress=False)
+    assert res.info["converged"]
+    assert np.max(rel_err(res.S, A, 4)) < 1e-8
+
+
+def test_hdf5_prefetch_and_thread_cap_give_the_same_result(tmp_path, rng):
+    A = spectrum_matrix(rng, "low_rank", m=5000, n=64)
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        d = f.create_dataset("a", data=A, chunks=(100, 64))
+        a = streamed_svd(HDF5Rows(d, prefetch=True), 4, method="sketch", progress=False)
+        b = streamed_svd(HDF5Rows(d, prefetch=False), 4, method="sketch", progress=False)
+    np.testing.assert_allclose(to_numpy(a.S), to_numpy(b.S), rtol=1e-13)
+    np.testing.assert_allclose(np.abs(to_numpy(a.U)), np.abs(to_numpy(b.U)), atol=1e-12)
+
+
+def test_light_passes_never_raise_a_thread_cap(tmp_path):
+    from threadpoolctl import threadpool_info
+
+    from pycro_gpu._svd_streamed import _light_pass_threads
+
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        src = HDF5Rows(f.create_dataset("a", data=np.ones((10, 4))))
+        with _light_pass_threads(src, src.xp)():  # the module fixture already caps BLAS at 1 thread
+            assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
+
+
+def test_sample_spans_are_spread_aligned_and_disjoint():
+    spans = sample_spans(1_000_000, 8192, align=512)
+    assert len(spans) == 16 and spans[0][0] == 0 and spans[-1][1] == 1_000_000 - 1_000_000 % 512
+    assert all(s % 512 == 0 and (e - s) == 512 for s, e in spans)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
+    assert sample_spans(100, 500) == [(0, 100)]
+    small = sample_spans(1000, 10, align=1)
+    assert sum(e - s for s, e in small) >= 10 and small[-1][1] == 1000
+
+
+@pytest.mark.parametrize("memory_bytes", [0, 10**9], ids=["temp-file", "memory"])
+def test_spill_rows_round_trip(rng, memory_bytes):
+    Y = rng.standard_normal((1000, 7))
+    spill = SpillRows(1000, 7, np.float64, memory_bytes=memory_bytes)
+    assert (spill.file is None) == bool(memory_bytes)
+    for s in range(0, 1000, 300):
+        spill.write(s, min(s + 300, 1000), np.asfortranarray(Y[s : s + 300]))
+    buf = np.empty((400, 7))
+    got = np.concatenate([spill.read(s, min(s + 400, 1000), buf).copy() for s in range(0, 1000, 400)])
+    np.testing.assert_array_equal(got, Y)
+    spill.close()
+
+
+def test_svd_dataset_sketch_spills_to_a_temp_file_and_matches(tmp_path, rng):
+    from pycro_gpu.decomposition import svd_dataset
+    from pycro_gpu.io.usid import Dimension, write_main
+
+    A = spectrum_matrix(rng, "low_rank", m=4096, n=96)
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        main = write_main(
+            f.create_group("Measurement_000/Channel_000"),
+            "Raw_Data",
+            A,
+            [Dimension("X", "m", 64), Dimension("Y", "m", 64)],
+            Dimension("Bias", "V", np.linspace(-1, 1, 96)),
+            "Current",
+            "nA",
+        )
+        results = {}
+        sizes = []
+        for mb in (1, 64):  # the 4096 x 16 sketch (0.5 MiB) spills past a quarter of 1 MiB
+            grp = svd_dataset(main, 6, memory_mb=mb, override=True, progress=False)
+            # 1 MiB also caps the warm-start sample at 341 rows: one or two reads
+            assert grp.attrs["method_used"] == "sketch" and grp.attrs["reads"] == grp.attrs["sketch_reads"]
+            assert grp.attrs["error_estimate"] <= 1e-5
+            results[mb] = (grp["S"][()], grp["U"][()], grp["V"][()])
+            f.flush()
+            sizes.append((tmp_path / "d.h5").stat().st_size)
+    for S, U, V in results.values():
+        np.testing.assert_allclose(S, np.linalg.svd(A, compute_uv=False)[:6], rtol=1e-9)
+        np.testing.assert_allclose((U * S) @ V, A @ V.T @ V, atol=1e-7 * S[0])
+    # the sketch (4096 x 16 float64 = 512 KiB, wider than U) never went into the results file
+    assert sizes[0] < A.nbytes + 4096 * 6 * 8 + 300 * 2**10
