@@ -359,7 +359,8 @@ def streamed_svd(
     rows = min(rows, m)
     light_rows = rows
     if is_numpy_namespace(xp):
-        light_rows = min(rows, max(chunk, LIGHT_BATCH_BYTES // max(chunk, 1) // (n * store) * max(chunk, 1)))
+        step = max(chunk, 1)
+        light_rows = min(rows, max(step, LIGHT_BATCH_BYTES // (n * store) // step * step))
     reads = 0
     light = _light_pass_threads(source, xp)
 
@@ -381,7 +382,8 @@ def streamed_svd(
         reads += 1
 
     sink = ArrayUSink(xp) if u_sink is None else u_sink
-    info: dict[str, Any] = {"batch_rows": rows, "n_batches": n_batches(m, rows), "refined": False}
+    first = rows if method == "gram" else light_rows  # rows per batch of the first read
+    info: dict[str, Any] = {"batch_rows": first, "n_batches": n_batches(m, first), "refined": False}
     if method == "sketch":
         out = _run_sketch(
             source, k, l_cols, xp=xp, cdt=cdt, device=device, seed=seed, tol=tol, memory_mb=memory_mb,
