@@ -56,6 +56,11 @@ def validate_backend(name: str) -> str:
     return norm
 
 
+def budget_mb(memory_mb: float | None = None) -> float:
+    """The working-memory budget in MiB: ``memory_mb`` when given, else the configured one."""
+    return get_config()["memory_mb"] if memory_mb is None else float(memory_mb)
+
+
 def validate_memory_mb(value: Any) -> float:
     """Return ``value`` as a positive float number of MiB, or raise ``ValueError``."""
     try:

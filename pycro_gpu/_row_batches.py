@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ._config import get_config
+from ._config import budget_mb
 from ._typing import Array, Namespace
 from .backend import array_namespace, from_host, get_namespace
 from .errors import DataError
@@ -72,8 +72,7 @@ def rows_for_budget(n_cols: int, bytes_per_value: float, memory_mb: float | None
     reserve : int
         Bytes of the budget already spent elsewhere (for example an ``n_cols x n_cols`` Gram matrix).
     """
-    mb = get_config()["memory_mb"] if memory_mb is None else float(memory_mb)
-    avail = max(mb * 2**20 - reserve, 0.0)
+    avail = max(budget_mb(memory_mb) * 2**20 - reserve, 0.0)
     return max(1, int(avail // max(1.0, n_cols * bytes_per_value)))
 
 

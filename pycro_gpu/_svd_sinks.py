@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ._config import budget_mb
 from ._row_batches import rows_for_budget
 from ._typing import Array, Namespace
 from .backend import from_host, to_host
@@ -31,8 +32,14 @@ APPLY_BATCH_ROWS = 65536
 
 
 def _herm(a: Array, xp: Namespace) -> Array:
+    """Conjugate transpose of a 2-D array."""
     t = a.mT
     return xp.conj(t) if xp.isdtype(a.dtype, "complex floating") else t
+
+
+def _hermitian_part(a: Array, xp: Namespace) -> Array:
+    """``(a + a^H) / 2``: a square matrix accumulated in floating point, made exactly Hermitian."""
+    return (a + _herm(a, xp)) / 2
 
 
 class ArrayUSink:
@@ -140,9 +147,7 @@ class HDF5USink:
             self.dset[start:stop, :] = host.astype(self.dset.dtype, copy=False)
             return
         if self.spill is None:
-            from ._config import get_config
-
-            mb = get_config()["memory_mb"] if self.memory_mb is None else float(self.memory_mb)
+            mb = budget_mb(self.memory_mb)
             self.spill = SpillRows(self.shape[0], host.shape[1], host.dtype, memory_bytes=mb * 2**20 / 4)
         self.spill.write(start, stop, host)
 

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from ._checks import require_finite
-from ._svd_sinks import _herm
+from ._svd_sinks import _herm, _hermitian_part
 from ._typing import Array, Namespace
-from .backend import from_host, to_host
+from .backend import device_of, from_host, to_host
 
 __all__ = ["SketchPass", "finish_sketch", "predicted_next", "ritz_estimate", "warm_start"]
 
@@ -71,7 +71,7 @@ class SketchPass:
     def __init__(self, omega: Array, xp: Namespace, sink: Any) -> None:
         self.xp = xp
         self.omega_t = omega.mT  # (l, n): Y_b^T = Omega^T A_b^T keeps the long dimension last
-        self.ZH = xp.zeros((omega.shape[1], omega.shape[0]), dtype=omega.dtype, device=_device(omega, xp))
+        self.ZH = xp.zeros((omega.shape[1], omega.shape[0]), dtype=omega.dtype, device=device_of(omega))
         self.sink = sink
 
     def __call__(self, start: int, stop: int, a: Array) -> None:
@@ -80,10 +80,6 @@ class SketchPass:
         self.ZH = self.ZH + (xp.conj(yt) if xp.isdtype(yt.dtype, "complex floating") else yt) @ a
         if self.sink is not None:
             self.sink.write(start, stop, yt.mT)
-
-
-def _device(a: Array, xp: Namespace) -> Any:
-    return getattr(a, "device", None)
 
 
 def ritz_estimate(ZH: Array, omega: Array, k: int, xp: Namespace) -> tuple[Array, Array, np.ndarray]:
@@ -102,8 +98,7 @@ def ritz_estimate(ZH: Array, omega: Array, k: int, xp: Namespace) -> tuple[Array
         numerical rank.
     """
     Z = _herm(ZH, xp)
-    T = _herm(omega, xp) @ Z
-    T = (T + _herm(T, xp)) / 2
+    T = _hermitian_part(_herm(omega, xp) @ Z, xp)
     w, E = xp.linalg.eigh(T)
     w, E = xp.flip(w), xp.flip(E, axis=1)
     w_host = to_host(w)
@@ -147,7 +142,7 @@ def finish_sketch(ZH: Array, lam: Array, E: Array, k: int, xp: Namespace) -> tup
     kk = min(k, int(sig.shape[0]))
     S, V, C = sig[:kk], _herm(Vh[:kk, :], xp), Einv @ Ub[:, :kk]
     if kk < k:
-        dev = _device(V, xp)
+        dev = device_of(V)
         n = V.shape[0]
         rng = np.random.default_rng(0)
         fill = from_host(rng.standard_normal((n, k - kk)), xp, device=dev, dtype=V.dtype)

@@ -61,9 +61,9 @@ from typing import Any
 import numpy as np
 
 from ._checks import require_finite
-from ._config import get_config
+from ._config import budget_mb, get_config
 from ._row_batches import n_batches, rows_for_budget
-from ._svd_sinks import ArrayUSink
+from ._svd_sinks import ArrayUSink, _herm, _hermitian_part
 from ._typing import Array, Namespace
 from .backend import from_host, is_numpy_namespace
 
@@ -138,10 +138,9 @@ def check_svd_arguments(shape: tuple[int, int], k: Any, method: str) -> int:
 
 def _gram_fits(shape: tuple[int, int], np_dtype: Any, memory_mb: float | None) -> bool:
     """Tall (``GRAM_MIN_ASPECT``) and the Gram matrix with its ``eigh`` workspace fits half the budget."""
-    mb = get_config()["memory_mb"] if memory_mb is None else float(memory_mb)
     m, n = int(shape[0]), int(shape[1])
     item = 16 if np.dtype(np_dtype).kind == "c" else 8
-    return 3 * n * n * item <= 0.5 * mb * 2**20 and m >= GRAM_MIN_ASPECT * n
+    return 3 * n * n * item <= 0.5 * budget_mb(memory_mb) * 2**20 and m >= GRAM_MIN_ASPECT * n
 
 
 def choose_method(
@@ -169,12 +168,6 @@ def choose_method(
     if k is not None and min(n, int(k) + max(0, int(oversample))) <= SKETCH_MAX_FRACTION * n:
         return "sketch"
     return "gram"
-
-
-def _herm(a: Array, xp: Namespace) -> Array:
-    """Conjugate transpose of a 2-D array."""
-    t = a.mT
-    return xp.conj(t) if xp.isdtype(a.dtype, "complex floating") else t
 
 
 def _progress(total: int, desc: str, enabled: bool | None) -> Any:
@@ -361,11 +354,16 @@ def streamed_svd(
     if is_numpy_namespace(xp):
         step = max(chunk, 1)
         light_rows = min(rows, max(step, LIGHT_BATCH_BYTES // (n * store) // step * step))
-    reads = 0
+    first = rows if method == "gram" else light_rows  # rows per batch of the first read
+    info: dict[str, Any] = {
+        "batch_rows": first,
+        "n_batches": n_batches(m, first),
+        "reads": 0,
+        "refined": False,
+    }
     light = _light_pass_threads(source, xp)
 
     def run_pass(desc: str, body: Callable[[int, int, Array], None], heavy: bool = False) -> None:
-        nonlocal reads
         size = rows if heavy else light_rows
         bar = _progress(n_batches(m, size), desc, progress)
         try:
@@ -379,11 +377,9 @@ def streamed_svd(
         finally:
             if bar is not None:
                 bar.close()
-        reads += 1
+        info["reads"] += 1
 
     sink = ArrayUSink(xp) if u_sink is None else u_sink
-    first = rows if method == "gram" else light_rows  # rows per batch of the first read
-    info: dict[str, Any] = {"batch_rows": first, "n_batches": n_batches(m, first), "refined": False}
     if method == "sketch":
         out = _run_sketch(
             source, k, l_cols, xp=xp, cdt=cdt, device=device, seed=seed, tol=tol, memory_mb=memory_mb,
@@ -394,7 +390,6 @@ def streamed_svd(
             S, V, C = out
             c = _phase_fix(V, xp)
             V, C = V * xp.reshape(c, (1, -1)), C * xp.reshape(c, (1, -1))
-            info["reads"] = reads
             if not compute_u:
                 return StreamedSVD(None, S, _herm(V, xp), method, info)
             H = sink.apply(C, gram=refine)
@@ -425,8 +420,7 @@ def streamed_svd(
             run_pass(f"SVD: range finder {it + 1}/{n_iter + 1}", power)
             _check_finite(Y, xp)
             if it == n_iter:
-                T = _herm(Q, xp) @ Y
-                T = (T + _herm(T, xp)) / 2
+                T = _hermitian_part(_herm(Q, xp) @ Y, xp)
             else:
                 Q, _ = xp.linalg.qr(Y)
         S, Z = _top_eigh(T, k, xp)
@@ -434,7 +428,6 @@ def streamed_svd(
     c = _phase_fix(V, xp)
     V = V * xp.reshape(c, (1, -1))
     if not compute_u:
-        info["reads"] = reads
         return StreamedSVD(None, S, _herm(V, xp), method, info)
 
     tiny = float(S[0]) * math.sqrt(float(np.finfo(np.float64).eps)) if float(S[0]) > 0 else 0.0
@@ -452,8 +445,7 @@ def streamed_svd(
     run_pass("SVD: U", project)
     C = xp.eye(k, dtype=cdt, device=device)
     if refine and bool(xp.all(good)):
-        H = (H + _herm(H, xp)) / 2
-        L = xp.linalg.cholesky(H)
+        L = xp.linalg.cholesky(_hermitian_part(H, xp))
         M = _herm(L, xp) * xp.reshape(xp.astype(S, cdt), (1, -1))
         _P, sig, Zh = xp.linalg.svd(M)
         Zm = _herm(Zh, xp)
@@ -464,7 +456,6 @@ def streamed_svd(
         S = sig
         info["refined"] = True
     sink.apply(C)
-    info["reads"] = reads
     U = sink.U if u_sink is None else None
     return StreamedSVD(U, S, _herm(V, xp), method, info)
 
@@ -490,8 +481,7 @@ def _run_sketch(
     from ._svd_sketch import SketchPass, finish_sketch, predicted_next, ritz_estimate, warm_start
 
     n = source.shape[1]
-    mb = get_config()["memory_mb"] if memory_mb is None else float(memory_mb)
-    max_rows = max(1, int(mb * 2**20 / 4 // (n * _itemsize(xp, cdt))))
+    max_rows = max(1, int(budget_mb(memory_mb) * 2**20 / 4 // (n * _itemsize(xp, cdt))))
     omega = warm_start(
         source,
         k,
@@ -530,7 +520,7 @@ def _run_sketch(
 
 def _reorthonormalise(H: Array, sink: Any, xp: Namespace, info: dict[str, Any]) -> None:
     """``U <- U L^-H`` (``U^H U = H = L L^H``) when ``U`` strays from orthonormality."""
-    H = (H + _herm(H, xp)) / 2
+    H = _hermitian_part(H, xp)
     k = H.shape[0]
     eye = xp.eye(k, dtype=H.dtype, device=getattr(H, "device", None))
     if float(xp.max(xp.abs(H - eye))) <= 1e-12:

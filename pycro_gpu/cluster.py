@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import require_finite
-from ._config import get_config
+from ._config import budget_mb, get_config
 from ._row_batches import rows_for_budget
 from ._typing import Array, Namespace
 from .backend import array_namespace, device_of, from_host, get_namespace, is_cupy_namespace, to_host
@@ -239,7 +239,7 @@ def cluster(
         msg = f"n_clusters must be between 1 and the number of positions {n}, got {n_clusters!r}"
         raise ValueError(msg)
     f_cols = frows.shape[1] * (2 if frows.complex else 1)
-    budget = get_config()["memory_mb"] if memory_mb is None else float(memory_mb)
+    budget = budget_mb(memory_mb)
     if streaming is None:
         streaming = CAPABILITIES[method]["streams"] and n * f_cols * 8 > budget * 2**20
     if streaming and not CAPABILITIES[method]["streams"]:
