@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from ._checks import require_finite
+from ._optional import ml_engine
 from ._row_batches import rows_for_budget
 from ._typing import Array, Namespace
-from .backend import array_namespace, device_of, from_host, get_namespace, is_cupy_namespace, to_host
+from .backend import array_namespace, device_of, from_host, get_namespace, to_host
 from .errors import DataError
 
 __all__ = ["CAPABILITIES", "Decomposition", "decompose"]
@@ -70,16 +71,6 @@ class Decomposition:
     weights: Array
     explained_variance_ratio: Array | None
     estimator: Any = field(repr=False)
-
-
-def _engine(method: str, xp: Namespace) -> str:
-    if is_cupy_namespace(xp) and CAPABILITIES[method]["gpu"] is not None:
-        try:
-            importlib.import_module("cuml")
-        except ImportError:
-            return "sklearn"
-        return "cuml"
-    return "sklearn"
 
 
 def _estimator(method: str, engine: str, n_components: int, seed: int, params: dict[str, Any]) -> Any:
@@ -199,7 +190,7 @@ def decompose(
     if not 1 <= k <= min(n_samples, n_features):
         msg = f"n_components must be between 1 and {min(n_samples, n_features)}, got {n_components!r}"
         raise ValueError(msg)
-    engine = _engine(method, xp)
+    engine = ml_engine(xp, CAPABILITIES[method]["gpu"] is not None)
     est = _estimator(method, engine, k, seed, params)
     was_complex = data.dtype.kind == "c" if is_file else _is_complex(data, xp)
     if method == "nmf" and was_complex:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any
 
 from .errors import MissingDependencyError
 
@@ -21,6 +22,27 @@ EXTRA_OF = {
     "dask": "dask",
     "distributed": "dask",
 }
+
+
+def ml_engine(xp: Any, gpu_supported: bool) -> str:
+    """``"cuml"`` for CuPy data when the method has a cuML estimator and cuML imports, else ``"sklearn"``.
+
+    Parameters
+    ----------
+    xp : namespace
+        Namespace of the data.
+    gpu_supported : bool
+        Whether the method (as it will be run) has a cuML estimator.
+    """
+    from .backend import is_cupy_namespace
+
+    if gpu_supported and is_cupy_namespace(xp):
+        try:
+            importlib.import_module("cuml")
+        except ImportError:
+            return "sklearn"
+        return "cuml"
+    return "sklearn"
 
 
 def require(module: str, *, feature: str, package: str | None = None) -> ModuleType:

@@ -19,7 +19,6 @@ responses on the compute backend. Agglomerative, Birch and spectral clustering a
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,9 +26,10 @@ import numpy as np
 
 from ._checks import require_finite
 from ._config import budget_mb, get_config
+from ._optional import ml_engine
 from ._row_batches import rows_for_budget
 from ._typing import Array, Namespace
-from .backend import array_namespace, device_of, from_host, get_namespace, is_cupy_namespace, to_host
+from .backend import array_namespace, device_of, from_host, get_namespace, to_host
 from .errors import DataError
 
 __all__ = ["CAPABILITIES", "ClusterResult", "cluster", "cluster_dataset", "dendrogram_order"]
@@ -97,16 +97,6 @@ def dendrogram_order(centroids: np.ndarray) -> np.ndarray:
     if np.iscomplexobj(c):
         c = np.concatenate([c.real, c.imag], axis=1)
     return leaves_list(linkage(c, method="ward")).astype(np.int64)
-
-
-def _engine(method: str, xp: Namespace, streamed: bool) -> str:
-    if not streamed and is_cupy_namespace(xp) and CAPABILITIES[method]["gpu"] is not None:
-        try:
-            importlib.import_module("cuml")
-        except ImportError:
-            return "sklearn"
-        return "cuml"
-    return "sklearn"
 
 
 def _estimator(method: str, engine: str, k: int, seed: int, params: dict[str, Any], streamed: bool) -> Any:
@@ -247,7 +237,7 @@ def cluster(
             f"method {method!r} cannot stream; use 'kmeans' or 'minibatch_kmeans', or cluster fewer features"
         )
         raise ValueError(msg)
-    engine = _engine(method, xp, streaming)
+    engine = ml_engine(xp, not streaming and CAPABILITIES[method]["gpu"] is not None)
     est = _estimator(method, engine, k, seed, params, streaming)
     rows = max(k, rows_for_budget(max(n_spec, f_cols), 4 * 16, memory_mb))
     spans = [(s, min(s + rows, n)) for s in range(0, n, rows)]
