@@ -44,11 +44,13 @@ def _open(path):
 
 
 def _svd_arguments(p: argparse.ArgumentParser) -> None:
+    from ._svd_streamed import METHODS, SKETCH_TOL
+
     _common(p)
     p.add_argument("-k", "--components", type=int, default=16, help="number of components (default 16)")
     p.add_argument(
         "--method",
-        choices=("auto", "sketch", "gram", "randomized"),
+        choices=METHODS,
         default="auto",
         help="auto (default): tall data sketch (one read when the error estimate meets --tol, else gram),"
         " wide data randomized",
@@ -57,8 +59,9 @@ def _svd_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tol",
         type=float,
-        default=1e-5,
-        help="sketch: accepted estimate of the relative error of the singular values (default 1e-5)",
+        default=SKETCH_TOL,
+        help="sketch: accepted estimate of the relative error of the singular values"
+        f" (default {SKETCH_TOL:g})",
     )
     p.add_argument("--rebuild", type=int, default=None, metavar="N", help="also write Rebuilt_Data from N")
 
