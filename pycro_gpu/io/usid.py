@@ -117,10 +117,15 @@ def _str_list(value: Any) -> list[str]:
     return [_decode(v) for v in arr.ravel().tolist()]
 
 
-def _str_attr(value: Any) -> str:
+def _scalar(value: Any) -> Any:
+    """An attribute stored as a one-element array (as some writers do) as that element."""
     if isinstance(value, np.ndarray) and value.size == 1:
-        value = value.ravel()[0]
-    return _decode(value)
+        return value.ravel()[0]
+    return value
+
+
+def _str_attr(value: Any) -> str:
+    return _decode(_scalar(value))
 
 
 def _encode_list(items: Sequence[str]) -> np.ndarray:
@@ -128,6 +133,11 @@ def _encode_list(items: Sequence[str]) -> np.ndarray:
     encoded = [str(s).encode("utf-8") for s in items]
     width = max([1, *(len(e) for e in encoded)])
     return np.array(encoded, dtype=f"S{width}")
+
+
+def _basename(obj: h5py.HLObject) -> str:
+    """Last component of an HDF5 object's path."""
+    return obj.name.rsplit("/", 1)[-1]
 
 
 def _timestamp() -> str:
@@ -295,7 +305,12 @@ def _prepare_main(
     h5_pos_vals: h5py.Dataset | None,
     h5_spec_inds: h5py.Dataset | None,
     h5_spec_vals: h5py.Dataset | None,
-) -> tuple[list[Dimension] | None, list[Dimension] | None, int, int]:
+) -> tuple[list[Dimension] | None, list[Dimension] | None, int, int, dict[str, h5py.Dataset | None]]:
+    """Check the arguments of a new Main dataset.
+
+    Returns the dimensions to write (``None`` where ancillaries are shared), ``N_pos``, ``N_spec`` and
+    the four ancillaries by attribute name (``None`` where :func:`_link` is to write them).
+    """
     if not isinstance(group, h5py.Group):
         msg = f"group must be an h5py.Group (or File), got {type(group).__name__}"
         raise TypeError(msg)
@@ -339,7 +354,8 @@ def _prepare_main(
         _check_anc_pair(h5_pos_inds, h5_pos_vals, n_pos, spectroscopic=False, where="h5_pos_inds")
     if shared_spec:
         _check_anc_pair(h5_spec_inds, h5_spec_vals, n_spec, spectroscopic=True, where="h5_spec_inds")
-    return pdims, sdims, n_pos, n_spec
+    anc = dict(zip(ANCILLARY_NAMES, (h5_pos_inds, h5_pos_vals, h5_spec_inds, h5_spec_vals), strict=True))
+    return pdims, sdims, n_pos, n_spec, anc
 
 
 def _link(
@@ -383,6 +399,13 @@ def _anc_grid(h5_inds: h5py.Dataset, h5_vals: h5py.Dataset, *, spectroscopic: bo
     return _grid(inds, vals, _str_list(h5_inds.attrs["labels"]), _str_list(h5_inds.attrs["units"]))
 
 
+def _nd_shape(pos: dict[str, Any], spec: dict[str, Any]) -> tuple[int, ...] | None:
+    """Shape of the N-D form (label order), ``None`` when either grid is incomplete."""
+    if pos["shape"] is None or spec["shape"] is None:
+        return None
+    return pos["shape"] + spec["shape"]
+
+
 def _nd_axes(pos: dict[str, Any], spec: dict[str, Any]) -> tuple[list[int], list[int]]:
     """Slowest-first sizes of the stored layout and the axes taking it to label order."""
     slow = [pos["shape"][k] for k in pos["order"]][::-1] + [spec["shape"][k] for k in spec["order"]][::-1]
@@ -408,13 +431,9 @@ def _from_n_dim(nd: np.ndarray, pos: dict[str, Any], spec: dict[str, Any]) -> np
     n_pos, n_spec = math.prod(pos["shape"]), math.prod(spec["shape"])
     arr = np.transpose(nd, np.argsort(axes)).reshape(n_pos, n_spec)
     if pos["perm"] is not None:
-        out = np.empty_like(arr)
-        out[pos["perm"]] = arr
-        arr = out
+        arr = arr[np.argsort(pos["perm"])]
     if spec["perm"] is not None:
-        out = np.empty_like(arr)
-        out[:, spec["perm"]] = arr
-        arr = out
+        arr = arr[:, np.argsort(spec["perm"])]
     return arr
 
 
@@ -423,7 +442,7 @@ def _link_or_remove(main: h5py.Dataset, group: h5py.Group, *link_args: Any) -> U
     try:
         _link(main, group, *link_args)
     except BaseException:
-        del group[main.name.rsplit("/", 1)[-1]]
+        del group[_basename(main)]
         raise
     return USIDataset(main)
 
@@ -502,7 +521,7 @@ def write_main(
     True
     >>> f.close()
     """
-    pdims, sdims, n_pos, n_spec = _prepare_main(
+    pdims, sdims, n_pos, n_spec, anc = _prepare_main(
         group,
         name,
         pos_dims,
@@ -530,9 +549,7 @@ def write_main(
             if sdims is not None
             else _anc_grid(h5_spec_inds, h5_spec_vals, spectroscopic=True)
         )
-        nd_shape = None
-        if pos["shape"] is not None and spec["shape"] is not None:
-            nd_shape = pos["shape"] + spec["shape"]
+        nd_shape = _nd_shape(pos, spec)
         if nd_shape is not None and arr.shape == nd_shape:
             arr2 = _from_n_dim(arr, pos, spec)
         else:
@@ -544,12 +561,6 @@ def write_main(
             )
             raise DataError(msg)
     main = group.create_dataset(name, data=np.ascontiguousarray(arr2), chunks=chunks, compression=compression)
-    anc = {
-        "Position_Indices": h5_pos_inds,
-        "Position_Values": h5_pos_vals,
-        "Spectroscopic_Indices": h5_spec_inds,
-        "Spectroscopic_Values": h5_spec_vals,
-    }
     return _link_or_remove(
         main, group, pdims, sdims, quantity, units, anc, (aux_pos_prefix, aux_spec_prefix), attrs
     )
@@ -595,7 +606,7 @@ def create_main(
     -------
     USIDataset
     """
-    pdims, sdims, n_pos, n_spec = _prepare_main(
+    pdims, sdims, n_pos, n_spec, anc = _prepare_main(
         group,
         name,
         pos_dims,
@@ -617,12 +628,6 @@ def create_main(
         fillvalue=fillvalue,
         early_allocation=early_allocation,
     )
-    anc = {
-        "Position_Indices": h5_pos_inds,
-        "Position_Values": h5_pos_vals,
-        "Spectroscopic_Indices": h5_spec_inds,
-        "Spectroscopic_Values": h5_spec_vals,
-    }
     return _link_or_remove(
         main, group, pdims, sdims, quantity, units, anc, (aux_pos_prefix, aux_spec_prefix), attrs
     )
@@ -701,6 +706,11 @@ def check_main(dset: Any) -> None:
     dset : h5py.Dataset
         Candidate Main dataset.
     """
+    _check_main(dset)
+
+
+def _check_main(dset: Any) -> dict[str, h5py.Dataset]:
+    """:func:`check_main`, returning the four ancillary datasets by attribute name."""
     if not isinstance(dset, h5py.Dataset):
         msg = f"{getattr(dset, 'name', dset)!r} is not an HDF5 dataset (got {type(dset).__name__})"
         raise USIDError(msg)
@@ -713,9 +723,7 @@ def check_main(dset: Any) -> None:
         msg = f"{where} is not a USID Main dataset: missing attribute(s) {', '.join(missing)}"
         raise USIDError(msg)
     for key in ("quantity", "units"):
-        v = dset.attrs[key]
-        if isinstance(v, np.ndarray) and v.size == 1:
-            v = v.ravel()[0]
+        v = _scalar(dset.attrs[key])
         if not isinstance(v, (str, bytes)):
             msg = f"{where}: attribute {key!r} must be a string, got {v!r}"
             raise USIDError(msg)
@@ -762,6 +770,7 @@ def check_main(dset: Any) -> None:
                     f"{lists[(vals.name, key)]} differ"
                 )
                 raise USIDError(msg)
+    return anc
 
 
 def is_main(dset: Any) -> bool:
@@ -855,12 +864,12 @@ class USIDataset(h5py.Dataset):
     """
 
     def __init__(self, h5_dataset: h5py.Dataset) -> None:
-        check_main(h5_dataset)
+        anc = _check_main(h5_dataset)
         super().__init__(h5_dataset.id)
-        self.h5_pos_inds = _deref(h5_dataset, "Position_Indices")
-        self.h5_pos_vals = _deref(h5_dataset, "Position_Values")
-        self.h5_spec_inds = _deref(h5_dataset, "Spectroscopic_Indices")
-        self.h5_spec_vals = _deref(h5_dataset, "Spectroscopic_Values")
+        self.h5_pos_inds = anc["Position_Indices"]
+        self.h5_pos_vals = anc["Position_Values"]
+        self.h5_spec_inds = anc["Spectroscopic_Indices"]
+        self.h5_spec_vals = anc["Spectroscopic_Values"]
         self.quantity = _str_attr(self.attrs["quantity"])
         self.units = _str_attr(self.attrs["units"])
         pos = _anc_grid(self.h5_pos_inds, self.h5_pos_vals, spectroscopic=False)
@@ -870,10 +879,7 @@ class USIDataset(h5py.Dataset):
         self.spec_dims: list[Dimension] = spec["dims"]
         self.n_dim_labels: list[str] = [d.name for d in self.pos_dims + self.spec_dims]
         self.n_dim_units: list[str] = [d.units for d in self.pos_dims + self.spec_dims]
-        if pos["shape"] is None or spec["shape"] is None:
-            self.n_dim_shape: tuple[int, ...] | None = None
-        else:
-            self.n_dim_shape = pos["shape"] + spec["shape"]
+        self.n_dim_shape: tuple[int, ...] | None = _nd_shape(pos, spec)
 
     @property
     def pos_order(self) -> list[int]:
@@ -1013,20 +1019,23 @@ def find_main_datasets(h5_obj: h5py.Group | h5py.File) -> list[USIDataset]:
     []
     """
     if isinstance(h5_obj, h5py.Dataset):
-        return [USIDataset(h5_obj)] if is_main(h5_obj) else []
+        return _as_main(h5_obj)
     found: list[USIDataset] = []
 
     def visit(name: str, obj: Any) -> None:
-        if (
-            isinstance(obj, h5py.Dataset)
-            and obj.ndim == 2
-            and "Position_Indices" in obj.attrs
-            and is_main(obj)
-        ):
-            found.append(USIDataset(obj))
+        if isinstance(obj, h5py.Dataset) and obj.ndim == 2 and "Position_Indices" in obj.attrs:
+            found.extend(_as_main(obj))
 
     h5_obj.visititems(visit)
     return found
+
+
+def _as_main(dset: h5py.Dataset) -> list[USIDataset]:
+    """``[USIDataset(dset)]``, or ``[]`` when ``dset`` is not a Main dataset (checked once)."""
+    try:
+        return [USIDataset(dset)]
+    except USIDError:
+        return []
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1105,8 +1114,9 @@ def results_parameters(group: h5py.Group) -> dict[str, Any]:
     return json.loads(_str_attr(raw))
 
 
-def _source_name(source: h5py.Dataset) -> str:
-    return source.name.rsplit("/", 1)[-1]
+def _numbered(parent: h5py.Group, prefix: str) -> list[str]:
+    """Names in ``parent`` of the form ``<prefix>NNN`` (results groups ``<Source>-<Tool>_NNN``)."""
+    return [n for n in parent if n.startswith(prefix) and n[len(prefix) :].isdigit()]
 
 
 def find_results(
@@ -1138,12 +1148,10 @@ def find_results(
     list of h5py.Group
     """
     parent = source.parent if h5_parent is None else h5_parent
-    prefix = f"{_source_name(source)}-{tool}_"
+    prefix = f"{_basename(source)}-{tool}_"
     want = None if parameters is None else _canonical_parameters(parameters)
     out = []
-    for name in sorted(parent):
-        if not name.startswith(prefix) or not name[len(prefix) :].isdigit():
-            continue
+    for name in sorted(_numbered(parent, prefix)):
         grp = parent[name]
         if not isinstance(grp, h5py.Group) or _str_attr(grp.attrs.get("tool", "")) != tool:
             continue
@@ -1205,10 +1213,10 @@ def create_results_group(
         found = find_results(source, tool, parameters or {}, h5_parent=parent, status="complete")
         if found:
             return found[-1], True
-    prefix = f"{_source_name(source)}-{tool}_"
-    used = [int(n[len(prefix) :]) for n in parent if n.startswith(prefix) and n[len(prefix) :].isdigit()]
-    index = max(used) + 1 if used else 0
-    grp = parent.create_group(f"{prefix}{index:03d}")
+    prefix = f"{_basename(source)}-{tool}_"
+    used = [int(n[len(prefix) :]) for n in _numbered(parent, prefix)]
+    name = f"{prefix}{max(used) + 1 if used else 0:03d}"
+    grp = parent.create_group(name)
     try:
         grp.attrs["tool"] = tool
         same_file = parent.file.id == source.file.id or parent.file.filename == source.file.filename
@@ -1226,7 +1234,7 @@ def create_results_group(
         grp.attrs["parameters_json"] = canon
         grp.attrs["status"] = status
     except BaseException:
-        del parent[grp.name.rsplit("/", 1)[-1]]
+        del parent[name]
         raise
     return grp, False
 
