@@ -51,7 +51,7 @@ from ._base import (
     check_file,
     flatten_metadata,
 )
-from ._writer import write_usid
+from ._writer import check_output, write_usid
 from .arrays import NPY_MAGIC, from_array, read_numpy
 from .dm import read_dm
 from .gwyddion import GSF_MAGIC, GWY1_MAGIC, GWY_MAGIC, read_gsf, read_gwy
@@ -314,9 +314,7 @@ def translate(
     if target.resolve() == p.resolve():
         msg = f"{p}: the output would overwrite the input; give another output path"
         raise TranslationError(msg)
-    if target.exists() and not overwrite:
-        msg = f"{target}: output file exists (pass overwrite=True, or --overwrite at the command line)"
-        raise FileExistsError(msg)
+    check_output(target, overwrite=overwrite)  # before the read, which may be slow
     raw = fmt.read(p)
     return write_usid(raw, target, overwrite=overwrite)
 

@@ -333,6 +333,23 @@ def single_point(name: str = "arb") -> list[Dim]:
     return [Dim(name, "a.u.", np.zeros(1))]
 
 
+def pad_single_points(
+    pos: list[Dim], spec: list[Dim], arr: np.ndarray
+) -> tuple[list[Dim], list[Dim], np.ndarray]:
+    """Give data without position (or spectroscopic) axes a single-point one.
+
+    No position dimension: ``Single_Position`` and a new leading axis of ``arr``; no spectroscopic
+    dimension: :func:`single_point` and a new trailing axis.
+    """
+    if not pos:
+        pos = single_point("Single_Position")
+        arr = arr[np.newaxis, ...]
+    if not spec:
+        spec = single_point()
+        arr = arr[..., np.newaxis]
+    return pos, spec, arr
+
+
 def grid_dims(
     names: Sequence[str], units: Sequence[str], sizes: Sequence[int], steps: Sequence[float]
 ) -> list[Dim]:

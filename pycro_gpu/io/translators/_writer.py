@@ -28,7 +28,7 @@ import numpy as np
 
 from ._base import Channel, Dim, RawData, flatten_metadata, log
 
-__all__ = ["atomic_output", "file_sha256", "write_usid"]
+__all__ = ["atomic_output", "check_output", "file_sha256", "write_usid"]
 
 
 def file_sha256(path: Path) -> str:
@@ -38,6 +38,13 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_output(out: Path, *, overwrite: bool = False) -> None:
+    """Raise :class:`FileExistsError` when ``out`` exists and ``overwrite`` is false."""
+    if out.exists() and not overwrite:
+        msg = f"{out}: output file exists (pass overwrite=True, or --overwrite at the command line)"
+        raise FileExistsError(msg)
 
 
 @contextlib.contextmanager
@@ -50,9 +57,7 @@ def atomic_output(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
         ``out`` exists and ``overwrite`` is false.
     """
     out = Path(out)
-    if out.exists() and not overwrite:
-        msg = f"{out}: output file exists (pass overwrite=True, or --overwrite at the command line)"
-        raise FileExistsError(msg)
+    check_output(out, overwrite=overwrite)
     if not out.parent.is_dir():
         msg = f"{out.parent}: output folder does not exist"
         raise FileNotFoundError(msg)
@@ -117,10 +122,8 @@ def _write_channel(group: h5py.Group, channel: Channel, shared: dict[tuple, tupl
         channel.units,
         **kwargs,
     )
-    anc = {k: main.file[main.attrs[k]] for k in ("Position_Indices", "Position_Values")}
-    shared.setdefault(pos_key, (anc["Position_Indices"], anc["Position_Values"]))
-    anc = {k: main.file[main.attrs[k]] for k in ("Spectroscopic_Indices", "Spectroscopic_Values")}
-    shared.setdefault(spec_key, (anc["Spectroscopic_Indices"], anc["Spectroscopic_Values"]))
+    shared.setdefault(pos_key, (main.h5_pos_inds, main.h5_pos_vals))
+    shared.setdefault(spec_key, (main.h5_spec_inds, main.h5_spec_vals))
 
 
 def write_usid(raw: RawData, out: Path, *, overwrite: bool = False) -> Path:

@@ -24,6 +24,7 @@ from ._base import (
     TranslationError,
     UnsupportedFormatError,
     reader_errors,
+    single_point,
 )
 
 __all__ = ["NPY_MAGIC", "as_dims", "default_dims", "from_array", "read_numpy"]
@@ -73,14 +74,7 @@ def default_dims(shape: Sequence[int]) -> tuple[list[Dim], list[Dim], tuple[int,
     if len(shape) == 0:
         shape = (1,)
     if len(shape) == 1:
-        return (
-            [Dim("Single_Position", "a.u.", np.zeros(1))],
-            [Dim("Dim_0", "a.u.", np.arange(shape[0]))],
-            (
-                1,
-                shape[0],
-            ),
-        )
+        return single_point("Single_Position"), [Dim("Dim_0", "a.u.", np.arange(shape[0]))], (1, shape[0])
     pos = [Dim(f"Position_Dim_{i}", "a.u.", np.arange(n)) for i, n in enumerate(shape[:-1])]
     spec = [Dim("Spectroscopic_Dim_0", "a.u.", np.arange(shape[-1]))]
     return pos, spec, shape
@@ -136,14 +130,14 @@ def from_array(
     if pos_dims is None and spec_dims is None:
         pos, spec, shape = default_dims(arr.shape)
         arr = arr.reshape(shape)
+    elif pos_dims is None:
+        msg = "from_array: pos_dims is required when spec_dims is given"
+        raise TranslationError(msg)
     else:
-        n_pos = len(list(pos_dims)) if pos_dims is not None else 0
-        if pos_dims is None:
-            msg = "from_array: pos_dims is required when spec_dims is given"
-            raise TranslationError(msg)
+        n_pos = len(list(pos_dims))
         pos = as_dims(pos_dims, arr.shape[:n_pos], "pos_dims")
         if spec_dims is None:
-            spec = [Dim("arb", "a.u.", np.zeros(1))]
+            spec = single_point()
             arr = arr[..., np.newaxis]
         else:
             spec = as_dims(spec_dims, arr.shape[n_pos:], "spec_dims")

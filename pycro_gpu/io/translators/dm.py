@@ -26,8 +26,8 @@ from ._base import (
     Dim,
     RawData,
     UnsupportedFormatError,
+    pad_single_points,
     reader_errors,
-    single_point,
 )
 
 __all__ = ["read_dm"]
@@ -70,20 +70,13 @@ def _channel(path: Path, signal: dict[str, Any], index: int) -> Channel:
         _axis_dim(axes[i], default_names[k] if default_names else f"Dim_{i}") for k, i in enumerate(pos_axes)
     ]
     spec = [_axis_dim(axes[i], f"Dim_{i}") for i in spec_axes]
-    arr = np.transpose(data, pos_axes + spec_axes)
-    if not pos:
-        pos = single_point("Single_Position")
-        arr = arr[np.newaxis, ...]
-    if not spec:
-        spec = single_point()
-        arr = arr[..., np.newaxis]
+    pos, spec, arr = pad_single_points(pos, spec, np.transpose(data, pos_axes + spec_axes))
     meta = signal.get("metadata", {}) or {}
     title = str(meta.get("General", {}).get("title", "") or f"Image {index}")
     quantity = str(
         meta.get("Signal", {}).get("quantity", "") or meta.get("Signal", {}).get("signal_type", "")
     )
     original = signal.get("original_metadata", {}) or {}
-    units = ""
     try:
         units = str(original["ImageList"]["TagGroup0"]["ImageData"]["Calibrations"]["Brightness"]["Units"])
     except (KeyError, TypeError):

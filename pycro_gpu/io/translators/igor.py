@@ -62,11 +62,9 @@ def _parse_note(note: bytes) -> dict[str, str]:
     return out
 
 
-def _dim_labels(raw: bytes, version: int, bin_header: dict) -> list[list[str]]:
-    """Dimension labels of a version-5 wave, read from the file bytes (igor2 mangles them)."""
-    if version != 5:
-        return [[], [], [], []]
-    off = (
+def _labels_offset(bin_header: dict) -> int:
+    """Byte offset of a version-5 wave's dimension labels (after header, wave, formula, note, units)."""
+    return (
         _BIN_HEADER5
         + int(bin_header["wfmSize"])
         + int(bin_header["formulaSize"])
@@ -74,6 +72,13 @@ def _dim_labels(raw: bytes, version: int, bin_header: dict) -> list[list[str]]:
         + int(bin_header["dataEUnitsSize"])
         + int(np.sum(bin_header["dimEUnitsSize"]))
     )
+
+
+def _dim_labels(raw: bytes, version: int, bin_header: dict) -> list[list[str]]:
+    """Dimension labels of a version-5 wave, read from the file bytes (igor2 mangles them)."""
+    if version != 5:
+        return [[], [], [], []]
+    off = _labels_offset(bin_header)
     labels = []
     for size in np.asarray(bin_header["dimLabelsSize"]).tolist():
         blob = raw[off : off + size]
@@ -136,15 +141,8 @@ def read_ibw(path: Path) -> RawData:
         name = _text(header["bname"])
     if version == 5:
         bh = wave["bin_header"]
-        sections = [
-            bh["wfmSize"],
-            bh["formulaSize"],
-            bh["noteSize"],
-            bh["dataEUnitsSize"],
-            bh["sIndicesSize"],
-        ]
-        declared = _BIN_HEADER5 + int(np.sum(sections)) + int(np.sum(bh["dimEUnitsSize"]))
-        declared += int(np.sum(bh["dimLabelsSize"]))
+        # the labels are followed by the string indices, the last section
+        declared = _labels_offset(bh) + int(np.sum(bh["dimLabelsSize"])) + int(bh["sIndicesSize"])
         if len(raw) < declared:
             msg = (
                 f"{path}: truncated Igor wave: the header declares {declared} bytes, the file has {len(raw)}"

@@ -127,9 +127,8 @@ def read_image(path: Path) -> RawData:
         arr = np.asarray(iio.imread(path, index=None))
         props = iio.improps(path, index=None)
         meta_raw = iio.immeta(path, index=None)
-        squeezed = arr
         rgb = arr.ndim >= 3 and arr.shape[-1] in (3, 4) and arr.shape[-1] != arr.shape[-2]
-        channel = image_channel(path, squeezed, rgb=rgb)
+        channel = image_channel(path, arr, rgb=rgb)
     meta: dict[str, Any] = {
         "image_meta": {str(k): v for k, v in dict(meta_raw).items()},
         "shape": list(props.shape),

@@ -83,6 +83,14 @@ def _number(path: Path, key: str, text: str, kind=float):
     return value
 
 
+def _cell_centres(cx: float, cy: float, width: float, height: float, nx: int, ny: int) -> list[Dim]:
+    """``Y``, ``X`` positions (m) at the centres of the ``nx`` x ``ny`` cells of a frame."""
+    return [
+        Dim("Y", "m", cy - height / 2 + height * (np.arange(ny) + 0.5) / ny),
+        Dim("X", "m", cx - width / 2 + width * (np.arange(nx) + 0.5) / nx),
+    ]
+
+
 def read_3ds(path: Path) -> RawData:
     """Read a Nanonis grid spectroscopy file.
 
@@ -163,10 +171,7 @@ def read_3ds(path: Path) -> RawData:
         msg = f"{path}: corrupt Nanonis grid data: sweep start/end {v0}, {v1} are not finite"
         raise CorruptFileError(msg)
     spec = [Dim(sweep_name, sweep_unit, np.linspace(v0, v1, points))]
-    pos = [
-        Dim("Y", "m", cy - height / 2 + height * (np.arange(ny) + 0.5) / ny),
-        Dim("X", "m", cx - width / 2 + width * (np.arange(nx) + 0.5) / nx),
-    ]
+    pos = _cell_centres(cx, cy, width, height, nx, ny)
     out = []
     for i, label in enumerate(channels):
         name, unit = split_unit(label)
@@ -347,10 +352,7 @@ def read_sxm(path: Path) -> RawData:
     stack = np.frombuffer(raw, dtype=dtype, count=len(images) * nx * ny, offset=start)
     stack = stack.reshape(len(images), ny, nx).astype(np.dtype(dtype).newbyteorder("="))
     scan_dir = field("SCAN_DIR").lower() if header.get("SCAN_DIR") else "up"
-    pos = [
-        Dim("Y", "m", oy - height / 2 + height * (np.arange(ny) + 0.5) / ny),
-        Dim("X", "m", ox - width / 2 + width * (np.arange(nx) + 0.5) / nx),
-    ]
+    pos = _cell_centres(ox, oy, width, height, nx, ny)
     out = []
     for (name, unit, direction), image in zip(images, stack, strict=True):
         if direction == "backward":

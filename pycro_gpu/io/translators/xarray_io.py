@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..._optional import require
-from ._base import Channel, Dim, RawData, TranslationError, reader_errors, single_point
+from ._base import Channel, Dim, RawData, TranslationError, pad_single_points, reader_errors
 
 __all__ = ["NETCDF_MAGICS", "from_xarray", "read_netcdf"]
 
@@ -64,12 +64,7 @@ def _channel(da: Any, pos_dims: Sequence[str] | None, name: str) -> Channel:
         raise TranslationError(msg)
     pos = [_dim(da, d, da.sizes[d]) for d in pos_names]
     spec = [_dim(da, d, da.sizes[d]) for d in spec_names]
-    if not pos:
-        pos = single_point("Single_Position")
-        arr = arr[np.newaxis, ...]
-    if not spec:
-        spec = single_point()
-        arr = arr[..., np.newaxis]
+    pos, spec, arr = pad_single_points(pos, spec, arr)
     quantity = str(da.attrs.get("quantity") or da.attrs.get("long_name") or da.name or name)
     units = str(da.attrs.get("units", ""))
     meta = {str(k): v for k, v in da.attrs.items() if k not in ("units", "quantity", "usid_pos_dims")}
