@@ -149,15 +149,14 @@ def compute_on_worker(
     """
     import h5py
 
-    from .backend import get_namespace, resolve_backend
-    from .io.hdf5 import BatchReader
-    from .process import _compute_batch
+    from .backend import get_namespace
+    from .process import _compute_rows
 
     if numba_threads:
         import numba
 
         numba.set_num_threads(max(1, min(int(numba_threads), numba.config.NUMBA_NUM_THREADS)))
-    xp = get_namespace(resolve_backend(backend) if backend else task.backend)
+    xp = get_namespace(backend or task.backend)
     try:
         # The driver holds the file lock while it writes results into the same file; see the module
         # docstring for why reading the (never written) raw dataset without the lock is safe.
@@ -178,9 +177,7 @@ def compute_on_worker(
         msg = f"worker cannot open {task.file_path!r} read-only ({exc}){hint}"
         raise DataError(msg) from None
     with f:
-        dset = f[task.dataset_path]
-        reader = BatchReader(dset, sl.stop - sl.start, n_buffers=1, dtype=task.input_dtype)
-        return _compute_batch(reader.read(sl, 0), task.compute, xp, task.outputs)
+        return _compute_rows(f[task.dataset_path], sl, task.compute, xp, task.outputs, task.input_dtype)
 
 
 class DaskExecutor:

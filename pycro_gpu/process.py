@@ -279,6 +279,14 @@ def _compute_batch(
     return {o.name: _host_output(o, result[o.name], n) for o in outputs}
 
 
+def _compute_rows(
+    dset: h5py.Dataset, sl: slice, compute: Callable, xp: Any, outputs: Sequence[Output], input_dtype: Any
+) -> dict[str, np.ndarray]:
+    """Read rows ``sl`` of ``dset`` into a one-off buffer and compute them (one slice on a worker)."""
+    reader = BatchReader(dset, sl.stop - sl.start, n_buffers=1, dtype=input_dtype)
+    return _compute_batch(reader.read(sl, 0), compute, xp, outputs)
+
+
 def compute_slice(
     file_path: str,
     dataset_path: str,
@@ -309,10 +317,7 @@ def compute_slice(
     """
     xp = get_namespace(backend)
     with open_h5(file_path, "r") as f:
-        dset = f[dataset_path]
-        reader = BatchReader(dset, sl.stop - sl.start, n_buffers=1, dtype=input_dtype)
-        batch = reader.read(sl, 0)
-        return _compute_batch(batch, compute, xp, outputs)
+        return _compute_rows(f[dataset_path], sl, compute, xp, outputs, input_dtype)
 
 
 class Executor(Protocol):
@@ -569,12 +574,12 @@ def run_job(
         )
         ex = executor if executor is not None else LocalExecutor()
         show = get_config()["progress"] if progress is None else progress
+        n_done = int(np.count_nonzero(done_mask))
         bar = None
         if show and slices:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=n_pos, initial=int(np.count_nonzero(done_mask)), desc=job.tool, unit="pos")
-        n_done = int(np.count_nonzero(done_mask))
+            bar = tqdm(total=n_pos, initial=n_done, desc=job.tool, unit="pos")
         n_computed = 0
         ones = np.ones(int(batch_rows), dtype=np.uint8)
         try:

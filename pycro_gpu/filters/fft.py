@@ -549,6 +549,12 @@ def build_composite_filter(filters: FrequencyFilter | Sequence[FrequencyFilter])
 _METHODS = ("auto", "kernel", "array_api")
 
 
+def _check_method(method: str) -> None:
+    if method not in _METHODS:
+        msg = f"method must be one of {', '.join(_METHODS)}; got {method!r}"
+        raise ValueError(msg)
+
+
 def _two_sided_weights(n_bins: int, signal_length: int, xp: Namespace, dtype: Any, device: Device) -> Array:
     """Weights that turn a one-sided power sum into the two-sided one: 1 for DC (and Nyquist), else 2."""
     w = np.full(n_bins, 2.0)
@@ -622,9 +628,7 @@ def get_noise_floor(
     if n // 2 + 1 != n_bins:
         msg = f"signal_length={n} does not match spectra with {n_bins} one-sided bins"
         raise ValueError(msg)
-    if method not in _METHODS:
-        msg = f"method must be one of {', '.join(_METHODS)}; got {method!r}"
-        raise ValueError(msg)
+    _check_method(method)
     rdt = _real_dtype(xp, spectra)
     on_host = is_numpy_namespace(xp) and isinstance(spectra, np.ndarray)
     if method == "kernel" and not on_host:
@@ -636,14 +640,15 @@ def get_noise_floor(
         flat = np.ascontiguousarray(spectra).reshape(-1, n_bins)
         floors = noise_floor_rows(flat, tol, n, rtol=rtol, max_iter=max_iter)
         return floors.reshape(spectra.shape[:-1]).astype(rdt, copy=False)
+    device = device_of(spectra)
     re, im = xp.real(spectra), xp.imag(spectra)
     amp2 = re * re + im * im
-    wamp2 = amp2 * _two_sided_weights(n_bins, n, xp, rdt, device_of(spectra))
+    wamp2 = amp2 * _two_sided_weights(n_bins, n, xp, rdt, device)
     log_term = -2.0 * math.log(tol)
     sigma2 = xp.sum(wamp2, axis=-1) / (2 * n)
     thr2 = sigma2 * log_term
-    active = xp.ones(sigma2.shape, dtype=xp.bool, device=device_of(spectra))
-    zero = xp.zeros((), dtype=rdt, device=device_of(spectra))
+    active = xp.ones(sigma2.shape, dtype=xp.bool, device=device)
+    zero = xp.zeros((), dtype=rdt, device=device)
     for _ in range(1, max_iter):
         kept = xp.where(amp2 <= thr2[..., None], wamp2, zero)
         new2 = xp.sum(kept, axis=-1) / (2 * n)
@@ -749,17 +754,15 @@ def filter_spectra(
     """
     if xp is None:
         xp = array_namespace(spectra)
-    if method not in _METHODS:
-        msg = f"method must be one of {', '.join(_METHODS)}; got {method!r}"
-        raise ValueError(msg)
+    _check_method(method)
     n_bins = spectra.shape[-1]
     rdt = _real_dtype(xp, spectra)
     device = device_of(spectra)
-    use_kernel = method == "kernel" or (method == "auto" and _kernel_capable(spectra, xp))
-    if use_kernel and not _kernel_capable(spectra, xp):
+    capable = _kernel_capable(spectra, xp)
+    if method == "kernel" and not capable:
         msg = "method='kernel' needs NumPy or CuPy arrays; use method='array_api' for this namespace"
         raise ValueError(msg)
-    if use_kernel:
+    if capable and method != "array_api":
         from ..kernels import apply_spectral_mask
 
         lead = spectra.shape[:-1]
@@ -780,6 +783,23 @@ def filter_spectra(
     if floors is not None:
         out = threshold_spectrum(out, floors, xp=xp)
     return out
+
+
+def _filtered_spectra(
+    signals: Array, mask: Array | None, noise_tolerance: float | None, *, method: str = "auto", xp: Namespace
+) -> tuple[Array, Array | None]:
+    """Masked, thresholded one-sided spectra of real ``signals`` and their noise floors (or None).
+
+    The floors come from the unfiltered spectra; :func:`fft_filter` and the G-mode
+    :func:`~pycro_gpu.filters.signal_filter.filter_batch` share this step.
+    """
+    spectra = rfft(signals, xp=xp)
+    floors = None
+    if noise_tolerance is not None:
+        floors = get_noise_floor(
+            spectra, noise_tolerance, signal_length=signals.shape[-1], method=method, xp=xp
+        )
+    return filter_spectra(spectra, mask, floors, method=method, overwrite=True, xp=xp), floors
 
 
 def fft_filter(
@@ -844,11 +864,7 @@ def fft_filter(
     n = signals.shape[-1]
     rdt = signals.dtype
     mask = _as_mask(filters, n, xp, rdt, device_of(signals))
-    spectra = rfft(signals, xp=xp)
-    floors = None
-    if noise_tolerance is not None:
-        floors = get_noise_floor(spectra, noise_tolerance, signal_length=n, method=method, xp=xp)
-    spectra = filter_spectra(spectra, mask, floors, method=method, overwrite=True, xp=xp)
+    spectra, floors = _filtered_spectra(signals, mask, noise_tolerance, method=method, xp=xp)
     out = irfft(spectra, n, xp=xp)
     if out.dtype != rdt:
         out = xp.astype(out, rdt)

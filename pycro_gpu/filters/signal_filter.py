@@ -33,14 +33,7 @@ import numpy as np
 from .._typing import Namespace
 from ..backend import device_of, from_host
 from ..errors import DataError
-from .fft import (
-    FrequencyFilter,
-    build_composite_filter,
-    filter_spectra,
-    get_noise_floor,
-    irfft,
-    rfft,
-)
+from .fft import FrequencyFilter, _filtered_spectra, build_composite_filter, irfft
 
 __all__ = ["TOOL", "SignalFilter", "filter_batch", "sampling_rate_of"]
 
@@ -109,13 +102,10 @@ def filter_batch(
         batch = xp.astype(batch, xp.float64)
     device = device_of(batch)
     w = None if mask is None else from_host(mask, xp, device=device, dtype=batch.dtype)
-    spectra = rfft(batch, xp=xp)
+    spectra, floors = _filtered_spectra(batch, w, noise_tolerance, xp=xp)
     out: dict[str, Any] = {}
-    floors = None
-    if noise_tolerance is not None:
-        floors = get_noise_floor(spectra, noise_tolerance, signal_length=n, xp=xp)
+    if floors is not None:
         out["Noise_Floors"] = floors
-    spectra = filter_spectra(spectra, w, floors, overwrite=True, xp=xp)
     if hot_bins is not None:
         out["Condensed_Data"] = xp.take(
             spectra, from_host(hot_bins, xp, device=device, dtype=xp.int64), axis=1

@@ -8,6 +8,7 @@ windows always cover every pixel. :func:`svd_denoise` keeps the leading singular
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -156,15 +157,10 @@ def stitch_windows(
     ny, nx = int(image_shape[-2]), int(image_shape[-1])
     device = device_of(windows)
     counts = np.zeros((ny, nx))
-    for r in rows:
-        for c in cols:
-            counts[r : r + wy, c : c + wx] += 1
     out = xp.zeros((ny, nx), dtype=windows.dtype, device=device)
-    k = 0
-    for r in rows:
-        for c in cols:
-            out[r : r + wy, c : c + wx] += windows[k, ...]
-            k += 1
+    for k, (r, c) in enumerate(itertools.product(rows, cols)):
+        counts[r : r + wy, c : c + wx] += 1
+        out[r : r + wy, c : c + wx] += windows[k, ...]
     return out / from_host(counts, xp, device=device, dtype=windows.dtype)
 
 
