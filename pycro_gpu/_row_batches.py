@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -155,17 +154,8 @@ class HDF5Rows:
         rows = min(rows, n)
         spans = [slice(s, min(s + rows, n)) for s in range(0, n, rows)]
         reader = BatchReader(self.dset, rows, n_buffers=2 if self.prefetch else 1, dtype=self.dtype)
-        if not self.prefetch:
-            for sl in spans:
-                yield sl.start, sl.stop, self._to_xp(reader.read(sl, 0))
-            return
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pycro_gpu-read") as pool:
-            pending = pool.submit(reader.read, spans[0], 0)
-            for i, sl in enumerate(spans):
-                block = pending.result()
-                if i + 1 < len(spans):  # the other buffer: the block handed out stays intact
-                    pending = pool.submit(reader.read, spans[i + 1], i + 1)
-                yield sl.start, sl.stop, self._to_xp(block)
+        for sl, block in reader.iter_slices(spans):
+            yield sl.start, sl.stop, self._to_xp(block)
 
     def sample(self, count: int) -> Array:
         """About ``count`` rows in evenly spaced, chunk-aligned blocks (see :func:`sample_spans`)."""

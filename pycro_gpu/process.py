@@ -47,7 +47,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -348,18 +347,8 @@ class LocalExecutor:
         xp = get_namespace(task.backend)
         max_rows = max(s.stop - s.start for s in slices)
         reader = BatchReader(source, max_rows, n_buffers=2 if self.prefetch else 1, dtype=task.input_dtype)
-        if not self.prefetch:
-            for sl in slices:
-                yield sl, _compute_batch(reader.read(sl, 0), task.compute, xp, task.outputs)
-            return
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pycro-prefetch") as pool:
-            pending = pool.submit(reader.read, slices[0], 0)
-            for i, sl in enumerate(slices):
-                batch = pending.result()
-                if i + 1 < len(slices):
-                    # the other buffer: its batch (i - 1) was computed and written before we got here
-                    pending = pool.submit(reader.read, slices[i + 1], (i + 1) % 2)
-                yield sl, _compute_batch(batch, task.compute, xp, task.outputs)
+        for sl, batch in reader.iter_slices(slices):
+            yield sl, _compute_batch(batch, task.compute, xp, task.outputs)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ stream a Main dataset use them directly.
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -248,22 +248,23 @@ class BatchReader:
             self.dataset.read_direct(buf, source_sel=np.s_[sl.start : sl.stop], dest_sel=np.s_[0:n])
         return view
 
+    def iter_slices(self, slices: Sequence[slice]) -> Iterator[tuple[slice, np.ndarray]]:
+        """Yield ``(slice, rows)`` for ``slices`` in order.
 
-def chunk_rows_of(dataset: h5py.Dataset) -> int | None:
-    """Rows per chunk of a chunked dataset (``None`` when contiguous)."""
-    return None if dataset.chunks is None else int(dataset.chunks[0])
-
-
-def iter_row_batches(dataset: h5py.Dataset, batch_rows: int) -> Iterator[tuple[slice, np.ndarray]]:
-    """Yield ``(slice, rows)`` over a 2-D dataset in batches, reusing one buffer.
-
-    The yielded array is overwritten by the next batch: copy it to keep it.
-    """
-    reader = BatchReader(dataset, batch_rows, n_buffers=1)
-    for sl in batch_slices(dataset.shape[0], batch_rows):
-        yield sl, reader.read(sl, 0)
-
-
-def n_bytes_per_row(dataset: h5py.Dataset) -> int:
-    """Bytes of one row of a 2-D dataset in memory."""
-    return int(math.prod(dataset.shape[1:]) * dataset.dtype.itemsize)
+        With two or more buffers the next slice is read on a worker thread while the caller works on the
+        current one (h5py and the caller's BLAS or GPU work overlap). A yielded array stays valid until
+        the next one is requested: its buffer is refilled after that.
+        """
+        if len(self.buffers) < 2:
+            for sl in slices:
+                yield sl, self.read(sl, 0)
+            return
+        if not slices:
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pycro_gpu-read") as pool:
+            pending = pool.submit(self.read, slices[0], 0)
+            for i, sl in enumerate(slices):
+                rows = pending.result()
+                if i + 1 < len(slices):  # the other buffer: the rows handed out last time are done with
+                    pending = pool.submit(self.read, slices[i + 1], i + 1)
+                yield sl, rows

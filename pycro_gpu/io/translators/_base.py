@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -348,10 +348,3 @@ def pad_single_points(
         spec = single_point()
         arr = arr[..., np.newaxis]
     return pos, spec, arr
-
-
-def grid_dims(
-    names: Sequence[str], units: Sequence[str], sizes: Sequence[int], steps: Sequence[float]
-) -> list[Dim]:
-    """Uniform dimensions from parallel sequences of names, units, sizes and steps."""
-    return [Dim.linear(n, u, s, st) for n, u, s, st in zip(names, units, sizes, steps, strict=True)]
