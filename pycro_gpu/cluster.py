@@ -356,7 +356,7 @@ def cluster_dataset(
         and the dataset ``Counts``.
     """
     from .decomposition import _usid, svd_dataset
-    from .io.usid import Dimension, create_results_group, write_main
+    from .io.usid import Dimension, create_results_group, write_main, writing_results
 
     main = _usid(h5_main)
     params = {
@@ -376,7 +376,7 @@ def cluster_dataset(
     group, existing = create_results_group(main, CLUSTER_TOOL, params, override=override, status="running")
     if existing:
         return group
-    try:
+    with writing_results(group):
         res = cluster(
             main,
             n_clusters,
@@ -417,8 +417,4 @@ def cluster_dataset(
             group.create_dataset("Linkage", data=res.linkage)
         group.attrs["engine"] = res.engine
         group.attrs["streamed"] = res.streamed
-        group.attrs["status"] = "complete"
-    except BaseException:
-        del group.file[group.name]
-        raise
     return group

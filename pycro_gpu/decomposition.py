@@ -196,7 +196,7 @@ def svd_dataset(
         ``num_components``, ``method`` (asked), ``method_used``, ``reads`` (of the source), ``refined``
         and, where the sketch ran, ``sketch_reads`` and ``error_estimate``.
     """
-    from .io.usid import Dimension, create_main, create_results_group, write_main
+    from .io.usid import Dimension, create_main, create_results_group, write_main, writing_results
 
     main = _usid(h5_main)
     n_pos, n_spec = main.shape
@@ -218,7 +218,7 @@ def svd_dataset(
     src_dtype = np.dtype(main.dtype) if main.dtype.kind in "fc" else np.dtype(np.float64)
     uv_dtype, s_dtype = _result_dtypes(src_dtype)
     comp = Dimension("Principal Component", "a.u.", k)
-    try:
+    with writing_results(group):
         h5_u = create_main(
             group,
             "U",
@@ -263,11 +263,6 @@ def svd_dataset(
         for key in ("sketch_reads", "error_estimate"):
             if key in res.info:
                 group.attrs[key] = res.info[key]
-        group.attrs["status"] = "complete"
-    except BaseException:
-        name = group.name
-        del group.file[name]
-        raise
     return group
 
 
@@ -405,7 +400,7 @@ def decompose_dataset(
         Main datasets ``Components`` ``(n_components, N_spec)`` (source's spectroscopic ancillaries)
         and ``Projection`` ``(N_pos, n_components)`` (source's position ancillaries), as pycroscopy.
     """
-    from .io.usid import Dimension, create_results_group, write_main
+    from .io.usid import Dimension, create_results_group, write_main, writing_results
 
     main = _usid(h5_main)
     if method not in CAPABILITIES:
@@ -415,7 +410,7 @@ def decompose_dataset(
     group, existing = create_results_group(main, "Decomposition", params, override=override, status="running")
     if existing:
         return group
-    try:
+    with writing_results(group):
         res = decompose(main, method, n_components, xp=get_namespace(backend), memory_mb=memory_mb, seed=seed)
         comp = Dimension("Component", "a.u.", int(n_components))
         C = to_host(res.components)
@@ -442,8 +437,4 @@ def decompose_dataset(
             h5_pos_vals=main.h5_pos_vals,
         )
         group.attrs["engine"] = res.engine
-        group.attrs["status"] = "complete"
-    except BaseException:
-        del group.file[group.name]
-        raise
     return group

@@ -447,3 +447,19 @@ def test_unique_rows_of_matches_numpy_unique(col):
     want = np.unique(col, return_index=True, return_inverse=True)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, np.asarray(w).reshape(-1))
+
+
+def test_writing_results_completes_or_removes_the_group(good):
+    from pycro_gpu.io.usid import create_results_group, writing_results
+
+    grp, _ = create_results_group(good, "SVD", {"k": 1}, status="running")
+    with writing_results(grp):
+        grp.create_dataset("S", data=[1.0])
+    assert grp.attrs["status"] == "complete" and "S" in grp
+
+    grp, _ = create_results_group(good, "SVD", {"k": 2}, status="running")
+    name = grp.name
+    with pytest.raises(KeyboardInterrupt), writing_results(grp):
+        grp.create_dataset("S", data=[1.0])
+        raise KeyboardInterrupt
+    assert name not in good.file  # an interrupted computation leaves no half-written group

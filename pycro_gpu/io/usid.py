@@ -55,7 +55,8 @@ import math
 import platform
 import socket
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import h5py
@@ -80,6 +81,7 @@ __all__ = [
     "iter_results_groups",
     "results_parameters",
     "write_main",
+    "writing_results",
 ]
 
 #: dtype of the index ancillary datasets
@@ -1237,6 +1239,21 @@ def create_results_group(
         del parent[name]
         raise
     return grp, False
+
+
+@contextmanager
+def writing_results(group: h5py.Group) -> Iterator[h5py.Group]:
+    """Fill a results group from :func:`create_results_group` inside a ``with`` block.
+
+    The group's ``status`` becomes ``"complete"`` when the block ends; when the block raises (an error,
+    an interrupt) the group is deleted, so a failed computation leaves no half-written results behind.
+    """
+    try:
+        yield group
+        group.attrs["status"] = "complete"
+    except BaseException:
+        del group.file[group.name]
+        raise
 
 
 def iter_results_groups(h5_obj: h5py.Group) -> Iterable[h5py.Group]:
