@@ -312,9 +312,7 @@ def rebuild(
     USIDataset
         ``<svd group>/Rebuilt_Data_NNN/Rebuilt_Data``, shape and ancillaries of the source.
     """
-    import h5py
-
-    from .io.usid import create_main
+    from .io.usid import create_main, writing_results
 
     for name in ("U", "S", "V"):
         if name not in h5_svd_group:
@@ -336,38 +334,36 @@ def rebuild(
     used = [n for n in h5_svd_group if n.startswith("Rebuilt_Data_") and n[13:].isdigit()]
     index = max(int(n[13:]) for n in used) + 1 if used else 0
     grp = h5_svd_group.create_group(f"Rebuilt_Data_{index:03d}")
-    grp.attrs["components_used"] = np.asarray(comps, dtype=np.int64)
-    out_dtype = source.dtype if source.dtype.kind in "fc" else np.dtype(np.float32)
-    if out_dtype.kind != "c" and cdt is np.complex128:
-        out_dtype = np.dtype(np.complex64 if out_dtype.itemsize <= 4 else np.complex128)
-    out = create_main(
-        grp,
-        "Rebuilt_Data",
-        None,
-        None,
-        source.quantity,
-        source.units,
-        out_dtype,
-        h5_pos_inds=source.h5_pos_inds,
-        h5_pos_vals=source.h5_pos_vals,
-        h5_spec_inds=source.h5_spec_inds,
-        h5_spec_vals=source.h5_spec_vals,
-    )
-    n_pos, n_spec = source.shape
-    rows = rows_for_budget(n_spec, 3 * np.dtype(cdt).itemsize, memory_mb)
-    u_cols = np.asarray(comps)
-    contiguous = list(comps) == list(range(comps[0], comps[-1] + 1))
-    for start in range(0, n_pos, rows):
-        stop = min(start + rows, n_pos)
-        if contiguous:
-            u = h5_u[start:stop, comps[0] : comps[-1] + 1]
-        else:
-            u = h5_u[start:stop, :][:, u_cols]
-        block = from_host(np.asarray(u).astype(cdt, copy=False), xp) @ SV
-        out[start:stop, :] = to_host(block).astype(out_dtype, copy=False)
-    if not isinstance(out, h5py.Dataset):  # pragma: no cover - create_main returns a dataset
-        msg = "rebuild: could not create Rebuilt_Data"
-        raise USIDError(msg)
+    with writing_results(grp):  # an error or interrupt leaves no half-written Rebuilt_Data behind
+        grp.attrs["components_used"] = np.asarray(comps, dtype=np.int64)
+        out_dtype = source.dtype if source.dtype.kind in "fc" else np.dtype(np.float32)
+        if out_dtype.kind != "c" and cdt is np.complex128:
+            out_dtype = np.dtype(np.complex64 if out_dtype.itemsize <= 4 else np.complex128)
+        out = create_main(
+            grp,
+            "Rebuilt_Data",
+            None,
+            None,
+            source.quantity,
+            source.units,
+            out_dtype,
+            h5_pos_inds=source.h5_pos_inds,
+            h5_pos_vals=source.h5_pos_vals,
+            h5_spec_inds=source.h5_spec_inds,
+            h5_spec_vals=source.h5_spec_vals,
+        )
+        n_pos, n_spec = source.shape
+        rows = rows_for_budget(n_spec, 3 * np.dtype(cdt).itemsize, memory_mb)
+        u_cols = np.asarray(comps)
+        contiguous = list(comps) == list(range(comps[0], comps[-1] + 1))
+        for start in range(0, n_pos, rows):
+            stop = min(start + rows, n_pos)
+            if contiguous:
+                u = h5_u[start:stop, comps[0] : comps[-1] + 1]
+            else:
+                u = h5_u[start:stop, :][:, u_cols]
+            block = from_host(np.asarray(u).astype(cdt, copy=False), xp) @ SV
+            out[start:stop, :] = to_host(block).astype(out_dtype, copy=False)
     return out
 
 

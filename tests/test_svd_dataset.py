@@ -90,6 +90,30 @@ def test_rebuild_writes_denoised_main(tmp_path, rng):
             rebuild(grp, [9])
 
 
+def test_failed_rebuild_leaves_no_group(tmp_path, rng, monkeypatch):
+    import pycro_gpu.decomposition as dec
+
+    f, main, _ = _make(tmp_path / "fail.h5", rng, dtype=np.float64)
+    with f:
+        grp = svd_dataset(main, 4, progress=False)
+
+        calls = []
+        real = dec.from_host
+
+        def broken(*args, **kwargs):  # the first call moves S V; the next, a batch of U, fails
+            calls.append(1)
+            if len(calls) > 1:
+                raise MemoryError("device full")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(dec, "from_host", broken)
+        with pytest.raises(MemoryError, match="device full"):
+            rebuild(grp, 2, memory_mb=0.05)
+        assert not [n for n in grp if n.startswith("Rebuilt_Data")]
+        monkeypatch.undo()
+        assert rebuild(grp, 2).name.endswith("Rebuilt_Data_000/Rebuilt_Data")
+
+
 def test_svd_of_dataset_in_memory_result(tmp_path, rng):
     f, main, A = _make(tmp_path / "m.h5", rng, dtype=np.float64)
     with f:
