@@ -240,12 +240,49 @@ def _check_noise(noise) -> float:
     return float(noise)
 
 
+_FLOAT = (np.float32, np.float64)
+_COMPLEX = (np.complex64, np.complex128)
+
+
+def _check_dtype(dtype, allowed: tuple[type, type]) -> np.dtype:
+    """``numpy.dtype(dtype)``, one of the two ``allowed`` types."""
+    dtype = np.dtype(dtype)
+    if dtype not in allowed:
+        msg = f"dtype must be {np.dtype(allowed[0])} or {np.dtype(allowed[1])}, got {dtype}"
+        raise ValueError(msg)
+    return dtype
+
+
+def _check_sho(center_frequency, bandwidth, amplitude, quality) -> tuple[float, float, float, float]:
+    """Checked SHO band (Hz), mean amplitude and quality of :func:`band_excitation` and :func:`beps`."""
+    center_frequency = _check_positive(center_frequency, "center_frequency")
+    bandwidth = _check_positive(bandwidth, "bandwidth")
+    if bandwidth >= center_frequency:
+        msg = f"bandwidth must be smaller than center_frequency ({center_frequency:g} Hz), got {bandwidth!r}"
+        raise ValueError(msg)
+    amplitude = _check_positive(amplitude, "amplitude")
+    quality = _check_positive(quality, "quality", minimum=0.5)
+    return center_frequency, bandwidth, amplitude, quality
+
+
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], corr: float) -> np.ndarray:
     """Zero-mean, unit-variance Gaussian random field with correlation length ``corr`` pixels."""
     f = ndimage.gaussian_filter(rng.standard_normal(shape), sigma=corr, mode="wrap")
     f = f - f.mean()
     sd = f.std()
     return f / sd if sd > 0 else f
+
+
+def _variation(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """The slow variation over a map: :func:`_smooth_field` with a correlation length of a quarter of it."""
+    return _smooth_field(rng, shape, max(shape) / 4)
+
+
+def _resonance(
+    rng: np.random.Generator, shape: tuple[int, int], center: float, bandwidth: float
+) -> np.ndarray:
+    """Resonance frequency map: ``center + 0.12 bandwidth * field``, the shift clipped to +-0.3 bandwidth."""
+    return center + np.clip(0.12 * bandwidth * _variation(rng, shape), -0.3 * bandwidth, 0.3 * bandwidth)
 
 
 def _domains(rng: np.random.Generator, shape: tuple[int, int], n_domains: int) -> np.ndarray:
@@ -261,20 +298,25 @@ def _domains(rng: np.random.Generator, shape: tuple[int, int], n_domains: int) -
 def _wall_distance(labels: np.ndarray) -> np.ndarray:
     """Distance (pixels) of each pixel to the nearest pixel that touches another domain."""
     wall = np.zeros(labels.shape, dtype=bool)
-    wall[1:, :] |= labels[1:, :] != labels[:-1, :]
-    wall[:-1, :] |= labels[1:, :] != labels[:-1, :]
-    wall[:, 1:] |= labels[:, 1:] != labels[:, :-1]
-    wall[:, :-1] |= labels[:, 1:] != labels[:, :-1]
+    rows = labels[1:, :] != labels[:-1, :]
+    cols = labels[:, 1:] != labels[:, :-1]
+    wall[1:, :] |= rows
+    wall[:-1, :] |= rows
+    wall[:, 1:] |= cols
+    wall[:, :-1] |= cols
     if not wall.any():
         return np.full(labels.shape, np.inf)
     return ndimage.distance_transform_edt(~wall)
 
 
+def _domain_offsets(n_domains: int) -> np.ndarray:
+    """``s_k``: ``n_domains`` values evenly spaced in [-1, 1] (``[0]`` for one domain)."""
+    return np.array([0.0]) if n_domains == 1 else np.linspace(-1, 1, n_domains)
+
+
 def _domain_values(n_domains: int, center: float, spread: float) -> np.ndarray:
-    """``n_domains`` values evenly spaced in ``center * (1 +- spread)``."""
-    if n_domains == 1:
-        return np.array([center])
-    return center * (1 + spread * np.linspace(-1, 1, n_domains))
+    """``n_domains`` values evenly spaced in ``center * (1 +- spread)``: ``center (1 + spread s_k)``."""
+    return center * (1 + spread * _domain_offsets(n_domains))
 
 
 def _grid(ny: int, nx: int, step: float) -> tuple[tuple[str, str, np.ndarray], ...]:
@@ -356,18 +398,11 @@ def band_excitation(
     ny, nx = _check_shape(shape)
     n_freq = _check_positive(n_freq, "n_freq", minimum=3, integer=True)
     n_domains = _check_positive(n_domains, "n_domains", minimum=0, integer=True)
-    center_frequency = _check_positive(center_frequency, "center_frequency")
-    bandwidth = _check_positive(bandwidth, "bandwidth")
-    if bandwidth >= center_frequency:
-        msg = f"bandwidth must be smaller than center_frequency ({center_frequency:g} Hz), got {bandwidth!r}"
-        raise ValueError(msg)
-    amplitude = _check_positive(amplitude, "amplitude")
-    quality = _check_positive(quality, "quality", minimum=0.5)
+    center_frequency, bandwidth, amplitude, quality = _check_sho(
+        center_frequency, bandwidth, amplitude, quality
+    )
     noise = _check_noise(noise)
-    dtype = np.dtype(dtype)
-    if dtype not in (np.complex64, np.complex128):
-        msg = f"dtype must be complex64 or complex128, got {dtype}"
-        raise ValueError(msg)
+    dtype = _check_dtype(dtype, _COMPLEX)
 
     rng = np.random.default_rng(seed)
     freq = np.linspace(center_frequency - bandwidth / 2, center_frequency + bandwidth / 2, n_freq)
@@ -379,10 +414,7 @@ def band_excitation(
         np.array([0.0]) if n_domains == 1 else -np.pi / 2 + np.pi * np.arange(n_domains) / (n_domains - 1)
     )
     phi = phases[labels]
-    shift = np.clip(
-        0.12 * bandwidth * _smooth_field(rng, (ny, nx), max(ny, nx) / 4), -0.3 * bandwidth, 0.3 * bandwidth
-    )
-    w0 = center_frequency + shift
+    w0 = _resonance(rng, (ny, nx), center_frequency, bandwidth)
 
     clean = sho_response(freq, amp, w0, q, phi)
     sigma = noise * float(np.median(amp * q))
@@ -477,27 +509,20 @@ def beps(
     n_dc = _check_positive(n_dc, "n_dc", minimum=7, integer=True)
     v_max = _check_positive(v_max, "v_max")
     n_domains = _check_positive(n_domains, "n_domains", minimum=0, integer=True)
-    center_frequency = _check_positive(center_frequency, "center_frequency")
-    bandwidth = _check_positive(bandwidth, "bandwidth")
-    if bandwidth >= center_frequency:
-        msg = f"bandwidth must be smaller than center_frequency ({center_frequency:g} Hz), got {bandwidth!r}"
-        raise ValueError(msg)
-    amplitude = _check_positive(amplitude, "amplitude")
-    quality = _check_positive(quality, "quality", minimum=0.5)
+    center_frequency, bandwidth, amplitude, quality = _check_sho(
+        center_frequency, bandwidth, amplitude, quality
+    )
     noise = _check_noise(noise)
-    dtype = np.dtype(dtype)
-    if dtype not in (np.complex64, np.complex128):
-        msg = f"dtype must be complex64 or complex128, got {dtype}"
-        raise ValueError(msg)
+    dtype = _check_dtype(dtype, _COMPLEX)
 
     rng = np.random.default_rng(seed)
     freq = np.linspace(center_frequency - bandwidth / 2, center_frequency + bandwidth / 2, n_freq)
     dc = _triangle_dc(n_dc, v_max)
     labels = _domains(rng, (ny, nx), n_domains)
-    s = np.array([0.0]) if n_domains == 1 else np.linspace(-1, 1, n_domains)
+    s = _domain_offsets(n_domains)
     r = amplitude * (1 + 0.2 * s[labels])
     vc = v_max * (0.35 + 0.1 * s[labels])
-    imprint = 0.08 * v_max * _smooth_field(rng, (ny, nx), max(ny, nx) / 4)
+    imprint = 0.08 * v_max * _variation(rng, (ny, nx))
     widths = rng.uniform(0.06, 0.15, size=(ny, nx, 4)) * v_max
     params = np.stack(
         [-r, 2 * r, -vc + imprint, vc + imprint, 0.01 * r / v_max, *np.moveaxis(widths, -1, 0)], axis=-1
@@ -505,10 +530,8 @@ def beps(
     loop = loop_model(dc, params)
     amp = np.abs(loop)
     phi = np.where(loop >= 0, 0.0, np.pi)
-    w0 = center_frequency + np.clip(
-        0.12 * bandwidth * _smooth_field(rng, (ny, nx), max(ny, nx) / 4), -0.3 * bandwidth, 0.3 * bandwidth
-    )
-    q = quality * (1 + 0.1 * _smooth_field(rng, (ny, nx), max(ny, nx) / 4)).clip(0.5, 1.5)
+    w0 = _resonance(rng, (ny, nx), center_frequency, bandwidth)
+    q = quality * (1 + 0.1 * _variation(rng, (ny, nx))).clip(0.5, 1.5)
     clean = sho_response(freq, amp, w0[..., None], q[..., None], phi)
     sigma = noise * amplitude * quality
     data = _add_complex_noise(rng, clean, sigma).astype(dtype)
@@ -616,16 +639,12 @@ def gmode(
     amplitude = _check_positive(amplitude, "amplitude")
     n_domains = _check_positive(n_domains, "n_domains", minimum=0, integer=True)
     noise = _check_noise(noise)
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        msg = f"dtype must be float32 or float64, got {dtype}"
-        raise ValueError(msg)
+    dtype = _check_dtype(dtype, _FLOAT)
 
     rng = np.random.default_rng(seed)
     t = np.arange(n_samples) / sample_rate
     labels = _domains(rng, (ny, nx), n_domains)
-    s = np.array([0.0]) if n_domains == 1 else np.linspace(-1, 1, n_domains)
-    a1 = amplitude * (1 + 0.3 * s[labels]) * (1 + 0.05 * _smooth_field(rng, (ny, nx), max(ny, nx) / 4))
+    a1 = _domain_values(n_domains, amplitude, 0.3)[labels] * (1 + 0.05 * _variation(rng, (ny, nx)))
     phi1 = np.pi * labels.astype(np.float64)
     rel = np.array([1.0, *(float(h) for h in harmonics)])
     orders = np.arange(1, n_harm + 1)
@@ -739,16 +758,12 @@ def sts_grid(
     conductance = _check_positive(conductance, "conductance")
     n_domains = _check_positive(n_domains, "n_domains", minimum=0, integer=True)
     noise = _check_noise(noise)
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        msg = f"dtype must be float32 or float64, got {dtype}"
-        raise ValueError(msg)
+    dtype = _check_dtype(dtype, _FLOAT)
 
     rng = np.random.default_rng(seed)
     bias = np.linspace(-v_max, v_max, n_bias)
     labels = _domains(rng, (ny, nx), n_domains)
-    s = np.array([0.0]) if n_domains == 1 else np.linspace(-1, 1, n_domains)
-    gaps = gap * (1 + 0.3 * s[labels]) * (1 + 0.03 * _smooth_field(rng, (ny, nx), max(ny, nx) / 4))
+    gaps = _domain_values(n_domains, gap, 0.3)[labels] * (1 + 0.03 * _variation(rng, (ny, nx)))
     didv = conductance * dynes_dos(bias, gaps[..., None], broadening)
     # current: integral of dI/dV from V = 0, by trapezoids on each side of the (symmetric) bias grid
     steps = (didv[..., 1:] + didv[..., :-1]) / 2 * np.diff(bias)
@@ -832,10 +847,7 @@ def lattice_image(
         msg = f"vacancy_fraction must be in [0, 1), got {vacancy_fraction!r}"
         raise ValueError(msg)
     noise = _check_noise(noise)
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        msg = f"dtype must be float32 or float64, got {dtype}"
-        raise ValueError(msg)
+    dtype = _check_dtype(dtype, _FLOAT)
 
     rng = np.random.default_rng(seed)
     th = math.radians(angle)
@@ -845,18 +857,18 @@ def lattice_image(
     n = math.ceil(math.hypot(rows, cols) / spacing) + 2
     i, j = np.meshgrid(np.arange(-n, n + 1), np.arange(-n, n + 1), indexing="ij")
     center = np.array([rows / 2, cols / 2])
-    corner = center + i.reshape(-1, 1) * a + j.reshape(-1, 1) * b
-    inside = (corner[:, 0] > -1) & (corner[:, 0] < rows) & (corner[:, 1] > -1) & (corner[:, 1] < cols)
-    corner = corner[inside]
+
+    def in_image(p: np.ndarray) -> np.ndarray:
+        return p[(p[:, 0] > -1) & (p[:, 0] < rows) & (p[:, 1] > -1) & (p[:, 1] < cols)]
+
+    corner = in_image(center + i.reshape(-1, 1) * a + j.reshape(-1, 1) * b)
     empty = rng.random(corner.shape[0]) < vacancy_fraction
     vacancies, corner = corner[empty], corner[~empty]
     sites = [corner]
     sub = [np.zeros(corner.shape[0], dtype=np.int64)]
     heights = [np.ones(corner.shape[0])]
     if second_intensity > 0:
-        centre = center + (i.reshape(-1, 1) + 0.5) * a + (j.reshape(-1, 1) + 0.5) * b
-        keep = (centre[:, 0] > -1) & (centre[:, 0] < rows) & (centre[:, 1] > -1) & (centre[:, 1] < cols)
-        centre = centre[keep]
+        centre = in_image(center + (i.reshape(-1, 1) + 0.5) * a + (j.reshape(-1, 1) + 0.5) * b)
         sites.append(centre)
         sub.append(np.ones(centre.shape[0], dtype=np.int64))
         heights.append(np.full(centre.shape[0], float(second_intensity)))
@@ -865,7 +877,6 @@ def lattice_image(
     height = np.concatenate(heights)
 
     rr, cc = np.arange(rows, dtype=np.float64), np.arange(cols, dtype=np.float64)
-    clean = np.zeros((rows, cols))
     # separable Gaussians: each atom is an outer product of a row and a column profile
     gr = np.exp(-((rr[None, :] - atoms[:, 0:1]) ** 2) / (2 * atom_sigma**2))
     gc = np.exp(-((cc[None, :] - atoms[:, 1:2]) ** 2) / (2 * atom_sigma**2))
@@ -887,7 +898,7 @@ def lattice_image(
         name="lattice_image",
         quantity="Intensity",
         units="a.u.",
-        pos_dims=(("Y", "m", rr * pixel_size), ("X", "m", cc * pixel_size)),
+        pos_dims=_grid(rows, cols, pixel_size),
         spec_dims=(),
     )
 
