@@ -196,8 +196,13 @@ def _step_translate(ctx: _Ctx, sec: Section) -> None:
     ctx.metrics["translate"] = {"channels": len(mains)}
 
 
-def _truth_grid(ctx: _Ctx, key: str) -> np.ndarray:
-    return np.asarray(ctx.beps.truth[key])
+def _xy(dataset: datasets.SyntheticDataset) -> tuple[np.ndarray, np.ndarray]:
+    """X and Y position values (m) of a synthetic dataset, as the ``x, y`` of the figures."""
+    return dataset.pos_dims[1][2], dataset.pos_dims[0][2]
+
+
+def _rms(diff: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(diff**2)))
 
 
 def _rotate_real(u: np.ndarray) -> np.ndarray:
@@ -292,7 +297,7 @@ def _step_sho(ctx: _Ctx, sec: Section) -> None:
     # has switched (phase pi), the other not yet (phase 0)
     half = n_dc // 2
     step = int(np.argmin(np.abs(t["dc_offset"][:half] + 0.35 * float(np.max(t["dc_offset"])))))
-    x, y = ctx.beps.pos_dims[1][2], ctx.beps.pos_dims[0][2]
+    x, y = _xy(ctx.beps)
     amp_lim = (0.0, float(np.max(t["amplitude"])) * 1.1e3)
     f_lim = (float(t["resonance_frequency"].min()) / 1e3, float(t["resonance_frequency"].max()) / 1e3)
     q_lim = (float(t["quality_factor"].min()) * 0.9, float(t["quality_factor"].max()) * 1.1)
@@ -324,10 +329,8 @@ def _step_sho(ctx: _Ctx, sec: Section) -> None:
     order = np.argsort(t["resonance_frequency"].ravel())
     picks = [divmod(int(order[i]), nx) for i in (0, len(order) // 2, len(order) - 1)]
     meas = np.stack([ctx.beps.data[r, c, 0] for r, c in picks])
-    from .datasets import sho_response
-
     model = np.stack(
-        [sho_response(freq_h, amp[r, c, 0], w0[r, c, 0], q[r, c, 0], phi[r, c, 0]) for r, c in picks]
+        [datasets.sho_response(freq_h, amp[r, c, 0], w0[r, c, 0], q[r, c, 0], phi[r, c, 0]) for r, c in picks]
     )
     fig = spectra_figure(
         freq_h,
@@ -398,10 +401,10 @@ def _step_loop(ctx: _Ctx, sec: Section) -> None:
         ("switchable polarization: median relative error", err["switchable_polarization_median_rel_error"]),
         ("results", f"{grp.name}: Guess, Fit (a0..a4, b0..b3, R2 Criterion), Switching, Converged"),
     ]
-    x, yv = ctx.beps.pos_dims[1][2], ctx.beps.pos_dims[0][2]
-    vm = (float(truth_s["V-"].min()) - 0.5, float(truth_s["V-"].max()) + 0.5)
-    vp = (float(truth_s["V+"].min()) - 0.5, float(truth_s["V+"].max()) + 0.5)
-    imp = (float(truth_s["Imprint"].min()) - 0.5, float(truth_s["Imprint"].max()) + 0.5)
+    x, yv = _xy(ctx.beps)
+    vm, vp, imp = (
+        (float(truth_s[k].min()) - 0.5, float(truth_s[k].max()) + 0.5) for k in ("V-", "V+", "Imprint")
+    )
     sp = (0.0, float(truth_s["Switchable Polarization"].max()) * 1.2e3)
     panels = []
     for label, src in (("fit", derived), ("truth", truth_s)):
@@ -419,13 +422,11 @@ def _step_loop(ctx: _Ctx, sec: Section) -> None:
         ]
     fig = map_figure(panels, title="Loop-fit switching parameters: fit (top) vs truth (bottom)", x=x, y=yv)
     ctx.figure(fig, "loop_maps", "Switching voltages, imprint and switchable polarization maps.", sec)
-    from .datasets import loop_model
-
     picks = [0, (ny // 2) * nx + nx // 2, ny * nx - 1, (ny // 4) * nx + 3 * nx // 4]
     fig = loops_figure(
         dc_h,
         loops[picks],
-        loop_model(dc_h, params[picks]),
+        datasets.loop_model(dc_h, params[picks]),
         t["loop"].reshape(ny * nx, -1)[picks],
         labels=[f"position (x={p % nx}, y={p // nx})" for p in picks],
         title="Piezoresponse loops (SHO amplitude x cos(phase)) with loop fits and ground truth",
@@ -452,15 +453,14 @@ def _step_svd(ctx: _Ctx, sec: Section) -> None:
     S = np.asarray(grp["S"][()])
     U = np.asarray(grp["U"][()])
     V = np.asarray(grp["V"][()])
-    a = ctx.beps.as_2d()
-    total = float(np.sum(np.abs(a.astype(np.complex128)) ** 2))
+    a64 = ctx.beps.as_2d().astype(np.complex128)
+    total = float(np.sum(np.abs(a64) ** 2))
     captured = float(np.sum(S**2) / total)
     rows = [("components", k), ("results group", grp.name), ("variance captured by k components", captured)]
     metrics: dict[str, Any] = {"components": k, "variance_captured": captured}
-    if a.size <= 1_500_000:  # a reference check for the small size (cheap there)
+    if a64.size <= 1_500_000:  # a reference check for the small size (cheap there)
         # reference singular values from the small Gram matrix (float64 eigenvalues, LAPACK)
-        a64 = a.astype(np.complex128)
-        gram = a64 @ a64.conj().T if a.shape[0] <= a.shape[1] else a64.conj().T @ a64
+        gram = a64 @ a64.conj().T if a64.shape[0] <= a64.shape[1] else a64.conj().T @ a64
         ref = np.sqrt(np.clip(np.linalg.eigvalsh(gram)[::-1][:k], 0, None))
         err = float(np.max(np.abs(S - ref) / ref))
         rows.append(("max relative error of S vs LAPACK (eigenvalues of the Gram matrix)", err))
@@ -478,6 +478,7 @@ def _step_svd(ctx: _Ctx, sec: Section) -> None:
     maps = scores.T.reshape(n_show, ny, nx)
     comps = V[:n_show].reshape(n_show, ctx.params["n_dc"], ctx.params["n_freq"])
     freq = ctx.beps.truth["frequency"] / 1e3
+    x, y = _xy(ctx.beps)
     fig = components_figure(
         maps,
         comps,
@@ -485,8 +486,8 @@ def _step_svd(ctx: _Ctx, sec: Section) -> None:
             ("Frequency (kHz)", freq),
             ("DC step (+V max → −V max → +V max)", np.arange(ctx.params["n_dc"])),
         ),
-        x=ctx.beps.pos_dims[1][2],
-        y=ctx.beps.pos_dims[0][2],
+        x=x,
+        y=y,
         title="SVD of the BEPS raw data: score maps (top) and |components| over frequency x DC step (bottom)",
     )
     ctx.figure(fig, "svd_components", "First SVD score maps and component magnitudes.", sec)
@@ -512,15 +513,15 @@ def _step_cluster(ctx: _Ctx, sec: Section) -> None:
     if ctx.loops is not None:
         loops = ctx.loops.reshape(ny * nx, -1)
         what = "the piezoresponse loops from the SHO fit (amplitude x cos(phase))"
-        ylabel, scale = "mean piezoresponse (mV)", 1e3
+        ylabel = "mean piezoresponse (mV)"
     else:
         loops = _quadrature_loops(ctx.beps.data).reshape(ny * nx, -1)
         what = "model-free loops (imaginary part of each spectrum at its peak; no SHO fit available)"
-        ylabel, scale = "mean Im(response) at peak (mV)", 1e3
+        ylabel = "mean Im(response) at peak (mV)"
     res = cluster(from_host(loops, ctx.xp), n_clusters=_N_DOMAINS, seed=ctx.seed)
     labels = to_host(res.labels).reshape(ny, nx).astype(np.int64)
-    centers = to_host(res.mean_response) * scale
-    truth = _truth_grid(ctx, "domains")
+    centers = to_host(res.mean_response) * 1e3  # mV
+    truth = np.asarray(ctx.beps.truth["domains"])
     ari = float(adjusted_rand_score(truth.ravel(), labels.ravel()))
     sec.text = (
         f"KMeans (k = {_N_DOMAINS}, engine {res.engine}) of {what}, one loop per position; compared with the "
@@ -532,6 +533,7 @@ def _step_cluster(ctx: _Ctx, sec: Section) -> None:
     ]
     sec.rows.append(("adjusted Rand index vs truth", ari))
     ctx.metrics["kmeans"] = {"clusters": _N_DOMAINS, "adjusted_rand_index": ari}
+    x, y = _xy(ctx.beps)
     fig = cluster_figure(
         labels,
         centers,
@@ -539,8 +541,8 @@ def _step_cluster(ctx: _Ctx, sec: Section) -> None:
         center_label="DC bias (V)",
         center_ylabel=ylabel,
         truth=truth,
-        x=ctx.beps.pos_dims[1][2],
-        y=ctx.beps.pos_dims[0][2],
+        x=x,
+        y=y,
         title="KMeans clusters of the hysteresis loops vs ground-truth domains",
         closed=True,
     )
@@ -573,8 +575,7 @@ def _step_fft_filter(ctx: _Ctx, sec: Section) -> None:
         group = f[result.group].name
     clean = t["clean"].reshape(y.shape)
     raw = g.as_2d().astype(np.float64)
-    before = float(np.sqrt(np.mean((raw - clean) ** 2)))
-    after = float(np.sqrt(np.mean((y - clean) ** 2)))
+    before, after = _rms(raw - clean), _rms(y - clean)
     sec.text = (
         f"G-mode-like deflection time series ({g.n_positions} positions x {n} samples at "
         f"{rate / 1e6:g} MHz): excitation at {f_ex / 1e3:g} kHz with {n_harm - 1} harmonics, white noise "
@@ -613,8 +614,7 @@ def _step_image_filter(ctx: _Ctx, sec: Section) -> None:
     mask = butterworth_mask(img.data.shape, cutoff, order=4, xp=ctx.xp, dtype=ctx.xp.float32)
     y = to_host(filter_image(x, mask))
     clean = img.truth["clean"]
-    before = float(np.sqrt(np.mean((img.data - clean) ** 2)))
-    after = float(np.sqrt(np.mean((y - clean) ** 2)))
+    before, after = _rms(img.data - clean), _rms(y - clean)
     sec.text = (
         "Noisy image of atomic columns (square lattice, 12 px spacing, second sublattice, vacancies). A "
         f"4th-order Butterworth low pass at {cutoff} cycles/pixel keeps the lattice and removes most noise."
@@ -631,12 +631,8 @@ def _step_image_filter(ctx: _Ctx, sec: Section) -> None:
         Panel("Filtered", y, "intensity (a.u.)", cmap="gray", vmin=lo, vmax=hi),
         Panel("Ground truth", clean, "intensity (a.u.)", cmap="gray", vmin=lo, vmax=hi),
     ]
-    fig = map_figure(
-        panels,
-        title="Lattice image: Butterworth low-pass FFT filter",
-        x=img.pos_dims[1][2],
-        y=img.pos_dims[0][2],
-    )
+    x_img, y_img = _xy(img)
+    fig = map_figure(panels, title="Lattice image: Butterworth low-pass FFT filter", x=x_img, y=y_img)
     ctx.figure(fig, "fft_filter_image", "Noisy lattice image, filtered image and ground truth.", sec)
 
 

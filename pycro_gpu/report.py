@@ -95,6 +95,12 @@ def _rel(path: str | os.PathLike, base: Path) -> str:
     return p.as_posix()
 
 
+def _badge(status: str) -> str:
+    """The coloured status label of a step (its CSS class is the status)."""
+    status = html.escape(status)
+    return f'<span class="status {status}">{status}</span>'
+
+
 def _table(rows: Sequence[tuple[str, Any]], cls: str = "") -> str:
     cells = []
     for name, value in rows:
@@ -152,16 +158,12 @@ def write_report(
         sec = "" if s.seconds is None else f"{s.seconds:.3f}"
         parts.append(
             f'<tr><td><a href="#step{i}">{html.escape(s.title)}</a></td>'
-            f'<td><span class="status {html.escape(s.status)}">{html.escape(s.status)}</span></td>'
-            f'<td class="num">{sec}</td></tr>'
+            f'<td>{_badge(s.status)}</td><td class="num">{sec}</td></tr>'
         )
     parts.append("</table>")
     for i, s in enumerate(sections):
         timing = "" if s.seconds is None else f" &middot; {s.seconds:.3f} s"
-        parts.append(
-            f'<h2 id="step{i}">{html.escape(s.title)} '
-            f'<span class="status {html.escape(s.status)}">{html.escape(s.status)}</span>{timing}</h2>'
-        )
+        parts.append(f'<h2 id="step{i}">{html.escape(s.title)} {_badge(s.status)}{timing}</h2>')
         if s.text:
             parts.append(f"<p>{html.escape(s.text)}</p>")
         if s.rows:
