@@ -26,43 +26,47 @@ def _plt() -> Any:
     return plt
 
 
-def _pos_shape(h5_main: Any) -> tuple[int, int] | None:
-    """(rows, cols) of a 2-D position grid of a Main dataset, or None."""
+def _usid(h5_main: Any) -> Any:
+    """``h5_main`` as a :class:`~pycro_gpu.io.usid.USIDataset`, or None when it is not a Main dataset."""
     from .io.usid import USIDataset
 
     try:
-        d = USIDataset(h5_main)
-    except Exception:  # not a Main dataset: no map
+        return USIDataset(h5_main)
+    except Exception:
         return None
-    if d.n_dim_shape is None or len(d.pos_dims) != 2:
-        return None
-    n0, n1 = len(d.pos_dims[0]), len(d.pos_dims[1])
-    return n0, n1
 
 
 def _maps(arr2d: np.ndarray, h5_main: Any) -> np.ndarray | None:
-    """``(n_cols, rows, cols)`` maps of the columns of the full 2-D data of ``h5_main``, or None."""
-    from .io.usid import USIDataset
+    """``(n_cols, rows, cols)`` maps of the columns of the full 2-D data of ``h5_main``, or None.
 
-    shape = _pos_shape(h5_main)
-    if shape is None:
+    None unless ``h5_main`` is a Main dataset with a complete 2-D position grid.
+    """
+    d = _usid(h5_main)
+    if d is None or d.n_dim_shape is None or len(d.pos_dims) != 2:
         return None
-    nd = np.asarray(USIDataset(h5_main).to_n_dim(np.asarray(arr2d)))  # axes: pos0, pos1, spec...
-    nd = nd.reshape(shape[0], shape[1], -1)
+    nd = np.asarray(d.to_n_dim(np.asarray(arr2d)))  # axes: pos0, pos1, spec...
+    nd = nd.reshape(len(d.pos_dims[0]), len(d.pos_dims[1]), -1)
     return np.moveaxis(nd, -1, 0).transpose(0, 2, 1)  # show pos1 down, pos0 across
 
 
 def _spec_axis(h5_main: Any, n: int) -> tuple[np.ndarray, str]:
-    from .io.usid import USIDataset
-
-    try:
-        d = USIDataset(h5_main)
-    except Exception:
+    d = _usid(h5_main)
+    if d is None:
         return np.arange(n), "index"
     if len(d.spec_dims) == 1 and len(d.spec_dims[0]) == n:
         dim = d.spec_dims[0]
         return np.asarray(dim.values), f"{dim.name} [{dim.units}]"
     return np.arange(n), "spectral index"
+
+
+def _component_grid(plt: Any, n: int, height: float) -> tuple[Any, list[Any]]:
+    """A figure of ``n`` panels in a near-square grid and their axes (the spare ones switched off)."""
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_axis_off()
+    return fig, list(axes.flat[:n])
 
 
 def _real(a: np.ndarray) -> np.ndarray:
@@ -103,13 +107,8 @@ def plot_svd(h5_svd_group: Any, out_dir: str | Path, *, n_show: int = 9) -> list
     files.append(_save(fig, out / "svd_scree.png", plt))
 
     x, xlabel = _spec_axis(h5_svd_group["V"], V.shape[1])
-    cols = int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.4 * rows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        if i >= n:
-            ax.set_axis_off()
-            continue
+    fig, axes = _component_grid(plt, n, 2.4)
+    for i, ax in enumerate(axes):
         if np.iscomplexobj(V):
             ax.plot(x, V[i].real, label="Re")
             ax.plot(x, V[i].imag, label="Im")
@@ -121,11 +120,8 @@ def plot_svd(h5_svd_group: Any, out_dir: str | Path, *, n_show: int = 9) -> list
 
     U = np.asarray(h5_u[()])
     maps = _maps(_real(U), h5_u)
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.6 * rows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        if i >= n:
-            ax.set_axis_off()
-            continue
+    fig, axes = _component_grid(plt, n, 2.6)
+    for i, ax in enumerate(axes):
         if maps is None:
             ax.plot(_real(U[:, i]))
             ax.set_xlabel("position", fontsize=7)

@@ -131,6 +131,19 @@ def _limits(data: np.ndarray, vmin, vmax) -> tuple[float | None, float | None]:
     return (lo if vmin is None else vmin), (hi if vmax is None else vmax)
 
 
+def _panel_grid(n: int, ncols: int, width: float, height: float) -> tuple[Figure, list[Any]]:
+    """A figure of ``n`` panels of ``width x height`` inches, ``ncols`` a row, and their axes.
+
+    The spare axes that fill the last row are hidden.
+    """
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(width * ncols, height * nrows + 0.5), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, list(axes[:n])
+
+
 def map_figure(
     panels: Sequence[Panel], *, title: str = "", x=None, y=None, ncols: int | None = None
 ) -> Figure:
@@ -148,11 +161,8 @@ def map_figure(
         Panels per row (default up to 4).
     """
     n = len(panels)
-    ncols = ncols or min(n, 4)
-    nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(3.4 * ncols, 3.0 * nrows + 0.5), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for ax, panel in zip(axes.flat, panels, strict=False):
+    fig, axes = _panel_grid(n, ncols or min(n, 4), 3.4, 3.0)
+    for ax, panel in zip(axes, panels, strict=True):
         data = np.asarray(panel.data, dtype=float)
         ext, xl, yl = _extent(data.shape, x, y)
         vmin, vmax = _limits(data, panel.vmin, panel.vmax)
@@ -169,8 +179,6 @@ def map_figure(
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
         fig.colorbar(im, ax=ax, label=panel.label, shrink=0.85)
-    for ax in axes.flat[n:]:
-        ax.set_visible(False)
     if title:
         fig.suptitle(title)
     return fig
@@ -206,18 +214,19 @@ def spectra_figure(
     fig = Figure(figsize=(10, 4), layout="constrained")
     ax_a, ax_p = fig.subplots(1, 2)
     colors = [f"C{i}" for i in range(10)]
+    fx = f / factor
     for i in range(meas.shape[0]):
         c = colors[i % 10]
         label = labels[i] if labels is not None else f"spectrum {i}"
-        ax_a.plot(f / factor, np.abs(meas[i]) / afactor, "o", ms=3, color=c, label=label)
+        ax_a.plot(fx, np.abs(meas[i]) / afactor, "o", ms=3, color=c, label=label)
         if fit is not None:
             # unwrapped model phase; each measured point drawn within pi of it (no 2 pi jumps)
             ref = np.unwrap(np.angle(fit[i]))
-            ax_p.plot(f / factor, ref + np.angle(meas[i] * np.exp(-1j * ref)), "o", ms=3, color=c)
-            ax_a.plot(f / factor, np.abs(fit[i]) / afactor, "-", color=c, lw=1.5)
-            ax_p.plot(f / factor, ref, "-", color=c, lw=1.5)
+            ax_p.plot(fx, ref + np.angle(meas[i] * np.exp(-1j * ref)), "o", ms=3, color=c)
+            ax_a.plot(fx, np.abs(fit[i]) / afactor, "-", color=c, lw=1.5)
+            ax_p.plot(fx, ref, "-", color=c, lw=1.5)
         else:
-            ax_p.plot(f / factor, np.unwrap(np.angle(meas[i])), "o", ms=3, color=c)
+            ax_p.plot(fx, np.unwrap(np.angle(meas[i])), "o", ms=3, color=c)
     ax_a.set_xlabel(f"Frequency ({funit})")
     ax_a.set_ylabel(f"Amplitude ({aunit})")
     ax_a.set_title("Amplitude (dots: data, lines: SHO fit)" if fit is not None else "Amplitude")
@@ -260,35 +269,24 @@ def loops_figure(
     v = np.asarray(dc, dtype=float)
     meas = np.atleast_2d(np.asarray(measured, dtype=float))
     n = meas.shape[0]
-    ncols = min(n, 4)
-    nrows = math.ceil(n / ncols)
-    scale_src = meas if truth is None else np.asarray(truth, dtype=float)
-    factor, unit = si_scale(float(np.nanmax(np.abs(scale_src))), units)
-    fig = Figure(figsize=(3.3 * ncols, 2.9 * nrows + 0.5), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        if i >= n:
-            ax.set_visible(False)
-            continue
+    fig, axes = _panel_grid(n, min(n, 4), 3.3, 2.9)
+    true = None if truth is None else np.asarray(truth, dtype=float)
+    factor, unit = si_scale(float(np.nanmax(np.abs(meas if true is None else true))), units)
+    fit = None if fitted is None else np.asarray(fitted, dtype=float)
+    v_loop = _closed(v)
+    for i, ax in enumerate(axes):
         ax.plot(v, meas[i] / factor, "o", ms=3, color="C0", label="measured (SHO fit)")
-        if fitted is not None:
-            ax.plot(
-                _closed(v),
-                _closed(np.asarray(fitted, dtype=float)[i]) / factor,
-                "-",
-                color="C1",
-                label="loop fit",
-            )
-        if truth is not None:
-            t = np.asarray(truth, dtype=float)[i]
-            ax.plot(_closed(v), _closed(t) / factor, "--", color="k", lw=1, label="ground truth")
+        if fit is not None:
+            ax.plot(v_loop, _closed(fit[i]) / factor, "-", color="C1", label="loop fit")
+        if true is not None:
+            ax.plot(v_loop, _closed(true[i]) / factor, "--", color="k", lw=1, label="ground truth")
         ax.axhline(0, color="0.8", lw=0.8, zorder=0)
         ax.axvline(0, color="0.8", lw=0.8, zorder=0)
         ax.set_xlabel("DC bias (V)")
         ax.set_ylabel(f"{ylabel} ({unit})")
         if labels is not None:
             ax.set_title(labels[i], fontsize=10)
-    handles, names = axes.flat[0].get_legend_handles_labels()
+    handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside lower center", ncols=len(names), fontsize=8)
     fig.suptitle(title)
     return fig
@@ -401,6 +399,31 @@ def components_figure(
     return fig
 
 
+def _label_map(
+    fig: Figure, ax, labels: np.ndarray, colors: list[str], *, title: str, label: str, frame
+) -> None:
+    """Map of integer labels ``0..len(colors) - 1``, one colour each, with a colorbar tick per label.
+
+    ``frame`` is the ``(extent, x label, y label)`` of :func:`_extent`.
+    """
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    extent, xlabel, ylabel = frame
+    k = len(colors)
+    im = ax.imshow(
+        labels,
+        cmap=ListedColormap(colors),
+        norm=BoundaryNorm(np.arange(-0.5, k + 0.5), k),
+        extent=extent,
+        interpolation="nearest",
+        aspect=_aspect(labels.shape),
+    )
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    fig.colorbar(im, ax=ax, ticks=np.arange(k), label=label, shrink=0.85)
+
+
 def cluster_figure(
     labels,
     centers=None,
@@ -427,42 +450,18 @@ def cluster_figure(
     closed : bool
         Close the center curves on themselves (loops over a DC cycle).
     """
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-
     labels = np.asarray(labels)
     k = int(labels.max()) + 1
     colors = [f"C{i % 10}" for i in range(k)]
-    cmap = ListedColormap(colors)
-    norm = BoundaryNorm(np.arange(-0.5, k + 0.5), k)
     n_panels = 1 + (truth is not None) + (centers is not None)
     fig = Figure(figsize=(3.8 * n_panels, 3.6), layout="constrained")
     axes = list(fig.subplots(1, n_panels, squeeze=False).flat)
-    ax = axes.pop(0)
-    ext, xl, yl = _extent(labels.shape, x, y)
-    im = ax.imshow(
-        labels, cmap=cmap, norm=norm, extent=ext, interpolation="nearest", aspect=_aspect(labels.shape)
-    )
-    ax.set_title(f"Cluster map (k = {k})", fontsize=10)
-    ax.set_xlabel(xl)
-    ax.set_ylabel(yl)
-    fig.colorbar(im, ax=ax, ticks=np.arange(k), label="cluster", shrink=0.85)
+    frame = _extent(labels.shape, x, y)
+    _label_map(fig, axes.pop(0), labels, colors, title=f"Cluster map (k = {k})", label="cluster", frame=frame)
     if truth is not None:
-        ax = axes.pop(0)
         t = np.asarray(truth)
-        kt = int(t.max()) + 1
-        greys = ListedColormap([str(g) for g in np.linspace(0.85, 0.25, kt)])  # one grey per domain
-        im = ax.imshow(
-            t,
-            cmap=greys,
-            norm=BoundaryNorm(np.arange(-0.5, kt + 0.5), kt),
-            extent=ext,
-            interpolation="nearest",
-            aspect=_aspect(t.shape),
-        )
-        ax.set_title("Ground-truth domains", fontsize=10)
-        ax.set_xlabel(xl)
-        ax.set_ylabel(yl)
-        fig.colorbar(im, ax=ax, ticks=np.arange(kt), label="domain", shrink=0.85)
+        greys = [str(g) for g in np.linspace(0.85, 0.25, int(t.max()) + 1)]  # one grey per domain
+        _label_map(fig, axes.pop(0), t, greys, title="Ground-truth domains", label="domain", frame=frame)
     if centers is not None:
         ax = axes.pop(0)
         cen = np.asarray(centers, dtype=float)
