@@ -40,6 +40,7 @@ from pycro_gpu.decomposition import svd_dataset
 from pycro_gpu.io.usid import Dimension, create_main
 
 OUT = Path("bench_out")
+RAW = "Measurement_000/Channel_000/Raw_Data"
 
 
 def make_file(path: Path, rows: int, cols: int, *, rank: int = 8, seed: int = 0) -> float:
@@ -75,7 +76,7 @@ def best_of(n: int, run: Any) -> dict:
 
 def bare_read(path: Path, batch_rows: int) -> tuple[float, float]:
     with h5py.File(path, "r") as f:
-        d = f["Measurement_000/Channel_000/Raw_Data"]
+        d = f[RAW]
         rows, cols = d.shape
         chunk = d.chunks[0] if d.chunks else 1
         batch_rows = max(chunk, (batch_rows // chunk) * chunk)
@@ -90,7 +91,7 @@ def bare_read(path: Path, batch_rows: int) -> tuple[float, float]:
 def streamed_svd(path: Path, k: int, backend: str, memory_mb: float, method: str = "auto") -> dict:
     xp = get_namespace(backend)
     with h5py.File(path, "r+") as f:
-        main = f["Measurement_000/Channel_000/Raw_Data"]
+        main = f[RAW]
         synchronize(xp)
         t0, c0 = time.perf_counter(), time.process_time()
         grp = svd_dataset(

@@ -45,6 +45,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,18 +200,14 @@ def _spectral_mask(xp, rng, rows, bins):
 
 def sho_spectra(rng: np.random.Generator, n_fits: int, n_bins: int = 87, noise: float = 0.03):
     """Synthetic band-excitation spectra from the SHO of DESIGN.md; returns (spectra, freqs, truth)."""
+    from pycro_gpu.datasets import sho_response
+
     w = np.linspace(300e3, 340e3, n_bins)
     amp = rng.uniform(0.5, 2.0, n_fits)
     w0 = rng.uniform(310e3, 330e3, n_fits)
     q = rng.uniform(80.0, 300.0, n_fits)
     phi = rng.uniform(-np.pi, np.pi, n_fits)
-    ww = w[None, :]
-    h = (
-        amp[:, None]
-        * np.exp(1j * phi[:, None])
-        * w0[:, None] ** 2
-        / (ww**2 - 1j * ww * w0[:, None] / q[:, None] - w0[:, None] ** 2)
-    )
+    h = sho_response(w, amp, w0, q, phi)
     scale = noise * np.abs(h).max(axis=1, keepdims=True)
     h = h + scale * (rng.standard_normal(h.shape) + 1j * rng.standard_normal(h.shape))
     return h, w, np.stack([amp, w0, q, phi], axis=1)
@@ -224,6 +221,16 @@ def compare_fits(gpu: Any, cpu: Any) -> Check:
     return Check(frac >= 0.99, 1.0 - frac, f"{frac:.2%} of fits agree to 1e-3")
 
 
+def _fit_case(fit: Callable[..., Any], *args: Any) -> Case:
+    """Time ``fit(*args)``; its parameters and converged flags are compared, the converged share noted."""
+
+    def run():
+        res = fit(*args)
+        return res.params, res.converged
+
+    return Case(run, note=lambda out: f"converged {float(np.mean(_host_copy(out[1]))):.1%}")
+
+
 @section(
     "fit_sho",
     "fitting.fit_sho: batched LM, numba CPU vs CUDA (87-bin SHO spectra, 3% noise)",
@@ -235,13 +242,7 @@ def _fit_sho(xp, rng, n_fits):
     from pycro_gpu.fitting import fit_sho
 
     spectra, freqs, _ = sho_spectra(rng, n_fits)
-    s, f = xp.asarray(spectra), xp.asarray(freqs)
-
-    def run():
-        res = fit_sho(s, f)
-        return res.params, res.converged
-
-    return Case(run, note=lambda out: f"converged {float(np.mean(_host_copy(out[1]))):.1%}")
+    return _fit_case(fit_sho, xp.asarray(spectra), xp.asarray(freqs))
 
 
 def be_loops(rng: np.random.Generator, n_loops: int, n_bias: int = 64, noise: float = 0.01):
@@ -269,13 +270,7 @@ def _fit_loop(xp, rng, n_fits):
     from pycro_gpu.fitting import fit_loop
 
     bias, loops = be_loops(rng, n_fits)
-    b, y = xp.asarray(bias), xp.asarray(loops)
-
-    def run():
-        res = fit_loop(b, y)
-        return res.params, res.converged
-
-    return Case(run, note=lambda out: f"converged {float(np.mean(_host_copy(out[1]))):.1%}")
+    return _fit_case(fit_loop, xp.asarray(bias), xp.asarray(loops))
 
 
 # ---- FFT filters (team FILTERS): 1-D signal filter with noise floor, 2-D image filter ---------------
@@ -367,7 +362,7 @@ def _svd_case(xp: Any, rng: np.random.Generator, n: int, m: int, method: str) ->
         res = svd(a, 8, method=method, xp=xp, progress=False)
         return res.S, res.V
 
-    return Case(run, note=lambda out: "")
+    return Case(run)
 
 
 @section(
@@ -437,17 +432,13 @@ def _spectrum_compute(batch, xp):
     rtol=1e-9,
 )
 def _run_job(xp, rng, n_pos, n):
-    import tempfile
-
     import h5py
 
     from pycro_gpu.backend import namespace_name
     from pycro_gpu.io.usid import Dimension, write_main
     from pycro_gpu.process import Job, Output, run_job
 
-    folder = Path(tempfile.mkdtemp(prefix="gpu_check_"))
-    _TEMP_DIRS.append(folder)
-    path = folder / "raw.h5"
+    path = _scratch_dir() / "raw.h5"
     with h5py.File(path, "w") as f:
         g = f.create_group("Measurement_000/Channel_000")
         data = rng.standard_normal((n_pos, n)).astype(np.float32)
@@ -469,6 +460,15 @@ def _run_job(xp, rng, n_pos, n):
 _TEMP_DIRS: list[Path] = []
 
 
+def _scratch_dir() -> Path:
+    """A new temporary folder, removed at the end of :func:`main`."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="gpu_check_"))
+    _TEMP_DIRS.append(folder)
+    return folder
+
+
 @section(
     "fit_sho_dataset",
     "fitting.fit_sho_dataset: SHO fit of a BE USID file end to end (Raw_Data-SHO_Fit_000)",
@@ -477,8 +477,6 @@ _TEMP_DIRS: list[Path] = []
     compare=compare_fits,
 )
 def _fit_sho_dataset(xp, rng, nx, ny):
-    import tempfile
-
     import h5py
     from numpy.lib import recfunctions
 
@@ -486,9 +484,7 @@ def _fit_sho_dataset(xp, rng, nx, ny):
     from pycro_gpu.fitting.dataset import fit_sho_dataset
     from pycro_gpu.io.usid import Dimension, write_main
 
-    folder = Path(tempfile.mkdtemp(prefix="gpu_check_"))
-    _TEMP_DIRS.append(folder)
-    path = folder / "be.h5"
+    path = _scratch_dir() / "be.h5"
     spectra, freqs, _ = sho_spectra(rng, nx * ny)
     with h5py.File(path, "w") as f:
         g = f.create_group("Measurement_000/Channel_000")
@@ -655,6 +651,12 @@ def run_section(sec: Section, *, quick: bool, gpu: bool, repeats: int, timeout: 
 _GPU_PARAM = re.compile(r"[\[-]cupy[\]-]")
 
 
+def _log_record(path: str, rec: dict[str, Any]) -> None:
+    """Append one test result to the JSON-lines log (written as it happens: a time-out keeps it)."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(rec) + "\n")
+
+
 def pytest_runtest_logreport(report):  # pytest hook, active only in the subprocess started below
     path = os.environ.get(LOG_ENV)
     if not path:
@@ -680,8 +682,7 @@ def pytest_runtest_logreport(report):  # pytest hook, active only in the subproc
         "duration": round(float(report.duration), 4),
         "msg": msg,
     }
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(rec) + "\n")
+    _log_record(path, rec)
 
 
 def pytest_collectreport(report):  # pytest hook: a test module that fails to import is an error
@@ -697,8 +698,7 @@ def pytest_collectreport(report):  # pytest hook: a test module that fails to im
         "duration": 0.0,
         "msg": lines[-1][:300] if lines else "collection failed",
     }
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(rec) + "\n")
+    _log_record(path, rec)
 
 
 def run_pytest(out: Path, scope: str, timeout: float, extra: list[str]) -> dict[str, Any]:
@@ -745,20 +745,15 @@ def run_pytest(out: Path, scope: str, timeout: float, extra: list[str]) -> dict[
         "tail": "\n".join(output.strip().splitlines()[-15:]),
     }
     for subset, recs in (("all", records), ("gpu", [r for r in records if r["gpu"]])):
-        counts: dict[str, int] = {}
-        for r in recs:
-            counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
-        summary[subset] = counts
+        summary[subset] = dict(Counter(r["outcome"] for r in recs))
     summary["failures"] = [
         {"nodeid": r["nodeid"], "outcome": r["outcome"], "msg": r["msg"]}
         for r in records
         if r["outcome"] in ("failed", "error", "xpassed")
     ]
-    gpu_skips: dict[str, int] = {}
-    for r in records:
-        if r["gpu"] and r["outcome"] == "skipped":
-            gpu_skips[r["msg"]] = gpu_skips.get(r["msg"], 0) + 1
-    summary["gpu_skip_reasons"] = gpu_skips
+    summary["gpu_skip_reasons"] = dict(
+        Counter(r["msg"] for r in records if r["gpu"] and r["outcome"] == "skipped")
+    )
     return summary
 
 
@@ -930,6 +925,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     report: dict[str, Any] = {"quick": quick, "environment": env, "sections": [], "ok": True}
 
+    def save() -> None:  # after every step: what ran is kept if a later section hangs
+        (out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str))
+
     if not args.no_pytest:
         print(f"gpu_check: pytest (scope {scope}, time-out {pytest_timeout:g} s) ...", flush=True)
         report["pytest"] = run_pytest(out, scope, pytest_timeout, args.pytest_arg)
@@ -937,7 +935,7 @@ def main(argv: list[str] | None = None) -> int:
         if pt["timed_out"] or pt["failures"] or pt["returncode"] not in (0, 5):
             report["ok"] = False
         print(f"gpu_check: pytest {pt['all']} in {pt['wall_s']} s", flush=True)
-    (out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str))  # kept if a section hangs
+    save()
 
     t_budget = time.perf_counter()
     for sec in SECTIONS:
@@ -955,14 +953,14 @@ def main(argv: list[str] | None = None) -> int:
         if row["status"] in ("error", "MISMATCH"):  # a time-out is reported, not failed
             report["ok"] = False
         report["sections"].append(row)
-        (out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str))
+        save()
 
     import shutil
 
     for folder in _TEMP_DIRS:
         shutil.rmtree(folder, ignore_errors=True)
     text = markdown(report)
-    (out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str))
+    save()
     (out / "gpu_check.md").write_text(text + "\n")
     print(text)
     return 0 if report["ok"] else 1
