@@ -125,31 +125,12 @@ def _decompose(args: argparse.Namespace) -> int:
             engine = grp.attrs.get("engine", "?")
             print(f"{main.name} -> {grp.name} ({engine}, {time.perf_counter() - t0:.2f} s)")
         if args.plot:
-            _plot_components(grp, args.plot, args.quiet)
+            from .plots_decomposition import plot_decomposition
+
+            for p in plot_decomposition(grp, args.plot):
+                if not args.quiet:
+                    print(f"wrote {p}")
     return 0
-
-
-def _plot_components(grp, out_dir, quiet) -> None:
-    from pathlib import Path
-
-    import numpy as np
-
-    from .plots_decomposition import _plt
-
-    plt = _plt()
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    C = np.asarray(grp["Components"][()])
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
-    for i, c in enumerate(C[:9]):
-        ax.plot(np.abs(c) if np.iscomplexobj(c) else c, label=f"{i}")
-    ax.set_xlabel("spectral index")
-    ax.legend(fontsize=7)
-    path = Path(out_dir) / "decomposition_components.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    if not quiet:
-        print(f"wrote {path}")
 
 
 def _cluster_arguments(p: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_clusters", "plot_svd"]
+__all__ = ["plot_clusters", "plot_decomposition", "plot_svd"]
 
 
 def _plt() -> Any:
@@ -178,6 +178,32 @@ def plot_clusters(h5_cluster_group: Any, out_dir: str | Path) -> list[Path]:
     ax.legend(fontsize=7)
     files.append(_save(fig, out / "cluster_mean_response.png", plt))
     return files
+
+
+def plot_decomposition(h5_decomposition_group: Any, out_dir: str | Path) -> list[Path]:
+    """Write ``decomposition_components.png``: the first (up to 9) components, magnitude when complex.
+
+    Parameters
+    ----------
+    h5_decomposition_group : h5py.Group
+        Group written by :func:`pycro_gpu.decomposition.decompose_dataset`.
+    out_dir : path
+        Folder (created).
+
+    Returns
+    -------
+    list of Path
+    """
+    plt = _plt()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    C = np.asarray(h5_decomposition_group["Components"][()])
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for i, c in enumerate(C[:9]):
+        ax.plot(np.abs(c) if np.iscomplexobj(c) else c, label=f"{i}")
+    ax.set_xlabel("spectral index")
+    ax.legend(fontsize=7)
+    return [_save(fig, out / "decomposition_components.png", plt)]
 
 
 def _save(fig: Any, path: Path, plt: Any) -> Path:
