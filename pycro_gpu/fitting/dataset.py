@@ -44,6 +44,11 @@ def _compound(fields) -> np.dtype:
     return np.dtype([(k, np.float32) for k in fields])
 
 
+def _table(params, r2, xp):
+    """Rows ``(params..., r2)`` in float32: the fields of a compound Guess/Fit dataset."""
+    return xp.concat([xp.astype(params, xp.float32), xp.reshape(xp.astype(r2, xp.float32), (-1, 1))], axis=1)
+
+
 def _open(source: Any, dataset_path: str | None):
     """(USIDataset, h5py.File or None to close) for a dataset or a file path."""
     from ..io.hdf5 import open_h5, open_main
@@ -59,10 +64,20 @@ def _open(source: Any, dataset_path: str | None):
         raise
 
 
-def _run_closing(job: Any, source: Any, main: Any, f: Any, kw: dict) -> Any:
-    """Run ``job`` on ``main``; a file this module opened is closed first and ``run_job`` reopens it."""
+def _run_on_main(source: Any, dataset_path: str | None, make_job: Any, **kw: Any) -> Any:
+    """Run the job ``make_job(main)`` on the Main dataset of ``source`` with :func:`run_job` (``kw``).
+
+    A file this module opened is closed if ``make_job`` fails, else before ``run_job`` reopens it.
+    """
     from ..process import run_job
 
+    main, f = _open(source, dataset_path)
+    try:
+        job = make_job(main)
+    except BaseException:
+        if f is not None:
+            f.close()
+        raise
     if f is None:
         return run_job(job, main, **kw)
     path = main.name
@@ -109,14 +124,9 @@ def _sho_compute(batch, xp, *, frequency: np.ndarray, n_freq: int, maxiter: int)
     centered = y - xp.mean(y, axis=1, keepdims=True)
     ss = xp.sum(xp.real(centered * xp.conj(centered)), axis=1)
     r2_guess = 1.0 - xp.sum(xp.real(resid * xp.conj(resid)), axis=1) / ss
-
-    def table(params, r2):
-        p = xp.astype(params, xp.float32)
-        return xp.reshape(xp.concat([p, xp.reshape(xp.astype(r2, xp.float32), (-1, 1))], axis=1), (n, -1, 5))
-
     return {
-        "Guess": table(res.guess, r2_guess),
-        "Fit": table(res.params, res.r2),
+        "Guess": xp.reshape(_table(res.guess, r2_guess, xp), (n, -1, 5)),
+        "Fit": xp.reshape(_table(res.params, res.r2, xp), (n, -1, 5)),
         "Converged": xp.reshape(xp.astype(res.converged, xp.uint8), (n, -1)),
     }
 
@@ -158,47 +168,47 @@ def fit_sho_dataset(
         ``result.group`` is ``.../Raw_Data-SHO_Fit_000`` (number increasing with new parameters) with
         ``Guess`` and ``Fit`` (compound :data:`SHO_FIELDS`, float32) and ``Converged`` (uint8).
     """
+    return _run_on_main(
+        source,
+        dataset_path,
+        functools.partial(_sho_job, maxiter=maxiter),
+        results=results,
+        backend=backend,
+        memory_mb=memory_mb,
+        batch_rows=batch_rows,
+        executor=executor,
+        override=override,
+        progress=progress,
+    )
+
+
+def _sho_job(main: Any, *, maxiter: int) -> Any:
+    """The SHO fit :class:`pycro_gpu.process.Job` of a complex band-excitation Main dataset."""
     from ..process import Job, Output
 
-    main, f = _open(source, dataset_path)
-    try:
-        if "complex" not in str(main.dtype):
-            msg = f"{main.name}: the SHO fit needs complex spectra, got dtype {main.dtype}"
-            raise DataError(msg)
-        frequency, others = _frequency_layout(main)
-        n_freq = frequency.shape[0]
-        n_other = main.shape[1] // n_freq
-        compound = _compound(SHO_FIELDS)
-        job = Job(
-            tool="SHO_Fit",
-            compute=functools.partial(_sho_compute, frequency=frequency, n_freq=n_freq, maxiter=int(maxiter)),
-            outputs=[
-                Output("Guess", dtype=compound, spec_dims=others, quantity="SHO", units="compound"),
-                Output("Fit", dtype=compound, spec_dims=others, quantity="SHO", units="compound"),
-                Output("Converged", shape=n_other, dtype=np.uint8),
-            ],
-            parameters={
-                "model": "sho",
-                "sign_convention": "A exp(i phi) w0^2 / (w^2 - i w w0 / Q - w0^2)",
-                "guess": "complex gaussian (two-point inversion, error weighted)",
-                "maxiter": int(maxiter),
-            },
-            work_multiplier=6.0,
-        )
-        kw = {
-            "results": results,
-            "backend": backend,
-            "memory_mb": memory_mb,
-            "batch_rows": batch_rows,
-            "executor": executor,
-            "override": override,
-            "progress": progress,
-        }
-        opened, f = f, None  # closed by _run_closing before run_job reopens the file
-        return _run_closing(job, source, main, opened, kw)
-    finally:
-        if f is not None:
-            f.close()
+    if "complex" not in str(main.dtype):
+        msg = f"{main.name}: the SHO fit needs complex spectra, got dtype {main.dtype}"
+        raise DataError(msg)
+    frequency, others = _frequency_layout(main)
+    n_freq = frequency.shape[0]
+    n_other = main.shape[1] // n_freq
+    compound = _compound(SHO_FIELDS)
+    return Job(
+        tool="SHO_Fit",
+        compute=functools.partial(_sho_compute, frequency=frequency, n_freq=n_freq, maxiter=int(maxiter)),
+        outputs=[
+            Output("Guess", dtype=compound, spec_dims=others, quantity="SHO", units="compound"),
+            Output("Fit", dtype=compound, spec_dims=others, quantity="SHO", units="compound"),
+            Output("Converged", shape=n_other, dtype=np.uint8),
+        ],
+        parameters={
+            "model": "sho",
+            "sign_convention": "A exp(i phi) w0^2 / (w^2 - i w w0 / Q - w0^2)",
+            "guess": "complex gaussian (two-point inversion, error weighted)",
+            "maxiter": int(maxiter),
+        },
+        work_multiplier=6.0,
+    )
 
 
 def project_loops(fit: h5py.Dataset, name: str = "Piezoresponse") -> h5py.Dataset:
@@ -250,16 +260,10 @@ def _loop_compute(batch, xp, *, bias: np.ndarray, maxiter: int) -> dict[str, Any
     resid = loop(b, g) - y
     centered = y - xp.mean(y, axis=1, keepdims=True)
     r2_guess = 1.0 - xp.sum(resid * resid, axis=1) / xp.sum(centered * centered, axis=1)
-
-    def table(params, r2):
-        return xp.concat(
-            [xp.astype(params, xp.float32), xp.reshape(xp.astype(r2, xp.float32), (-1, 1))], axis=1
-        )
-
     met = loop_metrics(xp.astype(res.params, xp.float64), xp=xp)
     return {
-        "Guess": table(res.guess, r2_guess),
-        "Fit": table(res.params, res.r2),
+        "Guess": _table(res.guess, r2_guess, xp),
+        "Fit": _table(res.params, res.r2, xp),
         "Switching": xp.stack([xp.astype(met[k], xp.float32) for k in SWITCHING_FIELDS], axis=1),
         "Converged": xp.astype(res.converged, xp.uint8),
     }
@@ -294,43 +298,43 @@ def fit_loop_dataset(
         Group ``<Source>-Loop_Fit_NNN`` with ``Guess`` and ``Fit`` (compound :data:`LOOP_FIELDS`),
         ``Switching`` (compound :data:`SWITCHING_FIELDS`) and ``Converged`` (uint8), one row per position.
     """
+    return _run_on_main(
+        source,
+        dataset_path,
+        functools.partial(_loop_job, maxiter=maxiter),
+        results=results,
+        backend=backend,
+        memory_mb=memory_mb,
+        batch_rows=batch_rows,
+        executor=executor,
+        override=override,
+        progress=progress,
+    )
+
+
+def _loop_job(main: Any, *, maxiter: int) -> Any:
+    """The loop fit :class:`pycro_gpu.process.Job` of a real Main dataset of loops."""
     from ..process import Job, Output
 
-    main, f = _open(source, dataset_path)
-    try:
-        if "complex" in str(main.dtype) or main.dtype.names:
-            msg = f"{main.name}: the loop fit needs a real Main dataset of loops, got dtype {main.dtype}"
-            raise DataError(msg)
-        if len(main.spec_dims) != 1:
-            msg = (
-                f"{main.name}: the loop fit needs one spectroscopic dimension (the DC bias), got "
-                f"{[d.name for d in main.spec_dims]}"
-            )
-            raise DataError(msg)
-        bias = np.asarray(main.spec_dims[0].values, dtype=np.float64)
-        job = Job(
-            tool="Loop_Fit",
-            compute=functools.partial(_loop_compute, bias=bias, maxiter=int(maxiter)),
-            outputs=[
-                Output("Guess", dtype=_compound(LOOP_FIELDS)),
-                Output("Fit", dtype=_compound(LOOP_FIELDS)),
-                Output("Switching", dtype=_compound(SWITCHING_FIELDS)),
-                Output("Converged", dtype=np.uint8),
-            ],
-            parameters={"model": "loop", "maxiter": int(maxiter), "guess": "branch intercepts"},
-            work_multiplier=6.0,
+    if "complex" in str(main.dtype) or main.dtype.names:
+        msg = f"{main.name}: the loop fit needs a real Main dataset of loops, got dtype {main.dtype}"
+        raise DataError(msg)
+    if len(main.spec_dims) != 1:
+        msg = (
+            f"{main.name}: the loop fit needs one spectroscopic dimension (the DC bias), got "
+            f"{[d.name for d in main.spec_dims]}"
         )
-        kw = {
-            "results": results,
-            "backend": backend,
-            "memory_mb": memory_mb,
-            "batch_rows": batch_rows,
-            "executor": executor,
-            "override": override,
-            "progress": progress,
-        }
-        opened, f = f, None  # closed by _run_closing before run_job reopens the file
-        return _run_closing(job, source, main, opened, kw)
-    finally:
-        if f is not None:
-            f.close()
+        raise DataError(msg)
+    bias = np.asarray(main.spec_dims[0].values, dtype=np.float64)
+    return Job(
+        tool="Loop_Fit",
+        compute=functools.partial(_loop_compute, bias=bias, maxiter=int(maxiter)),
+        outputs=[
+            Output("Guess", dtype=_compound(LOOP_FIELDS)),
+            Output("Fit", dtype=_compound(LOOP_FIELDS)),
+            Output("Switching", dtype=_compound(SWITCHING_FIELDS)),
+            Output("Converged", dtype=np.uint8),
+        ],
+        parameters={"model": "loop", "maxiter": int(maxiter), "guess": "branch intercepts"},
+        work_multiplier=6.0,
+    )
