@@ -84,8 +84,10 @@ def _kernel_array(a: Array, xp: Namespace):
     return np.asarray(to_host(a))
 
 
-def _float_dtype(dtype_name: str) -> np.dtype:
-    return np.dtype(np.float32 if dtype_name in ("float32", "complex64") else np.float64)
+def _float_dtype(dtype) -> np.dtype:
+    """The float type a fit of data of ``dtype`` runs in: float32 for float32/complex64, else float64."""
+    name = str(dtype).split(".")[-1]
+    return np.dtype(np.float32 if name in ("float32", "complex64") else np.float64)
 
 
 def _prepare_sho(spectra: Array, frequencies: Array, xp: Namespace):
@@ -97,12 +99,11 @@ def _prepare_sho(spectra: Array, frequencies: Array, xp: Namespace):
     if spectra.ndim != 2:
         msg = f"spectra must be 2-D (n_positions, n_bins), got shape {tuple(spectra.shape)}"
         raise DataError(msg)
-    name = str(spectra.dtype).split(".")[-1]
-    if "complex" not in name:
+    if "complex" not in str(spectra.dtype):
         msg = f"spectra must be complex (SHO fits real and imaginary parts), got dtype {spectra.dtype}"
         raise DataError(msg)
-    fdt = _float_dtype(name)
-    f = np.ascontiguousarray(to_host(frequencies), dtype=np.float64).reshape(-1)
+    fdt = _float_dtype(spectra.dtype)
+    f = _guess._host_vector(frequencies)
     if f.shape[0] != spectra.shape[1] or f.shape[0] < 4:
         msg = (
             f"frequencies must have one value per bin (>= 4) of spectra {tuple(spectra.shape)}, "
@@ -111,32 +112,25 @@ def _prepare_sho(spectra: Array, frequencies: Array, xp: Namespace):
         raise DataError(msg)
     fscale = float(np.mean(np.abs(f))) or 1.0
     y = _kernel_array(spectra, xp)
-    if is_cupy_namespace(xp) and fdt == np.float32:
-        # the CUDA float32 kernel: responses scaled to O(1) so that squares stay far from under/overflow
+    ascale = 1.0
+    if is_cupy_namespace(xp):
         import cupy
 
-        mag = cupy.abs(y)
-        ascale = cupy.max(cupy.where(cupy.isfinite(mag), mag, 0))
-        ascale = cupy.where(ascale > 0, ascale, 1).astype(fdt)
-        y_view = cupy.ascontiguousarray(y / ascale).view(fdt)
-    elif is_cupy_namespace(xp):
-        ascale = 1.0
-        y_view = cupy_contiguous_view(y, fdt)
+        if fdt == np.float32:
+            # the CUDA float32 kernel: responses scaled to O(1) so that squares stay far from under/overflow
+            mag = cupy.abs(y)
+            ascale = cupy.max(cupy.where(cupy.isfinite(mag), mag, 0))
+            ascale = cupy.where(ascale > 0, ascale, 1).astype(fdt)
+            y = y / ascale
+        y_view = cupy.ascontiguousarray(y).view(fdt)
     else:
         # the CPU kernels compute in float64 whatever the data type: no scaling, no copy
-        ascale = 1.0
         y_view = np.ascontiguousarray(y).view(fdt)
     return y_view, f / fscale, fscale, ascale, fdt
 
 
-def cupy_contiguous_view(y, fdt):
-    """Real view (n, 2 m) of a C-contiguous copy of CuPy complex data."""
-    import cupy
-
-    return cupy.ascontiguousarray(y).view(fdt)
-
-
 def _result_namespace_arrays(out, xp: Namespace, device):
+    """The kernel arrays ``out`` as arrays of ``xp`` (on ``device`` for host namespaces)."""
     if is_cupy_namespace(xp):
         return tuple(xp.asarray(o) for o in out)
     return tuple(xp.asarray(o, device=device) for o in out)
@@ -219,13 +213,12 @@ def fit_sho(
     params, g_x, chi2, r2, niter, status = _result_namespace_arrays(
         (params_k, g, chi2_k, r2_k, niter_k, status_k), xp, device
     )
-    ascale_x = ascale
-    params = _guess._sho_unscale(params, fscale, ascale_x, xp)
-    g_x = _guess._sho_unscale(xp.astype(g_x, params.dtype), fscale, ascale_x, xp)
+    params = _guess._sho_unscale(params, fscale, ascale, xp)
+    g_x = _guess._sho_unscale(xp.astype(g_x, params.dtype), fscale, ascale, xp)
     return FitResult(
         params=params,
         r2=r2,
-        chi2=chi2 if isinstance(ascale_x, float) else chi2 * (ascale_x * ascale_x),
+        chi2=chi2 if isinstance(ascale, float) else chi2 * (ascale * ascale),
         converged=status == 0,
         niter=niter,
         status=status,
@@ -256,26 +249,16 @@ def _run_kernel(spec: ModelSpec, x, y_view, p0, lo, hi, maxiter, ftol, xtol, xp,
     from ..kernels.lm import lm_fit_batch
 
     if is_cupy_namespace(xp):
-        import cupy
-
-        return lm_fit_batch(
-            spec.kernel_model(),
-            cupy.asarray(x, dtype=fdt),
-            y_view,
-            cupy.ascontiguousarray(cupy.asarray(p0, dtype=fdt)),
-            cupy.asarray(lo, dtype=fdt),
-            cupy.asarray(hi, dtype=fdt),
-            maxiter=maxiter,
-            ftol=ftol,
-            xtol=xtol,
-        )
+        import cupy as lib
+    else:
+        lib = np
     return lm_fit_batch(
         spec.kernel_model(),
-        np.asarray(x, dtype=fdt),
+        lib.asarray(x, dtype=fdt),
         y_view,
-        np.ascontiguousarray(p0, dtype=fdt),
-        np.asarray(lo, dtype=fdt),
-        np.asarray(hi, dtype=fdt),
+        lib.ascontiguousarray(lib.asarray(p0, dtype=fdt)),
+        lib.asarray(lo, dtype=fdt),
+        lib.asarray(hi, dtype=fdt),
         maxiter=maxiter,
         ftol=ftol,
         xtol=xtol,
@@ -381,11 +364,11 @@ def fit(
     if y.ndim != 2:
         msg = f"y must be 2-D (n_fits, n_samples), got shape {tuple(y.shape)}"
         raise DataError(msg)
-    xh = np.ascontiguousarray(to_host(x), dtype=np.float64).reshape(-1)
+    xh = _guess._host_vector(x)
     if xh.shape[0] != y.shape[1]:
         msg = f"x must have one value per column of y {tuple(y.shape)}, got {xh.shape[0]}"
         raise DataError(msg)
-    fdt = _float_dtype(str(y.dtype).split(".")[-1])
+    fdt = _float_dtype(y.dtype)
     if "complex" in str(y.dtype):
         msg = f"model {model!r} fits real data, got dtype {y.dtype}"
         raise DataError(msg)
@@ -402,8 +385,7 @@ def fit(
     yk = _kernel_array(y, xp)
     pk = _kernel_array(p0, xp)
     out = _run_kernel(spec, xh, yk, pk, lo, hi, maxiter, ftol, xtol, xp, fdt)
-    params, chi2, r2, niter, status = _result_namespace_arrays(out, xp, device)
-    g = _result_namespace_arrays((pk,), xp, device)[0]
+    params, chi2, r2, niter, status, g = _result_namespace_arrays((*out, pk), xp, device)
     return FitResult(
         params=params,
         r2=r2,

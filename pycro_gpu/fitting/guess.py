@@ -88,11 +88,10 @@ def sho_guess(spectra: Array, frequencies: Array, *, xp: Namespace | None = None
     array([[ 1.  ,  1.01, 50.  ,  0.3 ]])
     """
     xp = array_namespace(spectra) if xp is None else xp
-    from .api import _prepare_sho
+    from .api import _prepare_sho, _result_namespace_arrays
 
     y_view, x_scaled, fscale, ascale, _ = _prepare_sho(spectra, frequencies, xp)
-    g = _sho_guess_scaled(y_view, x_scaled, xp)
-    g = xp.asarray(g) if is_cupy_namespace(xp) else xp.asarray(g, device=device_of(spectra))
+    (g,) = _result_namespace_arrays((_sho_guess_scaled(y_view, x_scaled, xp),), xp, device_of(spectra))
     return _sho_unscale(g, fscale, ascale, xp)
 
 
@@ -226,7 +225,8 @@ def _relax_basics(t: Array, y: Array, xp: Namespace):
     a = _segment_mean(y, head, xp) - c
     a = xp.where(a == 0, xp.asarray(1e-12, dtype=y.dtype, device=dev), a)
     dt = from_host(np.diff(th), xp, device=dev, dtype=y.dtype)
-    area = xp.sum(0.5 * ((y - c[:, None])[:, 1:] + (y - c[:, None])[:, :-1]) * dt, axis=1)
+    yc = y - c[:, None]
+    area = xp.sum(0.5 * (yc[:, 1:] + yc[:, :-1]) * dt, axis=1)
     span = float(th.max() - th.min()) or 1.0
     tau = area / a
     tau = xp.where(tau > 0, xp.clip(tau, max=span * 10), xp.asarray(span / 5, dtype=y.dtype, device=dev))
