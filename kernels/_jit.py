@@ -17,6 +17,7 @@ import numba
 __all__ = [
     "cpu_device",
     "cpu_parallel",
+    "cpu_serial",
     "cuda_device",
     "cuda_kernel",
     "has_cuda_interface",
@@ -46,6 +47,14 @@ def cpu_parallel(func: Callable) -> Callable:
     return numba.njit(parallel=True, fastmath=False, error_model="numpy", nogil=True)(func)
 
 
+def cpu_serial(func: Callable) -> Callable:
+    """Compile the source of a :func:`cpu_parallel` driver without threads (``prange`` runs serially).
+
+    A parallel region has a fixed cost that small batches do not repay.
+    """
+    return numba.njit(fastmath=False, error_model="numpy", nogil=True)(func)
+
+
 def numba_cuda() -> Any:
     """Import and return ``numba.cuda`` (the one place kernels import it, lazily).
 
@@ -70,13 +79,14 @@ def cuda_device(func: Callable) -> Callable:
 
 
 @functools.cache
-def cuda_kernel(factory: Callable[[], Callable]) -> Callable:
-    """Build and cache the CUDA kernel returned by ``factory()``.
+def cuda_kernel(factory: Callable[..., Callable], *args: Any) -> Callable:
+    """Build and cache the CUDA kernel returned by ``factory(*args)`` (one per hashable ``args``).
 
     The kernel source must reach numba's CUDA module through the module-global name ``cuda`` (kernel
     modules declare ``cuda = None``): this binds it on first use, so importing a kernel module never
     imports ``numba.cuda``, and numba's simulator can swap the global for its fake CUDA module.
+    ``args`` are the kernel's compile-time parameters (e.g. a fit model and a float type name).
     """
     cuda = numba_cuda()
     factory.__globals__["cuda"] = cuda
-    return factory()
+    return factory(*args)

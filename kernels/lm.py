@@ -51,7 +51,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from ._jit import has_cuda_interface
+from ._jit import cuda_device, cuda_kernel, has_cuda_interface
 from ._jit import numba_cuda as _numba_cuda
 
 __all__ = [
@@ -70,7 +70,7 @@ STATUS_CONVERGED = 0
 STATUS_MAX_ITER = 1
 STATUS_NONFINITE = 2
 
-#: numba.cuda, bound on first CUDA use (a module global, as numba's simulator requires).
+#: numba.cuda, bound by ``cuda_kernel`` on first CUDA use (a module global, as numba's simulator requires).
 cuda = None
 
 
@@ -100,6 +100,15 @@ class Model(NamedTuple):
     make_point: Callable
     make_prepare: Callable
     n_aux: int = 1
+
+
+def make_no_prepare(F):
+    """``make_prepare`` of a model without per-pass constants (``aux[0]`` only holds a placeholder)."""
+
+    def prepare(p, aux):
+        aux[0] = p[0]
+
+    return prepare
 
 
 def _make_core(
@@ -359,6 +368,11 @@ CPU_COMPUTE_FLOAT64 = True
 CPU_FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
 
 
+def cpu_fit_jit(**options) -> Callable:
+    """``numba.njit`` decorator of the CPU fit kernels (NumPy error model, :data:`CPU_FASTMATH`)."""
+    return numba.njit(error_model="numpy", fastmath=set(CPU_FASTMATH), **options)
+
+
 #: Row strides of the CPU sample buffers (compile-time constants; not powers of two, to avoid cache-set
 #: aliasing). Spectra longer than the last use the streamed accumulation.
 BLOCK_STRIDES = (136, 520, 2056, 8200)
@@ -386,10 +400,10 @@ def cpu_lm_driver(model: Model, dtype_name: str, stride: int = 136) -> Callable:
     """
     F = np.dtype(dtype_name).type
     NP, NO, NA = model.n_params, model.n_out, max(model.n_aux, 1)
-    cpu_jit = numba.njit(error_model="numpy", fastmath=set(CPU_FASTMATH))
+    cpu_jit = cpu_fit_jit()
     # the per-sample model is inlined at numba level: numba does not inline across its functions, and
     # a call per sample costs more than the model (the larger helpers are called once per pass)
-    inline_jit = numba.njit(error_model="numpy", fastmath=set(CPU_FASTMATH), inline="always")
+    inline_jit = cpu_fit_jit(inline="always")
     point = inline_jit(model.make_point(F))
     prepare = inline_jit(model.make_prepare(F))
     core = cpu_jit(_make_core(model, point, prepare, F, cpu_jit, stride))
@@ -420,7 +434,7 @@ def cpu_lm_driver(model: Model, dtype_name: str, stride: int = 136) -> Callable:
             chi2[i] = c2
             r2[i] = rr
 
-    return numba.njit(error_model="numpy", nogil=True, fastmath=set(CPU_FASTMATH))(driver)
+    return cpu_fit_jit(nogil=True)(driver)
 
 
 _POOL = None
@@ -463,24 +477,23 @@ def run_threaded(driver: Callable, n: int, *args) -> None:
         fut.result()
 
 
-@functools.cache
 def cuda_lm_kernel(model: Model, dtype_name: str) -> Callable:
     """Compiled CUDA kernel for ``model`` in ``float32`` or ``float64``: one thread per fit (cached).
 
     ``kernel[blocks, threads](x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status)``.
     """
-    numba_cuda = _numba_cuda()
+    return cuda_kernel(_cuda_lm_factory, model, dtype_name)
 
-    globals()["cuda"] = numba_cuda
+
+def _cuda_lm_factory(model: Model, dtype_name: str) -> Callable:
     F = np.dtype(dtype_name).type
     NT = numba.float32 if F is np.float32 else numba.float64
     NP, NO, NA = model.n_params, model.n_out, max(model.n_aux, 1)
     NN = NP * (NP + 1) // 2
     NJ = NO * NP
-    cuda_jit = numba_cuda.jit(device=True, inline="always")
-    point = cuda_jit(model.make_point(F))
-    prepare = cuda_jit(model.make_prepare(F))
-    core = cuda_jit(_make_core(model, point, prepare, F, cuda_jit, 0))
+    point = cuda_device(model.make_point(F))
+    prepare = cuda_device(model.make_prepare(F))
+    core = cuda_device(_make_core(model, point, prepare, F, cuda_device, 0))
 
     def lm_kernel(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status):
         i = cuda.grid(1)
@@ -505,7 +518,7 @@ def cuda_lm_kernel(model: Model, dtype_name: str) -> Callable:
         chi2[i] = c2
         r2[i] = rr
 
-    return numba_cuda.jit(lm_kernel)
+    return cuda.jit(lm_kernel)
 
 
 def lm_kernel_signature(model: Model, dtype_name: str) -> str:
@@ -567,19 +580,15 @@ def lm_fit_batch(model: Model, x, y, p0, lo, hi, *, maxiter=100, ftol=None, xtol
     if p0.shape != (n, model.n_params):
         msg = f"p0 must have shape ({n}, {model.n_params}) for model {model.name!r}, got {tuple(p0.shape)}"
         raise ValueError(msg)
-    f32 = str(dtype) == "float32"
-    ftol = (1e-5 if f32 else 1e-7) if ftol is None else ftol
-    xtol = (1e-5 if f32 else 1e-7) if xtol is None else xtol
+    tol = 1e-5 if str(dtype) == "float32" else 1e-7
+    ftol = tol if ftol is None else ftol
+    xtol = tol if xtol is None else xtol
     if target == "cpu":
         if on_device:
             msg = "lm_fit_batch(target='cpu') got an array in CUDA device memory"
             raise ValueError(msg)
         F = np.float64 if CPU_COMPUTE_FLOAT64 else dtype.type
-        params = np.empty((n, model.n_params), dtype=dtype)
-        chi2 = np.empty(n, dtype=dtype)
-        r2 = np.empty(n, dtype=dtype)
-        niter = np.empty(n, dtype=np.int32)
-        status = np.empty(n, dtype=np.int8)
+        outs = _empty_outputs(np.empty, n, model.n_params, dtype)
         run_threaded(
             cpu_lm_driver(model, np.dtype(F).name, block_stride(m)),
             n,
@@ -591,70 +600,41 @@ def lm_fit_batch(model: Model, x, y, p0, lo, hi, *, maxiter=100, ftol=None, xtol
             int(maxiter),
             F(ftol),
             F(xtol),
-            params,
-            chi2,
-            r2,
-            niter,
-            status,
+            *outs,
         )
-        return params, chi2, r2, niter, status
+        return outs
     if target != "cuda":
         msg = f"target must be 'cpu' or 'cuda', got {target!r}"
         raise ValueError(msg)
     return _lm_fit_cuda(model, x, y, p0, lo, hi, int(maxiter), ftol, xtol, on_device)
 
 
+def _empty_outputs(empty: Callable, n: int, n_params: int, dtype) -> tuple:
+    """``(params, chi2, r2, niter, status)`` of ``n`` fits, allocated with ``empty`` (NumPy or CuPy)."""
+    return (
+        empty((n, n_params), dtype=dtype),
+        empty(n, dtype=dtype),
+        empty(n, dtype=dtype),
+        empty(n, dtype=np.int32),
+        empty(n, dtype=np.int8),
+    )
+
+
 def _lm_fit_cuda(model, x, y, p0, lo, hi, maxiter, ftol, xtol, on_device):
     kernel = cuda_lm_kernel(model, str(y.dtype))
     n = int(y.shape[0])
-    F = np.dtype(str(y.dtype)).type
+    dt = y.dtype
+    F = np.dtype(str(dt)).type
     threads = 64
     blocks = max(1, (n + threads - 1) // threads)
     if on_device:
         import cupy
 
-        dt = y.dtype
-        params = cupy.empty((n, model.n_params), dtype=dt)
-        chi2 = cupy.empty(n, dtype=dt)
-        r2 = cupy.empty(n, dtype=dt)
-        niter = cupy.empty(n, dtype=cupy.int32)
-        status = cupy.empty(n, dtype=cupy.int8)
-        kernel[blocks, threads](
-            cupy.ascontiguousarray(x, dtype=dt),
-            cupy.ascontiguousarray(y),
-            cupy.ascontiguousarray(p0, dtype=dt),
-            cupy.ascontiguousarray(lo, dtype=dt),
-            cupy.ascontiguousarray(hi, dtype=dt),
-            maxiter,
-            F(ftol),
-            F(xtol),
-            params,
-            chi2,
-            r2,
-            niter,
-            status,
-        )
-        return params, chi2, r2, niter, status
-    numba_cuda = _numba_cuda()
-
-    dt = y.dtype
-    outs = (
-        np.empty((n, model.n_params), dtype=dt),
-        np.empty(n, dtype=dt),
-        np.empty(n, dtype=dt),
-        np.empty(n, dtype=np.int32),
-        np.empty(n, dtype=np.int8),
-    )
-    d_outs = [numba_cuda.to_device(o) for o in outs]
-    kernel[blocks, threads](
-        numba_cuda.to_device(np.ascontiguousarray(x, dtype=dt)),
-        numba_cuda.to_device(np.ascontiguousarray(y)),
-        numba_cuda.to_device(np.ascontiguousarray(p0, dtype=dt)),
-        numba_cuda.to_device(np.ascontiguousarray(lo, dtype=dt)),
-        numba_cuda.to_device(np.ascontiguousarray(hi, dtype=dt)),
-        maxiter,
-        F(ftol),
-        F(xtol),
-        *d_outs,
-    )
-    return tuple(d.copy_to_host() for d in d_outs)
+        inputs = [cupy.ascontiguousarray(a, dtype=dt) for a in (x, y, p0, lo, hi)]
+        outs = _empty_outputs(cupy.empty, n, model.n_params, dt)
+    else:
+        numba_cuda = _numba_cuda()
+        inputs = [numba_cuda.to_device(np.ascontiguousarray(a, dtype=dt)) for a in (x, y, p0, lo, hi)]
+        outs = tuple(numba_cuda.to_device(o) for o in _empty_outputs(np.empty, n, model.n_params, dt))
+    kernel[blocks, threads](*inputs, maxiter, F(ftol), F(xtol), *outs)
+    return outs if on_device else tuple(d.copy_to_host() for d in outs)

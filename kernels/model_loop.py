@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from .lm import Model
+from .lm import Model, make_no_prepare
 
 __all__ = ["LOOP", "LOOP_BOUNDS", "make_point", "make_prepare"]
 
@@ -26,13 +26,8 @@ LOOP_BOUNDS = (
 )
 
 
-def make_prepare(F):
-    """No per-pass constants."""
-
-    def prepare(p, aux):
-        aux[0] = p[0]
-
-    return prepare
+#: No per-pass constants.
+make_prepare = make_no_prepare
 
 
 def make_point(F):

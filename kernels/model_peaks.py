@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import math
 
-from .lm import Model
+from .lm import Model, make_no_prepare
 
 __all__ = ["PEAK_SHAPES", "peaks_model"]
 
@@ -23,13 +23,6 @@ __all__ = ["PEAK_SHAPES", "peaks_model"]
 PEAK_SHAPES = {"gaussian": 3, "lorentzian": 3, "pseudo_voigt": 4}
 
 _LN2_4 = 4.0 * math.log(2.0)
-
-
-def _make_prepare(F):
-    def prepare(p, aux):
-        aux[0] = p[0]
-
-    return prepare
 
 
 def _point_factory(shape: str, k: int):
@@ -97,4 +90,4 @@ def peaks_model(shape: str, n_peaks: int) -> Model:
         msg = f"n_peaks must be >= 1, got {n_peaks!r}"
         raise ValueError(msg)
     k = int(n_peaks)
-    return Model(f"{shape}_{k}", PEAK_SHAPES[shape] * k + 2, 1, _point_factory(shape, k), _make_prepare, 1)
+    return Model(f"{shape}_{k}", PEAK_SHAPES[shape] * k + 2, 1, _point_factory(shape, k), make_no_prepare, 1)

@@ -25,9 +25,8 @@ import math
 import numba
 import numpy as np
 
-from ._jit import cuda_device
-from ._jit import numba_cuda as _numba_cuda
-from .lm import CPU_COMPUTE_FLOAT64, CPU_FASTMATH, Model, run_threaded
+from ._jit import cuda_device, cuda_kernel
+from .lm import CPU_COMPUTE_FLOAT64, Model, cpu_fit_jit, run_threaded
 
 __all__ = [
     "N_STRONG",
@@ -45,7 +44,7 @@ N_STRONG = 4
 ESTRIDE = 2
 _N_PAIRS = N_STRONG * (N_STRONG - 1) // 2
 
-#: numba.cuda, bound on first CUDA use (a module global, as numba's simulator requires).
+#: numba.cuda, bound by ``cuda_kernel`` on first CUDA use (a module global, as numba's simulator requires).
 cuda = None
 
 
@@ -283,8 +282,7 @@ def cpu_sho_guess(dtype_name: str):
     Releases the GIL: :func:`kernels.lm.run_threaded` spreads it over the cores.
     """
     F = np.dtype(dtype_name).type
-    cpu_jit = numba.njit(error_model="numpy", fastmath=set(CPU_FASTMATH))
-    row_fn = cpu_jit(_make_guess_row(F))
+    row_fn = cpu_fit_jit()(_make_guess_row(F))
 
     def guess(x, y, out, start, stop):
         idx = np.empty(N_STRONG, dtype=np.int64)
@@ -293,7 +291,7 @@ def cpu_sho_guess(dtype_name: str):
         for i in range(start, stop):
             row_fn(x, y, i, out[i], idx, mag, cand)
 
-    return numba.njit(error_model="numpy", nogil=True, fastmath=set(CPU_FASTMATH))(guess)
+    return cpu_fit_jit(nogil=True)(guess)
 
 
 def sho_guess_batch(x, y, out) -> None:
@@ -306,12 +304,12 @@ def sho_guess_batch(x, y, out) -> None:
     run_threaded(cpu_sho_guess(compute), y.shape[0], x, y, out)
 
 
-@functools.cache
 def cuda_sho_guess_kernel(dtype_name: str):
     """Compiled CUDA guess kernel ``kernel[blocks, threads](x, y, out)``, one thread per row (cached)."""
-    numba_cuda = _numba_cuda()
+    return cuda_kernel(_cuda_sho_guess_factory, dtype_name)
 
-    globals()["cuda"] = numba_cuda
+
+def _cuda_sho_guess_factory(dtype_name: str):
     F = np.dtype(dtype_name).type
     NT = numba.float32 if F is np.float32 else numba.float64
     row_fn = cuda_device(_make_guess_row(F))
@@ -329,4 +327,4 @@ def cuda_sho_guess_kernel(dtype_name: str):
         for a in range(4):
             out[i, a] = res[a]
 
-    return numba_cuda.jit(sho_guess_kernel)
+    return cuda.jit(sho_guess_kernel)

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from numba import prange
 
-from ._jit import cpu_device, cpu_parallel
+from ._jit import cpu_device, cpu_parallel, cpu_serial
 
 __all__ = ["noise_floor_rows", "row_noise_floor"]
 
@@ -57,7 +56,7 @@ def _noise_floor_rows(spectra, signal_length, log_term, rtol, max_iter, out):
 
 _noise_floor_cpu = cpu_parallel(_noise_floor_rows)
 #: the same source without threads, for small batches (a parallel region has a fixed cost)
-_noise_floor_cpu_serial = numba.njit(fastmath=False, error_model="numpy", nogil=True)(_noise_floor_rows)
+_noise_floor_cpu_serial = cpu_serial(_noise_floor_rows)
 
 #: batches with fewer bins than this run on one thread
 PARALLEL_MIN_BINS = 1 << 18

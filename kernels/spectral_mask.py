@@ -11,11 +11,10 @@ rows) and for CUDA (one thread per bin on a 2-D grid).
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import prange
 
-from ._jit import cpu_device, cpu_parallel, cuda_device, cuda_kernel, has_cuda_interface
+from ._jit import cpu_device, cpu_parallel, cpu_serial, cuda_device, cuda_kernel, has_cuda_interface
 from ._jit import numba_cuda as _numba_cuda
 
 __all__ = ["apply_spectral_mask", "mask_bin"]
@@ -42,7 +41,7 @@ def _apply_rows(spectra, mask, threshold_sq):
 
 _apply_cpu = cpu_parallel(_apply_rows)
 #: the same source without threads: a parallel region costs more than small batches take
-_apply_cpu_serial = numba.njit(fastmath=False, error_model="numpy", nogil=True)(_apply_rows)
+_apply_cpu_serial = cpu_serial(_apply_rows)
 
 #: batches with fewer bins than this run on one thread
 PARALLEL_MIN_BINS = 1 << 18
