@@ -67,8 +67,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 
 def _main_dataset(f, path):
     from .errors import DataError
-    from .io.hdf5 import open_main
-    from .io.usid import find_main_datasets
+    from .io.usid import find_main_datasets, open_main
 
     if path is not None:
         return open_main(f, path)

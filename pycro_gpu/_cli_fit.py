@@ -63,8 +63,8 @@ def _fit(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from .io.hdf5 import open_h5, open_main
-    from .io.usid import USIDataset
+    from .io.hdf5 import open_h5
+    from .io.usid import USIDataset, open_main
 
     kw = {"override": args.override, "results": args.out}
     if args.maxiter is not None:

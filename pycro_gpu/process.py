@@ -57,7 +57,7 @@ import numpy as np
 from ._config import get_config
 from .backend import from_host, get_namespace, resolve_backend, to_host
 from .errors import DataError
-from .io.hdf5 import BatchReader, batch_slices, open_h5, open_main, plan_batch_rows
+from .io.hdf5 import BatchReader, batch_slices, open_h5, plan_batch_rows
 from .io.usid import (
     Dimension,
     USIDataset,
@@ -65,6 +65,7 @@ from .io.usid import (
     create_main,
     create_results_group,
     find_results,
+    open_main,
 )
 
 __all__ = [

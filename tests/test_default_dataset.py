@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from pycro_gpu import DataError
-from pycro_gpu.io.hdf5 import DEFAULT_RAW_DATA, open_main
-from pycro_gpu.io.usid import Dimension, write_main
+from pycro_gpu.io.usid import DEFAULT_RAW_DATA, Dimension, open_main, write_main
 
 
 def _write(path, names):

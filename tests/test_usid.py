@@ -441,7 +441,7 @@ def test_dimension_order_properties(tmp_path):
     ],
 )
 def test_unique_rows_of_matches_numpy_unique(col):
-    from pycro_gpu.io.usid import _unique_rows_of
+    from pycro_gpu.io.usid.dimensions import _unique_rows_of
 
     got = _unique_rows_of(col)
     want = np.unique(col, return_index=True, return_inverse=True)

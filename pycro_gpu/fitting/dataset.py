@@ -51,8 +51,8 @@ def _table(params, r2, xp):
 
 def _open(source: Any, dataset_path: str | None):
     """(USIDataset, h5py.File or None to close) for a dataset or a file path."""
-    from ..io.hdf5 import open_h5, open_main
-    from ..io.usid import USIDataset
+    from ..io.hdf5 import open_h5
+    from ..io.usid import USIDataset, open_main
 
     if isinstance(source, h5py.Dataset):
         return (source if isinstance(source, USIDataset) else USIDataset(source)), None

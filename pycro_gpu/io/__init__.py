@@ -1,6 +1,6 @@
 """Input/output: the USID data model in HDF5, streamed access and instrument translators."""
 
-from .hdf5 import BatchReader, batch_slices, open_h5, open_main, plan_batch_rows
+from .hdf5 import BatchReader, batch_slices, open_h5, plan_batch_rows
 from .usid import (
     Dimension,
     USIDataset,
@@ -12,6 +12,7 @@ from .usid import (
     find_results,
     is_main,
     iter_results_groups,
+    open_main,
     results_parameters,
     write_main,
 )

@@ -23,7 +23,6 @@ __all__ = [
     "BatchReader",
     "batch_slices",
     "open_h5",
-    "open_main",
     "plan_batch_rows",
 ]
 
@@ -58,58 +57,6 @@ def open_h5(path: str | os.PathLike, mode: str = "r") -> h5py.File:
     except OSError as exc:
         msg = f"cannot open HDF5 file {str(p)!r} (mode {mode!r}): truncated, corrupt or locked ({exc})"
         raise DataError(msg) from None
-
-
-#: The raw-data path of single-channel USID files (``/Measurement_000/Channel_000/Raw_Data``).
-DEFAULT_RAW_DATA = "/Measurement_000/Channel_000/Raw_Data"
-
-
-def open_main(h5_file: h5py.File, dataset_path: str | None = None) -> Any:
-    """Return the Main dataset at ``dataset_path`` as :class:`~pycro_gpu.io.usid.USIDataset`.
-
-    With ``dataset_path=None``: :data:`DEFAULT_RAW_DATA` where the file has it, else the file's only
-    Main dataset.
-
-    Raises
-    ------
-    DataError
-        ``dataset_path`` does not exist or is not a dataset, or is ``None`` and the file holds no or
-        several candidate Main datasets (the message lists the Main datasets).
-    USIDError
-        The dataset breaks the USID model (see :func:`~pycro_gpu.io.usid.check_main`).
-    """
-    from .usid import USIDataset, find_main_datasets
-
-    if dataset_path is None:
-        if isinstance(h5_file.get(DEFAULT_RAW_DATA), h5py.Dataset):
-            dataset_path = DEFAULT_RAW_DATA
-        else:
-            mains = find_main_datasets(h5_file)
-            if len(mains) != 1:
-                names = [d.name for d in mains]
-                msg = (
-                    f"{h5_file.filename}: no {DEFAULT_RAW_DATA} and {len(mains)} Main datasets "
-                    f"({names or 'none'}); name one with dataset_path"
-                )
-                raise DataError(msg)
-            return mains[0]
-
-    try:
-        obj = h5_file[dataset_path]
-    except KeyError:
-        obj = None
-    except Exception as exc:  # corrupt object headers in a truncated file
-        msg = f"{h5_file.filename}: cannot read {dataset_path!r} ({exc})"
-        raise DataError(msg) from None
-    if not isinstance(obj, h5py.Dataset):
-        try:
-            known = [d.name for d in find_main_datasets(h5_file)]
-        except Exception:
-            known = []
-        what = "does not exist" if obj is None else "is a group, not a dataset"
-        msg = f"{h5_file.filename}: {dataset_path!r} {what}; Main datasets in the file: {known or 'none'}"
-        raise DataError(msg)
-    return USIDataset(obj)
 
 
 def plan_batch_rows(
@@ -268,3 +215,18 @@ class BatchReader:
                 if i + 1 < len(slices):  # the other buffer: the rows handed out last time are done with
                     pending = pool.submit(self.read, slices[i + 1], i + 1)
                 yield sl, rows
+
+
+def __getattr__(name: str) -> Any:
+    # open_main and DEFAULT_RAW_DATA belong to the USID model and moved to pycro_gpu.io.usid; these
+    # aliases keep old imports working for one release.
+    if name in ("DEFAULT_RAW_DATA", "open_main"):
+        import warnings
+
+        from . import usid
+
+        msg = f"pycro_gpu.io.hdf5.{name} moved to pycro_gpu.io.usid.{name}"
+        warnings.warn(msg, DeprecationWarning, stacklevel=2)
+        return getattr(usid, name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

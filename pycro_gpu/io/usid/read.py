@@ -1,0 +1,372 @@
+"""Checking and reading USID Main datasets (check_main, USIDataset, find_main_datasets)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ...errors import DataError, USIDError
+from ._attrs import _scalar, _str_attr, _str_list
+from .dimensions import ANCILLARY_NAMES, Dimension, _anc_grid, _from_n_dim, _nd_shape, _to_n_dim
+
+
+def _deref(dset: h5py.Dataset, key: str) -> h5py.Dataset:
+    ref = dset.attrs[key]
+    if not isinstance(ref, h5py.Reference):
+        msg = f"{dset.name}: attribute {key!r} must be an HDF5 object reference, got {type(ref).__name__}"
+        raise USIDError(msg)
+    if not ref:
+        msg = f"{dset.name}: attribute {key!r} is a null object reference"
+        raise USIDError(msg)
+    try:
+        target = dset.file[ref]
+    except Exception as exc:
+        msg = f"{dset.name}: attribute {key!r} references an object that does not exist ({exc})"
+        raise USIDError(msg) from None
+    if target.name is None:
+        msg = f"{dset.name}: attribute {key!r} references an object that does not exist (it was deleted)"
+        raise USIDError(msg)
+    if not isinstance(target, h5py.Dataset):
+        msg = f"{dset.name}: attribute {key!r} references {target.name}, which is not a dataset"
+        raise USIDError(msg)
+    return target
+
+
+def check_main(dset: Any) -> None:
+    """Raise :class:`USIDError` naming the first rule of the USID model that ``dset`` breaks.
+
+    Checks what pyUSID's ``check_if_main`` checks: a 2-D dataset; string ``quantity`` and ``units``;
+    the four ancillary object references resolve to datasets; index and value datasets have equal
+    shapes that match the Main dataset (``(N_pos, n)`` and ``(m, N_spec)``); ``labels`` and ``units``
+    attributes of one entry per dimension, equal between indices and values.
+
+    Parameters
+    ----------
+    dset : h5py.Dataset
+        Candidate Main dataset.
+    """
+    _check_main(dset)
+
+
+def _check_main(dset: Any) -> dict[str, h5py.Dataset]:
+    """:func:`check_main`, returning the four ancillary datasets by attribute name."""
+    if not isinstance(dset, h5py.Dataset):
+        msg = f"{getattr(dset, 'name', dset)!r} is not an HDF5 dataset (got {type(dset).__name__})"
+        raise USIDError(msg)
+    where = dset.name
+    if dset.ndim != 2:
+        msg = f"{where} is not a USID Main dataset: it has shape {dset.shape}, a Main dataset is 2-D"
+        raise USIDError(msg)
+    missing = [k for k in (*ANCILLARY_NAMES, "quantity", "units") if k not in dset.attrs]
+    if missing:
+        msg = f"{where} is not a USID Main dataset: missing attribute(s) {', '.join(missing)}"
+        raise USIDError(msg)
+    for key in ("quantity", "units"):
+        v = _scalar(dset.attrs[key])
+        if not isinstance(v, (str, bytes)):
+            msg = f"{where}: attribute {key!r} must be a string, got {v!r}"
+            raise USIDError(msg)
+    anc = {k: _deref(dset, k) for k in ANCILLARY_NAMES}
+    n_pos, n_spec = dset.shape
+    for kind, inds, vals, axis, n in (
+        ("Position", anc["Position_Indices"], anc["Position_Values"], 0, n_pos),
+        ("Spectroscopic", anc["Spectroscopic_Indices"], anc["Spectroscopic_Values"], 1, n_spec),
+    ):
+        if inds.ndim != 2 or vals.ndim != 2:
+            msg = f"{where}: {kind} ancillaries must be 2-D, got {inds.shape} and {vals.shape}"
+            raise USIDError(msg)
+        if inds.shape != vals.shape:
+            msg = (
+                f"{where}: {kind}_Indices {inds.name} {inds.shape} and {kind}_Values {vals.name} "
+                f"{vals.shape} have mismatched shapes"
+            )
+            raise USIDError(msg)
+        if inds.shape[axis] != n:
+            msg = (
+                f"{where}: {kind} ancillary {inds.name} has shape {inds.shape}, which does not match "
+                f"the {n} {'rows' if axis == 0 else 'columns'} of the Main dataset {dset.shape}"
+            )
+            raise USIDError(msg)
+        n_dims = inds.shape[1 - axis]
+        lists = {}
+        for ds in (inds, vals):
+            for key in ("labels", "units"):
+                if key not in ds.attrs:
+                    msg = f"{where}: {kind} ancillary {ds.name} has no {key!r} attribute"
+                    raise USIDError(msg)
+                lst = _str_list(ds.attrs[key])
+                if len(lst) != n_dims:
+                    msg = (
+                        f"{where}: {kind} ancillary {ds.name} has {len(lst)} {key} for {n_dims} "
+                        f"dimension(s): {lst}"
+                    )
+                    raise USIDError(msg)
+                lists[(ds.name, key)] = lst
+        for key in ("labels", "units"):
+            if lists[(inds.name, key)] != lists[(vals.name, key)]:
+                msg = (
+                    f"{where}: {key} of {inds.name} {lists[(inds.name, key)]} and {vals.name} "
+                    f"{lists[(vals.name, key)]} differ"
+                )
+                raise USIDError(msg)
+    return anc
+
+
+def is_main(dset: Any) -> bool:
+    """True when :func:`check_main` accepts ``dset``."""
+    try:
+        check_main(dset)
+    except USIDError:
+        return False
+    return True
+
+
+class USIDataset(h5py.Dataset):
+    """A USID Main dataset: an :class:`h5py.Dataset` that knows its dimensions.
+
+    Indexing, ``shape``, ``dtype``, ``attrs`` etc. are those of the 2-D dataset ``(N_pos, N_spec)``.
+
+    Parameters
+    ----------
+    h5_dataset : h5py.Dataset
+        A dataset that passes :func:`check_main` (else :class:`USIDError`).
+
+    Attributes
+    ----------
+    pos_dims, spec_dims : list of Dimension
+        In the order of the ancillaries' ``labels``; values are the coordinates per index step.
+    n_dim_shape : tuple of int or None
+        Shape of the N-D form (positions then spectroscopic, in label order); ``None`` for an
+        incomplete grid (sparse sampling).
+    n_dim_labels : list of str
+        Labels of the N-D axes.
+    quantity, units : str
+    h5_pos_inds, h5_pos_vals, h5_spec_inds, h5_spec_vals : h5py.Dataset
+    """
+
+    def __init__(self, h5_dataset: h5py.Dataset) -> None:
+        anc = _check_main(h5_dataset)
+        super().__init__(h5_dataset.id)
+        self.h5_pos_inds = anc["Position_Indices"]
+        self.h5_pos_vals = anc["Position_Values"]
+        self.h5_spec_inds = anc["Spectroscopic_Indices"]
+        self.h5_spec_vals = anc["Spectroscopic_Values"]
+        self.quantity = _str_attr(self.attrs["quantity"])
+        self.units = _str_attr(self.attrs["units"])
+        pos = _anc_grid(self.h5_pos_inds, self.h5_pos_vals, spectroscopic=False)
+        spec = _anc_grid(self.h5_spec_inds, self.h5_spec_vals, spectroscopic=True)
+        self._pos, self._spec = pos, spec
+        self.pos_dims: list[Dimension] = pos["dims"]
+        self.spec_dims: list[Dimension] = spec["dims"]
+        self.n_dim_labels: list[str] = [d.name for d in self.pos_dims + self.spec_dims]
+        self.n_dim_units: list[str] = [d.units for d in self.pos_dims + self.spec_dims]
+        self.n_dim_shape: tuple[int, ...] | None = _nd_shape(pos, spec)
+
+    @property
+    def pos_order(self) -> list[int]:
+        """Indices into :attr:`pos_dims` from the fastest-varying position dimension to the slowest."""
+        return list(self._pos["order"])
+
+    @property
+    def spec_order(self) -> list[int]:
+        """Indices into :attr:`spec_dims` from the fastest-varying spectroscopic dimension to the slowest."""
+        return list(self._spec["order"])
+
+    @property
+    def spec_is_regular(self) -> bool:
+        """True when the spectroscopic steps form a full grid stored in grid order (no reordering)."""
+        return self._spec["shape"] is not None and self._spec["perm"] is None
+
+    @property
+    def is_complete(self) -> bool:
+        """True when positions and spectroscopic steps form full grids (the N-D form exists)."""
+        return self.n_dim_shape is not None
+
+    @property
+    def n_positions(self) -> int:
+        return int(self.shape[0])
+
+    @property
+    def n_spectral(self) -> int:
+        return int(self.shape[1])
+
+    def position_table(self) -> np.ndarray:
+        """Position coordinates ``(N_pos, n_pos_dims)`` float32, one row per row of the data."""
+        return self.h5_pos_vals[()]
+
+    def _incomplete_msg(self) -> str:
+        parts = []
+        for kind, g, n in (
+            ("position", self._pos, self.shape[0]),
+            ("spectroscopic", self._spec, self.shape[1]),
+        ):
+            if g["shape"] is None:
+                sizes = {d.name: len(d) for d in g["dims"]}
+                parts.append(
+                    f"its {n} {kind} steps do not form the full grid of {sizes} "
+                    f"(product {math.prod(sizes.values())}, e.g. sparse sampling)"
+                )
+        tail = "read the 2-D data (dataset[()]) with position_table() instead"
+        return f"{self.name}: no N-D form: " + "; ".join(parts) + "; " + tail
+
+    def get_n_dim_form(self) -> np.ndarray:
+        """Read the whole dataset and return it N-D, axes in :attr:`n_dim_labels` order.
+
+        Returns
+        -------
+        (n_pos_0, ..., n_spec_0, ...) ndarray
+
+        Raises
+        ------
+        USIDError
+            The positions or spectroscopic steps do not form a complete grid.
+        """
+        if self.n_dim_shape is None:
+            raise USIDError(self._incomplete_msg())
+        return self.to_n_dim(self[()])
+
+    def to_n_dim(self, data2d: np.ndarray) -> np.ndarray:
+        """Reshape a full 2-D array ``(N_pos, N_spec)`` (e.g. read or computed) to the N-D form."""
+        if self.n_dim_shape is None:
+            raise USIDError(self._incomplete_msg())
+        arr = np.asarray(data2d)
+        if arr.shape != self.shape:
+            msg = f"to_n_dim: expected shape {self.shape}, got {arr.shape}"
+            raise DataError(msg)
+        return _to_n_dim(arr, self._pos, self._spec)
+
+    def from_n_dim(self, data_nd: np.ndarray) -> np.ndarray:
+        """Flatten an N-D array (axes in :attr:`n_dim_labels` order) to this dataset's 2-D layout."""
+        if self.n_dim_shape is None:
+            raise USIDError(self._incomplete_msg())
+        arr = np.asarray(data_nd)
+        if arr.shape != self.n_dim_shape:
+            msg = f"from_n_dim: expected shape {self.n_dim_shape}, got {arr.shape}"
+            raise DataError(msg)
+        return _from_n_dim(arr, self._pos, self._spec)
+
+    def to_xarray(self) -> Any:
+        """Return the N-D data as an ``xarray.DataArray`` (needs the optional package xarray).
+
+        Dims are :attr:`n_dim_labels`, coords the dimension values (with ``units`` attributes); the
+        array's ``name`` is the quantity and ``attrs['units']`` its units.
+        """
+        from ..._optional import require
+
+        xr = require("xarray", feature="USIDataset.to_xarray")
+        data = self.get_n_dim_form()
+        coords = {}
+        for d in self.pos_dims + self.spec_dims:
+            coords[d.name] = xr.Variable((d.name,), d.values, attrs={"units": d.units})
+        return xr.DataArray(
+            data,
+            dims=self.n_dim_labels,
+            coords=coords,
+            name=self.quantity,
+            attrs={
+                "units": self.units,
+                "quantity": self.quantity,
+                "source": f"{self.file.filename}:{self.name}",
+            },
+        )
+
+    def describe(self) -> str:
+        """One-paragraph text summary (used by ``pycro-gpu info``)."""
+        shape = "incomplete grid" if self.n_dim_shape is None else str(self.n_dim_shape)
+        lines = [f"{self.name}: {self.quantity} [{self.units}], 2-D {self.shape} {self.dtype}, N-D {shape}"]
+        for kind, dims in (("position", self.pos_dims), ("spectroscopic", self.spec_dims)):
+            text = ", ".join(f"{d.name} ({len(d)}, {d.units})" for d in dims)
+            lines.append(f"    {kind}: {text}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        if not self.id.valid:
+            return "<closed USIDataset>"
+        return (
+            f"<USIDataset {self.name!r}: {self.quantity} [{self.units}] {self.shape} {self.dtype}; "
+            f"N-D {self.n_dim_shape} {self.n_dim_labels}>"
+        )
+
+
+def find_main_datasets(h5_obj: h5py.Group | h5py.File) -> list[USIDataset]:
+    """Every Main dataset below ``h5_obj`` (depth first, in name order) as :class:`USIDataset`.
+
+    Examples
+    --------
+    >>> import h5py
+    >>> from pycro_gpu.io.usid import find_main_datasets
+    >>> with h5py.File("doc_find_main.h5", "w", driver="core", backing_store=False) as f:
+    ...     find_main_datasets(f)
+    []
+    """
+    if isinstance(h5_obj, h5py.Dataset):
+        return _as_main(h5_obj)
+    found: list[USIDataset] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset) and obj.ndim == 2 and "Position_Indices" in obj.attrs:
+            found.extend(_as_main(obj))
+
+    h5_obj.visititems(visit)
+    return found
+
+
+def _as_main(dset: h5py.Dataset) -> list[USIDataset]:
+    """``[USIDataset(dset)]``, or ``[]`` when ``dset`` is not a Main dataset (checked once)."""
+    try:
+        return [USIDataset(dset)]
+    except USIDError:
+        return []
+
+
+#: The raw-data path of single-channel USID files (``/Measurement_000/Channel_000/Raw_Data``).
+DEFAULT_RAW_DATA = "/Measurement_000/Channel_000/Raw_Data"
+
+
+def open_main(h5_file: h5py.File, dataset_path: str | None = None) -> Any:
+    """Return the Main dataset at ``dataset_path`` as :class:`~pycro_gpu.io.usid.USIDataset`.
+
+    With ``dataset_path=None``: :data:`DEFAULT_RAW_DATA` where the file has it, else the file's only
+    Main dataset.
+
+    Raises
+    ------
+    DataError
+        ``dataset_path`` does not exist or is not a dataset, or is ``None`` and the file holds no or
+        several candidate Main datasets (the message lists the Main datasets).
+    USIDError
+        The dataset breaks the USID model (see :func:`~pycro_gpu.io.usid.check_main`).
+    """
+    if dataset_path is None:
+        if isinstance(h5_file.get(DEFAULT_RAW_DATA), h5py.Dataset):
+            dataset_path = DEFAULT_RAW_DATA
+        else:
+            mains = find_main_datasets(h5_file)
+            if len(mains) != 1:
+                names = [d.name for d in mains]
+                msg = (
+                    f"{h5_file.filename}: no {DEFAULT_RAW_DATA} and {len(mains)} Main datasets "
+                    f"({names or 'none'}); name one with dataset_path"
+                )
+                raise DataError(msg)
+            return mains[0]
+
+    try:
+        obj = h5_file[dataset_path]
+    except KeyError:
+        obj = None
+    except Exception as exc:  # corrupt object headers in a truncated file
+        msg = f"{h5_file.filename}: cannot read {dataset_path!r} ({exc})"
+        raise DataError(msg) from None
+    if not isinstance(obj, h5py.Dataset):
+        try:
+            known = [d.name for d in find_main_datasets(h5_file)]
+        except Exception:
+            known = []
+        what = "does not exist" if obj is None else "is a group, not a dataset"
+        msg = f"{h5_file.filename}: {dataset_path!r} {what}; Main datasets in the file: {known or 'none'}"
+        raise DataError(msg)
+    return USIDataset(obj)
