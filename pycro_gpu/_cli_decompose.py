@@ -44,7 +44,7 @@ def _open(path):
 
 
 def _svd_arguments(p: argparse.ArgumentParser) -> None:
-    from ._svd_streamed import METHODS, SKETCH_TOL
+    from .decomposition._svd_streamed import METHODS, SKETCH_TOL
 
     _common(p)
     p.add_argument("-k", "--components", type=int, default=16, help="number of components (default 16)")
@@ -103,7 +103,7 @@ def _svd(args: argparse.Namespace) -> int:
 
 
 def _decompose_arguments(p: argparse.ArgumentParser) -> None:
-    from ._decompose import CAPABILITIES
+    from .decomposition._decompose import CAPABILITIES
 
     _common(p)
     p.add_argument("--method", choices=tuple(CAPABILITIES), default="pca", help="estimator (default pca)")

@@ -61,6 +61,24 @@ def budget_mb(memory_mb: float | None = None) -> float:
     return get_config()["memory_mb"] if memory_mb is None else float(memory_mb)
 
 
+def rows_for_budget(n_cols: int, bytes_per_value: float, memory_mb: float | None, *, reserve: int = 0) -> int:
+    """Number of rows of a batch so that ``rows * n_cols * bytes_per_value`` fits the budget.
+
+    Parameters
+    ----------
+    n_cols : int
+        Values per row.
+    bytes_per_value : float
+        Bytes that one value of a batch costs in total (all copies that live at once).
+    memory_mb : float or None
+        Working-memory budget in MiB; ``None`` takes ``get_config()["memory_mb"]``.
+    reserve : int
+        Bytes of the budget already spent elsewhere (for example an ``n_cols x n_cols`` Gram matrix).
+    """
+    avail = max(budget_mb(memory_mb) * 2**20 - reserve, 0.0)
+    return max(1, int(avail // max(1.0, n_cols * bytes_per_value)))
+
+
 def validate_memory_mb(value: Any) -> float:
     """Return ``value`` as a positive float number of MiB, or raise ``ValueError``."""
     try:

@@ -15,7 +15,7 @@ import array_api_compat
 import numpy as np
 
 from ._config import get_config, validate_backend
-from ._typing import Array, Device, Namespace
+from ._lib.typing import Array, Device, Namespace
 from .errors import BackendUnavailableError
 
 __all__ = [

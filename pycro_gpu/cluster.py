@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import require_finite
-from ._config import budget_mb, get_config
-from ._optional import ml_engine
-from ._row_batches import rows_for_budget
-from ._typing import Array, Namespace
+from ._config import budget_mb, get_config, rows_for_budget
+from ._lib.checks import require_finite
+from ._lib.optional import ml_engine
+from ._lib.typing import Array, Namespace
 from .backend import array_namespace, device_of, from_host, get_namespace, to_host
 from .errors import DataError
 
@@ -355,10 +354,10 @@ def cluster_dataset(
         With Main datasets ``Labels`` ``(N_pos, 1)`` uint32 and ``Mean_Response`` ``(n_clusters, N_spec)``
         and the dataset ``Counts``.
     """
-    from .decomposition import _usid, svd_dataset
-    from .io.usid import Dimension, create_results_group, write_main, writing_results
+    from .decomposition import svd_dataset
+    from .io.usid import Dimension, USIDataset, create_results_group, write_main, writing_results
 
-    main = _usid(h5_main)
+    main = h5_main if isinstance(h5_main, USIDataset) else USIDataset(h5_main)
     params = {
         "n_clusters": int(n_clusters),
         "method": method,

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from ._optional import require
+from ._lib.optional import require
 from .errors import DataError
 
 __all__ = [

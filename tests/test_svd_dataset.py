@@ -91,7 +91,7 @@ def test_rebuild_writes_denoised_main(tmp_path, rng):
 
 
 def test_failed_rebuild_leaves_no_group(tmp_path, rng, monkeypatch):
-    import pycro_gpu.decomposition as dec
+    import pycro_gpu.decomposition._rebuild as dec
 
     f, main, _ = _make(tmp_path / "fail.h5", rng, dtype=np.float64)
     with f:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from pycro_gpu._row_batches import ArrayRows, HDF5Rows, sample_spans
-from pycro_gpu._svd_sinks import SpillRows
-from pycro_gpu._svd_streamed import streamed_svd
+from pycro_gpu.decomposition._row_batches import ArrayRows, HDF5Rows, sample_spans
+from pycro_gpu.decomposition._svd_sinks import SpillRows
+from pycro_gpu.decomposition._svd_streamed import streamed_svd
 from tests.helpers import to_numpy
 
 
@@ -153,7 +153,7 @@ def test_hdf5_prefetch_and_thread_cap_give_the_same_result(tmp_path, rng):
 def test_light_passes_never_raise_a_thread_cap(tmp_path):
     from threadpoolctl import threadpool_info
 
-    from pycro_gpu._svd_streamed import _light_pass_threads
+    from pycro_gpu.decomposition._svd_streamed import _light_pass_threads
 
     with h5py.File(tmp_path / "a.h5", "w") as f:
         src = HDF5Rows(f.create_dataset("a", data=np.ones((10, 4))))

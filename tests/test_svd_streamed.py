@@ -1,4 +1,4 @@
-"""Streamed SVD over row batches (pycro_gpu._svd_streamed) against numpy.linalg.svd."""
+"""Streamed SVD over row batches (pycro_gpu.decomposition._svd_streamed) against numpy.linalg.svd."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from pycro_gpu._row_batches import ArrayRows, HDF5Rows, rows_for_budget
-from pycro_gpu._svd_streamed import choose_method, streamed_svd
+from pycro_gpu._config import rows_for_budget
+from pycro_gpu.decomposition._row_batches import ArrayRows, HDF5Rows
+from pycro_gpu.decomposition._svd_streamed import choose_method, streamed_svd
 from tests.helpers import to_numpy
 
 
@@ -161,7 +162,7 @@ def test_non_finite_data_is_a_data_error(rng):
 
 
 def test_auto_picks_gram_only_for_tall_data():
-    from pycro_gpu._svd_streamed import choose_method
+    from pycro_gpu.decomposition._svd_streamed import choose_method
 
     assert choose_method((1_000_000, 256), np.float64, memory_mb=256) == "gram"
     assert choose_method((1_000_000, 256), np.float64, memory_mb=256, k=16) == "sketch"

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .._typing import Array, Device, Namespace
+from .._lib.typing import Array, Device, Namespace
 from ..backend import array_namespace, device_of, from_host, is_cupy_namespace, is_numpy_namespace
 
 __all__ = [

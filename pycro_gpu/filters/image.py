@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .._optional import require
-from .._typing import Array, Namespace
+from .._lib.optional import require
+from .._lib.typing import Array, Namespace
 from ..backend import array_namespace, device_of, is_cupy_namespace, is_numpy_namespace
 
 __all__ = [

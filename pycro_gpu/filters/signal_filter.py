@@ -30,7 +30,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .._typing import Namespace
+from .._lib.typing import Namespace
 from ..backend import device_of, from_host
 from ..errors import DataError
 from .fft import FrequencyFilter, _filtered_spectra, build_composite_filter, irfft

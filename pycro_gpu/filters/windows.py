@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .._typing import Array, Namespace
+from .._lib.typing import Array, Namespace
 from ..backend import array_namespace, device_of, from_host
 
 __all__ = ["extract_windows", "stitch_windows", "svd_denoise", "window_starts"]

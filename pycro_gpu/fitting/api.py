@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._typing import Array, Namespace
+from .._lib.typing import Array, Namespace
 from ..backend import (
     array_namespace,
     device_of,

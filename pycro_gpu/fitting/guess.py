@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .._typing import Array, Namespace
+from .._lib.typing import Array, Namespace
 from ..backend import array_namespace, device_of, from_host, is_cupy_namespace, to_host
 
 __all__ = [

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .._typing import Array, Namespace
+from .._lib.typing import Array, Namespace
 from ..backend import array_namespace
 
 __all__ = [

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._optional import require
+from ..._lib.optional import require
 from ._base import (
     Channel,
     CorruptFileError,

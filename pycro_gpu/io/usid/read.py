@@ -254,7 +254,7 @@ class USIDataset(h5py.Dataset):
         Dims are :attr:`n_dim_labels`, coords the dimension values (with ``units`` attributes); the
         array's ``name`` is the quantity and ``attrs['units']`` its units.
         """
-        from ..._optional import require
+        from ..._lib.optional import require
 
         xr = require("xarray", feature="USIDataset.to_xarray")
         data = self.get_n_dim_form()

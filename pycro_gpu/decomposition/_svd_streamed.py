@@ -60,12 +60,13 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import require_finite
-from ._config import budget_mb, get_config
-from ._row_batches import n_batches, rows_for_budget
-from ._svd_sinks import ArrayUSink, _herm, _hermitian_part
-from ._typing import Array, Namespace
-from .backend import from_host, is_numpy_namespace
+from .._config import budget_mb, get_config, rows_for_budget
+from .._lib.checks import require_finite
+from .._lib.linalg import herm, hermitian_part
+from .._lib.typing import Array, Namespace
+from ..backend import from_host, is_numpy_namespace
+from ._row_batches import n_batches
+from ._svd_sinks import ArrayUSink
 
 __all__ = ["ArrayUSink", "StreamedSVD", "choose_method", "streamed_svd"]
 
@@ -200,7 +201,7 @@ class _GramAccumulator:
         if self.fast:
             self.G = self.rk(1.0, a.T, beta=1.0, c=self.G, trans=0, lower=0, overwrite_c=1)
         else:
-            self.G = self.G + _herm(a, self.xp) @ a
+            self.G = self.G + herm(a, self.xp) @ a
 
     def result(self) -> Array:
         if not self.fast:
@@ -279,7 +280,7 @@ def streamed_svd(
     progress: bool | None = None,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> StreamedSVD:
-    """Truncated SVD ``A ~= U diag(S) V`` of a row source (see :mod:`pycro_gpu._row_batches`).
+    """Truncated SVD ``A ~= U diag(S) V`` of a row source (see :mod:`pycro_gpu.decomposition._row_batches`).
 
     Parameters
     ----------
@@ -305,7 +306,7 @@ def streamed_svd(
     seed : int
         Seed of the random test matrix (randomized and sketch methods).
     u_sink : object, optional
-        Receives ``U`` (see :mod:`pycro_gpu._svd_sinks`). Default: collect ``U`` in memory.
+        Receives ``U`` (see :mod:`pycro_gpu.decomposition._svd_sinks`). Default: collect ``U`` in memory.
     compute_u : bool
         Skip the ``U`` pass (and refinement) when False.
     progress : bool, optional
@@ -391,11 +392,11 @@ def streamed_svd(
             c = _phase_fix(V, xp)
             V, C = V * xp.reshape(c, (1, -1)), C * xp.reshape(c, (1, -1))
             if not compute_u:
-                return StreamedSVD(None, S, _herm(V, xp), method, info)
+                return StreamedSVD(None, S, herm(V, xp), method, info)
             H = sink.apply(C, gram=refine)
             if refine and H is not None and bool(xp.all(S > 0)):
                 _reorthonormalise(H, sink, xp, info)
-            return StreamedSVD(sink.U if u_sink is None else None, S, _herm(V, xp), method, info)
+            return StreamedSVD(sink.U if u_sink is None else None, S, herm(V, xp), method, info)
         method = "gram"  # the estimate says the spectrum needs more reads than the Gram method
         sink.discard()
 
@@ -415,12 +416,12 @@ def streamed_svd(
 
             def power(s: int, e: int, a: Array, Q=Q) -> None:
                 nonlocal Y
-                Y = Y + _herm(a, xp) @ (a @ Q)
+                Y = Y + herm(a, xp) @ (a @ Q)
 
             run_pass(f"SVD: range finder {it + 1}/{n_iter + 1}", power)
             _check_finite(Y, xp)
             if it == n_iter:
-                T = _hermitian_part(_herm(Q, xp) @ Y, xp)
+                T = hermitian_part(herm(Q, xp) @ Y, xp)
             else:
                 Q, _ = xp.linalg.qr(Y)
         S, Z = _top_eigh(T, k, xp)
@@ -428,7 +429,7 @@ def streamed_svd(
     c = _phase_fix(V, xp)
     V = V * xp.reshape(c, (1, -1))
     if not compute_u:
-        return StreamedSVD(None, S, _herm(V, xp), method, info)
+        return StreamedSVD(None, S, herm(V, xp), method, info)
 
     tiny = float(S[0]) * math.sqrt(float(np.finfo(np.float64).eps)) if float(S[0]) > 0 else 0.0
     good = tiny < S
@@ -439,16 +440,16 @@ def streamed_svd(
     def project(s: int, e: int, a: Array) -> None:
         nonlocal H
         u = a @ W
-        H = H + _herm(u, xp) @ u
+        H = H + herm(u, xp) @ u
         sink.write(s, e, u)
 
     run_pass("SVD: U", project)
     C = xp.eye(k, dtype=cdt, device=device)
     if refine and bool(xp.all(good)):
-        L = xp.linalg.cholesky(_hermitian_part(H, xp))
-        M = _herm(L, xp) * xp.reshape(xp.astype(S, cdt), (1, -1))
+        L = xp.linalg.cholesky(hermitian_part(H, xp))
+        M = herm(L, xp) * xp.reshape(xp.astype(S, cdt), (1, -1))
         _P, sig, Zh = xp.linalg.svd(M)
-        Zm = _herm(Zh, xp)
+        Zm = herm(Zh, xp)
         c2 = _phase_fix(V @ Zm, xp)
         Zm = Zm * xp.reshape(c2, (1, -1))
         C = (xp.reshape(xp.astype(S, cdt), (-1, 1)) * Zm) / xp.reshape(xp.astype(sig, cdt), (1, -1))
@@ -457,7 +458,7 @@ def streamed_svd(
         info["refined"] = True
     sink.apply(C)
     U = sink.U if u_sink is None else None
-    return StreamedSVD(U, S, _herm(V, xp), method, info)
+    return StreamedSVD(U, S, herm(V, xp), method, info)
 
 
 def _run_sketch(
@@ -506,7 +507,7 @@ def _run_sketch(
         if fallback and predicted_next(est, lam) > tol:
             return None
         if it + 1 < max_reads:
-            omega, _ = xp.linalg.qr(_herm(body.ZH, xp))
+            omega, _ = xp.linalg.qr(herm(body.ZH, xp))
     if fallback:
         return None
     warnings.warn(
@@ -520,11 +521,11 @@ def _run_sketch(
 
 def _reorthonormalise(H: Array, sink: Any, xp: Namespace, info: dict[str, Any]) -> None:
     """``U <- U L^-H`` (``U^H U = H = L L^H``) when ``U`` strays from orthonormality."""
-    H = _hermitian_part(H, xp)
+    H = hermitian_part(H, xp)
     k = H.shape[0]
     eye = xp.eye(k, dtype=H.dtype, device=getattr(H, "device", None))
     if float(xp.max(xp.abs(H - eye))) <= 1e-12:
         return
     L = xp.linalg.cholesky(H)
-    sink.apply(xp.linalg.inv(_herm(L, xp)))
+    sink.apply(xp.linalg.inv(herm(L, xp)))
     info["refined"] = True

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ._typing import Array
-from .backend import array_namespace
-from .errors import DataError
+from ..backend import array_namespace
+from ..errors import DataError
+from .typing import Array
 
 
 def require_finite(a: Array, what: str) -> None:

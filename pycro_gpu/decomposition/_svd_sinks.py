@@ -20,26 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from ._config import budget_mb
-from ._row_batches import rows_for_budget
-from ._typing import Array, Namespace
-from .backend import from_host, to_host
+from .._config import budget_mb, rows_for_budget
+from .._lib.linalg import herm
+from .._lib.typing import Array, Namespace
+from ..backend import from_host, to_host
 
 __all__ = ["ArrayUSink", "HDF5USink", "SpillRows"]
 
 #: Rows per batch of :meth:`HDF5USink.apply` at most.
 APPLY_BATCH_ROWS = 65536
-
-
-def _herm(a: Array, xp: Namespace) -> Array:
-    """Conjugate transpose of a 2-D array."""
-    t = a.mT
-    return xp.conj(t) if xp.isdtype(a.dtype, "complex floating") else t
-
-
-def _hermitian_part(a: Array, xp: Namespace) -> Array:
-    """``(a + a^H) / 2``: a square matrix accumulated in floating point, made exactly Hermitian."""
-    return (a + _herm(a, xp)) / 2
 
 
 class ArrayUSink:
@@ -60,7 +49,7 @@ class ArrayUSink:
         else:
             U = self.U
         self.U = U @ C
-        return _herm(self.U, self.xp) @ self.U if gram else None
+        return herm(self.U, self.xp) @ self.U if gram else None
 
     def discard(self) -> None:
         self.blocks = []
@@ -168,7 +157,7 @@ class HDF5USink:
             old = spill.read(start, stop, buf) if spill is not None else self.dset[start:stop, :]
             u = from_host(old, self.xp, device=self.device, dtype=C.dtype) @ C
             if gram:
-                h = _herm(u, self.xp) @ u
+                h = herm(u, self.xp) @ u
                 H = h if H is None else H + h
             self.dset[start:stop, :] = to_host(u).astype(self.dset.dtype, copy=False)
         if spill is not None:

@@ -6,7 +6,7 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-from .errors import MissingDependencyError
+from ..errors import MissingDependencyError
 
 #: pip extra that provides each optional top-level module.
 EXTRA_OF = {
@@ -34,7 +34,7 @@ def ml_engine(xp: Any, gpu_supported: bool) -> str:
     gpu_supported : bool
         Whether the method (as it will be run) has a cuML estimator.
     """
-    from .backend import is_cupy_namespace
+    from ..backend import is_cupy_namespace
 
     if gpu_supported and is_cupy_namespace(xp):
         try:

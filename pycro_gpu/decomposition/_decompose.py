@@ -18,12 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import require_finite
-from ._optional import ml_engine
-from ._row_batches import rows_for_budget
-from ._typing import Array, Namespace
-from .backend import array_namespace, device_of, from_host, get_namespace, to_host
-from .errors import DataError
+from .._config import rows_for_budget
+from .._lib.checks import require_finite
+from .._lib.optional import ml_engine
+from .._lib.typing import Array, Namespace
+from ..backend import array_namespace, device_of, from_host, get_namespace, to_host
+from ..errors import DataError
+from ._svd import _usid
 
 __all__ = ["CAPABILITIES", "Decomposition", "decompose"]
 
@@ -240,3 +241,72 @@ def _back(a: Any, xp: Namespace, device: Any, engine: str) -> Array:
     if engine == "cuml":
         return xp.asarray(a)
     return from_host(np.ascontiguousarray(a), xp, device=device)
+
+
+def decompose_dataset(
+    h5_main: Any,
+    method: str = "pca",
+    n_components: int = 8,
+    *,
+    memory_mb: float | None = None,
+    seed: int = 0,
+    backend: str | None = None,
+    override: bool = False,
+) -> Any:
+    """Run :func:`decompose` on a USID Main dataset and write ``<Source>-Decomposition_NNN``.
+
+    Parameters
+    ----------
+    h5_main : h5py.Dataset
+        USID Main dataset ``(N_pos, N_spec)`` in a writable file.
+    method, n_components, memory_mb, seed
+        As in :func:`decompose`.
+    backend : str, optional
+        Compute backend.
+    override : bool
+        Compute again even when a finished group with the same parameters exists.
+
+    Returns
+    -------
+    h5py.Group
+        Main datasets ``Components`` ``(n_components, N_spec)`` (source's spectroscopic ancillaries)
+        and ``Projection`` ``(N_pos, n_components)`` (source's position ancillaries), as pycroscopy.
+    """
+    from ..io.usid import Dimension, create_results_group, write_main, writing_results
+
+    main = _usid(h5_main)
+    if method not in CAPABILITIES:
+        msg = f"method must be one of {', '.join(CAPABILITIES)}; got {method!r}"
+        raise ValueError(msg)
+    params = {"method": method, "n_components": int(n_components), "seed": int(seed)}
+    group, existing = create_results_group(main, "Decomposition", params, override=override, status="running")
+    if existing:
+        return group
+    with writing_results(group):
+        res = decompose(main, method, n_components, xp=get_namespace(backend), memory_mb=memory_mb, seed=seed)
+        comp = Dimension("Component", "a.u.", int(n_components))
+        C = to_host(res.components)
+        write_main(
+            group,
+            "Components",
+            C,
+            comp,
+            None,
+            main.quantity,
+            main.units,
+            h5_spec_inds=main.h5_spec_inds,
+            h5_spec_vals=main.h5_spec_vals,
+        )
+        write_main(
+            group,
+            "Projection",
+            to_host(res.weights),
+            None,
+            comp,
+            "Abundance",
+            "a.u.",
+            h5_pos_inds=main.h5_pos_inds,
+            h5_pos_vals=main.h5_pos_vals,
+        )
+        group.attrs["engine"] = res.engine
+    return group

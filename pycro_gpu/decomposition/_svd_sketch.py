@@ -1,8 +1,9 @@
-"""Pieces of the sketch method of :func:`pycro_gpu._svd_streamed.streamed_svd` (array API throughout).
+"""Pieces of the sketch method of :func:`~pycro_gpu.decomposition._svd_streamed.streamed_svd` (array API
+throughout).
 
-See :mod:`pycro_gpu._svd_streamed` for the algorithm. Notation: ``A`` is ``m x n`` (rows x columns),
-``Omega`` the ``n x l`` orthonormal test matrix, ``Y = A Omega``, ``Z = A^H Y`` (kept as ``Z^H``),
-``T = Omega^H Z = Y^H Y = E diag(lam) E^H``.
+See :mod:`pycro_gpu.decomposition._svd_streamed` for the algorithm. Notation: ``A`` is ``m x n`` (rows x
+columns), ``Omega`` the ``n x l`` orthonormal test matrix, ``Y = A Omega``, ``Z = A^H Y`` (kept as
+``Z^H``), ``T = Omega^H Z = Y^H Y = E diag(lam) E^H``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import require_finite
-from ._svd_sinks import _herm, _hermitian_part
-from ._typing import Array, Namespace
-from .backend import device_of, from_host, to_host
+from .._lib.checks import require_finite
+from .._lib.linalg import herm, hermitian_part
+from .._lib.typing import Array, Namespace
+from ..backend import device_of, from_host, to_host
 
 __all__ = ["SketchPass", "finish_sketch", "predicted_next", "ritz_estimate", "warm_start"]
 
@@ -53,7 +54,7 @@ def warm_start(
     smp = xp.astype(_sample(source, count), cdt, copy=False)
     require_finite(smp, "data (seen in the SVD's row sample)")
     n_rand = max(1, (l_cols - k) // 2) if l_cols > k else 0
-    _w, E = xp.linalg.eigh(_herm(smp, xp) @ smp)
+    _w, E = xp.linalg.eigh(herm(smp, xp) @ smp)
     E = xp.flip(E, axis=1)[:, : l_cols - n_rand]
     if n_rand:
         rng = np.random.default_rng(seed)
@@ -97,8 +98,8 @@ def ritz_estimate(ZH: Array, omega: Array, k: int, xp: Namespace) -> tuple[Array
         distance to the nearest other cluster of Ritz values (or to zero); 0 for components beyond the
         numerical rank.
     """
-    Z = _herm(ZH, xp)
-    T = _hermitian_part(_herm(omega, xp) @ Z, xp)
+    Z = herm(ZH, xp)
+    T = hermitian_part(herm(omega, xp) @ Z, xp)
     w, E = xp.linalg.eigh(T)
     w, E = xp.flip(w), xp.flip(E, axis=1)
     w_host = to_host(w)
@@ -137,10 +138,10 @@ def finish_sketch(ZH: Array, lam: Array, E: Array, k: int, xp: Namespace) -> tup
     """
     inv = 1.0 / xp.sqrt(lam)
     Einv = E * xp.reshape(xp.astype(inv, E.dtype), (1, -1))
-    B = _herm(Einv, xp) @ ZH
+    B = herm(Einv, xp) @ ZH
     Ub, sig, Vh = xp.linalg.svd(B, full_matrices=False)
     kk = min(k, int(sig.shape[0]))
-    S, V, C = sig[:kk], _herm(Vh[:kk, :], xp), Einv @ Ub[:, :kk]
+    S, V, C = sig[:kk], herm(Vh[:kk, :], xp), Einv @ Ub[:, :kk]
     if kk < k:
         dev = device_of(V)
         n = V.shape[0]

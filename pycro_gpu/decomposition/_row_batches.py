@@ -22,12 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from ._config import budget_mb
-from ._typing import Array, Namespace
-from .backend import array_namespace, from_host, get_namespace
-from .errors import DataError
+from .._lib.typing import Array, Namespace
+from ..backend import array_namespace, from_host, get_namespace
+from ..errors import DataError
 
-__all__ = ["ArrayRows", "HDF5Rows", "as_row_source", "rows_for_budget", "sample_spans"]
+__all__ = ["ArrayRows", "HDF5Rows", "as_row_source", "sample_spans"]
 
 #: Evenly spaced blocks that :meth:`ArrayRows.sample` and :meth:`HDF5Rows.sample` read.
 SAMPLE_BLOCKS = 16
@@ -55,24 +54,6 @@ def sample_spans(n_rows: int, count: int, align: int = 1) -> list[tuple[int, int
         if start < stop:
             spans.append((start, stop))
     return spans
-
-
-def rows_for_budget(n_cols: int, bytes_per_value: float, memory_mb: float | None, *, reserve: int = 0) -> int:
-    """Number of rows of a batch so that ``rows * n_cols * bytes_per_value`` fits the budget.
-
-    Parameters
-    ----------
-    n_cols : int
-        Values per row.
-    bytes_per_value : float
-        Bytes that one value of a batch costs in total (all copies that live at once).
-    memory_mb : float or None
-        Working-memory budget in MiB; ``None`` takes ``get_config()["memory_mb"]``.
-    reserve : int
-        Bytes of the budget already spent elsewhere (for example an ``n_cols x n_cols`` Gram matrix).
-    """
-    avail = max(budget_mb(memory_mb) * 2**20 - reserve, 0.0)
-    return max(1, int(avail // max(1.0, n_cols * bytes_per_value)))
 
 
 class ArrayRows:
@@ -145,7 +126,7 @@ class HDF5Rows:
         self.chunk_rows = int(dset.chunks[0]) if dset.chunks else 1
 
     def batches(self, rows: int) -> Iterator[tuple[int, int, Array]]:
-        from .io.hdf5 import BatchReader
+        from ..io.hdf5 import BatchReader
 
         rows = max(1, int(rows))
         if self.chunk_rows > 1 and rows > self.chunk_rows:  # whole chunks per read

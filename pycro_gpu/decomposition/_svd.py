@@ -1,0 +1,235 @@
+"""Truncated SVD of an array or a streamed HDF5 dataset, and the SVD results group of a USID dataset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._lib.checks import require_finite
+from .._lib.typing import Namespace
+from ..backend import array_namespace, get_namespace, to_host
+from ..errors import DataError
+from ._row_batches import ArrayRows, HDF5Rows
+from ._svd_sinks import HDF5USink
+from ._svd_streamed import SKETCH_TOL, StreamedSVD, check_svd_arguments, streamed_svd
+
+#: Result of :func:`svd`: ``U`` (n_rows, k), ``S`` (k,), ``V`` (k, n_cols), ``method``, ``info``.
+SVDResult = StreamedSVD
+
+
+SVD_TOOL = "SVD"
+
+
+def _is_h5_dataset(obj: Any) -> bool:
+    import h5py
+
+    return isinstance(obj, h5py.Dataset)
+
+
+def svd(
+    data: Any,
+    k: int = 16,
+    *,
+    method: str = "auto",
+    n_iter: int = 4,
+    oversample: int = 10,
+    tol: float = SKETCH_TOL,
+    refine: bool = True,
+    memory_mb: float | None = None,
+    seed: int = 0,
+    xp: Namespace | None = None,
+    progress: bool | None = None,
+) -> StreamedSVD:
+    """Truncated SVD ``data ~= U diag(S) V`` streamed over position batches.
+
+    Parameters
+    ----------
+    data : (n_positions, n_spectral) array or h5py.Dataset
+        Real or complex. Arrays stay in their namespace and device; a dataset is read in batches
+        sized by ``memory_mb`` and computed on the configured backend (or ``xp``).
+    k : int
+        Number of components.
+    method : {'auto', 'sketch', 'gram', 'randomized'}
+        ``auto`` (see :func:`choose_method`): tall data with ``k + oversample`` at most a quarter of the
+        spectral points take ``sketch`` (one read of the data for ``U``, ``S`` and ``V`` when the error
+        estimate meets ``tol``, else the Gram method); more components take ``gram`` (one read for
+        ``S, V`` from the exact Gram matrix, one for ``U``); wide data, or a Gram matrix over half the
+        budget, take ``randomized`` (``n_iter + 2`` reads).
+    n_iter, oversample : int
+        Power iterations and oversampling of the randomized method (oversampling of the sketch too).
+    tol : float
+        Sketch: accepted estimate of the singular values' relative error.
+    refine : bool
+        Rayleigh-Ritz refinement in the ``U`` read (restores the precision lost by squaring).
+    memory_mb : float, optional
+        Working-memory budget in MiB (default: configuration).
+    seed : int
+        Seed of the randomized method.
+    xp : namespace, optional
+        Namespace to compute in (default: the array's, or the configured backend for a dataset).
+    progress : bool, optional
+        Progress bars (default: configuration).
+
+    Returns
+    -------
+    SVDResult
+        ``U`` (n_positions, k), ``S`` (k,), ``V`` (k, n_spectral) in the compute namespace.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pycro_gpu.decomposition import svd
+    >>> a = np.outer(np.arange(1.0, 7.0), [1.0, 2.0, 2.0])
+    >>> res = svd(a, 1, progress=False)
+    >>> round(float(res.S[0]), 6) == round(float(np.linalg.norm(a, 2)), 6)
+    True
+    """
+    if _is_h5_dataset(data):
+        source = HDF5Rows(data, xp=xp)
+    elif hasattr(data, "batches"):
+        source = data
+    else:
+        # in memory, a finiteness pass is cheap; streamed data are checked through the accumulated matrix
+        require_finite(data, "svd: data")
+        source = ArrayRows(data, xp=xp if xp is not None else array_namespace(data))
+    return streamed_svd(
+        source,
+        k,
+        method=method,
+        n_iter=n_iter,
+        oversample=oversample,
+        tol=tol,
+        refine=refine,
+        memory_mb=memory_mb,
+        seed=seed,
+        progress=progress,
+    )
+
+
+def _usid(dset: Any) -> Any:
+    from ..io.usid import USIDataset
+
+    if isinstance(dset, USIDataset):
+        return dset
+    return USIDataset(dset)
+
+
+def _result_dtypes(src_dtype: np.dtype) -> tuple[np.dtype, np.dtype]:
+    """(stored dtype of U and V, stored dtype of S) for a source dtype."""
+    single = src_dtype.itemsize <= (8 if src_dtype.kind == "c" else 4)
+    if src_dtype.kind == "c":
+        return np.dtype(np.complex64 if single else np.complex128), np.dtype(
+            np.float32 if single else np.float64
+        )
+    real = np.dtype(np.float32 if single else np.float64)
+    return real, real
+
+
+def svd_dataset(
+    h5_main: Any,
+    k: int = 16,
+    *,
+    method: str = "auto",
+    n_iter: int = 4,
+    tol: float = SKETCH_TOL,
+    refine: bool = True,
+    memory_mb: float | None = None,
+    seed: int = 0,
+    backend: str | None = None,
+    override: bool = False,
+    progress: bool | None = None,
+) -> Any:
+    """Streamed SVD of a USID Main dataset, written as the results group ``<Source>-SVD_NNN``.
+
+    Parameters
+    ----------
+    h5_main : h5py.Dataset
+        USID Main dataset ``(N_pos, N_spec)``, real or complex, in a file opened for writing.
+    k : int
+        Number of components kept.
+    method, n_iter, tol, refine, memory_mb, seed
+        As in :func:`svd`.
+    backend : {'auto', 'numpy', 'cupy'}, optional
+        Compute backend (default: configuration).
+    override : bool
+        Compute again even if a finished group with the same parameters exists.
+    progress : bool, optional
+        Progress bars.
+
+    Returns
+    -------
+    h5py.Group
+        ``<Source>-SVD_NNN`` with Main datasets ``U`` ``(N_pos, k)`` (quantity ``Abundance``) and ``V``
+        ``(k, N_spec)`` (the source's quantity), dataset ``S`` ``(k,)``, and attributes
+        ``num_components``, ``method`` (asked), ``method_used``, ``reads`` (of the source), ``refined``
+        and, where the sketch ran, ``sketch_reads`` and ``error_estimate``.
+    """
+    from ..io.usid import Dimension, create_main, create_results_group, write_main, writing_results
+
+    main = _usid(h5_main)
+    n_pos, n_spec = main.shape
+    if main.dtype.kind not in "fciu":
+        msg = f"svd_dataset: {main.name} has dtype {main.dtype}; SVD needs real or complex numbers"
+        raise DataError(msg)
+    k = check_svd_arguments((n_pos, n_spec), k, method)  # before anything is written
+    params = {
+        "num_components": k,
+        "method": method,
+        "n_iter": int(n_iter),
+        "tol": float(tol),
+        "refine": bool(refine),
+    }
+    group, existing = create_results_group(main, SVD_TOOL, params, override=override, status="running")
+    if existing:
+        return group
+    xp = get_namespace(backend)
+    src_dtype = np.dtype(main.dtype) if main.dtype.kind in "fc" else np.dtype(np.float64)
+    uv_dtype, s_dtype = _result_dtypes(src_dtype)
+    comp = Dimension("Principal Component", "a.u.", k)
+    with writing_results(group):
+        h5_u = create_main(
+            group,
+            "U",
+            None,
+            comp,
+            "Abundance",
+            "a.u.",
+            uv_dtype,
+            h5_pos_inds=main.h5_pos_inds,
+            h5_pos_vals=main.h5_pos_vals,
+        )
+        sink = HDF5USink(h5_u, xp, memory_mb=memory_mb)
+        res = streamed_svd(
+            HDF5Rows(main, xp=xp),
+            k,
+            method=method,
+            n_iter=n_iter,
+            tol=tol,
+            refine=refine,
+            memory_mb=memory_mb,
+            seed=seed,
+            u_sink=sink,
+            progress=progress,
+        )
+        V = to_host(res.V).astype(uv_dtype, copy=False)
+        write_main(
+            group,
+            "V",
+            V,
+            comp,
+            None,
+            main.quantity,
+            main.units,
+            h5_spec_inds=main.h5_spec_inds,
+            h5_spec_vals=main.h5_spec_vals,
+        )
+        group.create_dataset("S", data=to_host(res.S).astype(s_dtype, copy=False))
+        group.attrs["num_components"] = k
+        group.attrs["method_used"] = res.method
+        group.attrs["reads"] = int(res.info["reads"])
+        group.attrs["refined"] = bool(res.info["refined"])
+        for key in ("sketch_reads", "error_estimate"):
+            if key in res.info:
+                group.attrs[key] = res.info[key]
+    return group
