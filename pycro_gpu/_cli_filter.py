@@ -15,7 +15,7 @@ import argparse
 import contextlib
 
 from .cli import command
-from .distributed import add_dask_arguments, executor_from_args
+from .process.distributed import add_dask_arguments, executor_from_args
 
 DEFAULT_DATASET = "/Measurement_000/Channel_000/Raw_Data"
 

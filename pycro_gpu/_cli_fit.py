@@ -6,7 +6,7 @@ import argparse
 import contextlib
 
 from .cli import command
-from .distributed import add_dask_arguments, executor_from_args
+from .process.distributed import add_dask_arguments, executor_from_args
 
 
 def _fit_arguments(p: argparse.ArgumentParser) -> None:

@@ -205,11 +205,11 @@ def test_array_api_strict_backend_compute(raw_file, xp):
     np.testing.assert_allclose(np.concatenate([out[0]["mean"], out[1]["mean"]]), ref,
                                rtol=1e-6)  # fmt: skip
     assert seen == ["numpy", "numpy"]
-    # the same compute on array_api_strict / cupy arrays through _compute_batch
-    from pycro_gpu.process import _compute_batch
+    # the same compute on array_api_strict / cupy arrays through compute_batch
+    from pycro_gpu.process._engine import compute_batch
 
     with h5py.File(raw_file, "r") as f:
-        res = _compute_batch(f[RAW][:5], compute, xp, job.outputs)
+        res = compute_batch(f[RAW][:5], compute, xp, job.outputs)
     np.testing.assert_allclose(res["mean"], ref[:5], rtol=1e-6)
 
 

@@ -1,46 +1,4 @@
-"""The streamed, checkpointed batch engine that every position-wise routine runs on.
-
-A :class:`Job` names a tool, its parameters, the outputs it writes (:class:`Output`) and a
-``compute(batch, xp) -> {name: array}`` function. :func:`run_job` applies it to a USID Main dataset:
-
-1. find a finished results group ``<Source>-<Tool>_NNN`` with the same parameters and return it
-   (unless ``override=True``), or resume an unfinished one, or create a new one;
-2. for every batch of positions not yet marked in ``completed_positions`` (batch size from the
-   memory budget, see :func:`pycro_gpu.io.hdf5.plan_batch_rows`): the *executor* reads the rows,
-   moves them to the backend, calls ``compute`` and returns host arrays;
-3. the driver writes them, flushes the file, then marks the positions in ``completed_positions``
-   (uint8) and flushes again.
-
-Kill safety
------------
-Output datasets and ``completed_positions`` are created with their file space allocated up front and
-without modification times, so the batch loop changes no HDF5 metadata: the file is consistent at
-every instant and a job killed with SIGKILL resumes from ``completed_positions``. Outputs are flushed
-before their positions are marked, so a marked position always holds its final values; a batch that
-was written but not marked is simply computed and written again. Results are bit-identical to an
-uninterrupted run when ``compute`` is deterministic per position (it must not depend on which other
-positions share its batch) and the same batch size is used; the default batch size depends only on
-the memory budget and the data.
-
-Where results go
-----------------
-By default next to the source, in the same file (the file must be writable; the raw dataset is only
-read). With ``results=<path or h5py.Group>`` they go to another file, and the raw file is opened
-read-only; the results group then records ``source_file``/``source_path`` and holds a copy of the
-position ancillary datasets (object references cannot point into another file). To browse results
-from the raw file, link them yourself (``raw_file["results"] = h5py.ExternalLink(path, group)``).
-
-Executors
----------
-The loop is ``for slice in slices: results = executor(slice) -> write -> flush -> mark``.
-:class:`LocalExecutor` reads with double-buffered :class:`~pycro_gpu.io.hdf5.BatchReader` buffers and
-prefetches the next batch in a background thread while the current one computes. Distributed
-executors (Dask) call the picklable top-level :func:`compute_slice` on workers, which open the raw file
-read-only by path; only the driver writes. ``compute`` must then be picklable (a module-level function
-or a :func:`functools.partial` of one). HDF5 file locking refuses a reader while the driver has the
-same file open for writing: write results to another file (``results=``) or set
-``HDF5_USE_FILE_LOCKING=FALSE`` for such executors.
-"""
+"""The batch engine: jobs, outputs, the local executor and run_job (see :mod:`pycro_gpu.process`)."""
 
 from __future__ import annotations
 
@@ -54,11 +12,11 @@ from typing import Any, Protocol
 import h5py
 import numpy as np
 
-from ._config import get_config
-from .backend import from_host, get_namespace, resolve_backend, to_host
-from .errors import DataError
-from .io.hdf5 import BatchReader, batch_slices, open_h5, plan_batch_rows
-from .io.usid import (
+from .._config import get_config
+from ..backend import from_host, get_namespace, resolve_backend, to_host
+from ..errors import DataError
+from ..io.hdf5 import BatchReader, batch_slices, open_h5, plan_batch_rows
+from ..io.usid import (
     Dimension,
     USIDataset,
     create_dataset,
@@ -67,18 +25,6 @@ from .io.usid import (
     find_results,
     open_main,
 )
-
-__all__ = [
-    "COMPLETED",
-    "Executor",
-    "Job",
-    "JobResult",
-    "LocalExecutor",
-    "Output",
-    "SliceTask",
-    "compute_slice",
-    "run_job",
-]
 
 #: name of the uint8 status dataset in a results group (1 = position finished)
 COMPLETED = "completed_positions"
@@ -263,7 +209,7 @@ def _host_output(out: Output, value: Any, n: int) -> np.ndarray:
     return host
 
 
-def _compute_batch(
+def compute_batch(
     batch: np.ndarray, compute: Callable, xp: Any, outputs: Sequence[Output]
 ) -> dict[str, np.ndarray]:
     result = compute(from_host(batch, xp), xp)
@@ -279,12 +225,12 @@ def _compute_batch(
     return {o.name: _host_output(o, result[o.name], n) for o in outputs}
 
 
-def _compute_rows(
+def compute_rows(
     dset: h5py.Dataset, sl: slice, compute: Callable, xp: Any, outputs: Sequence[Output], input_dtype: Any
 ) -> dict[str, np.ndarray]:
     """Read rows ``sl`` of ``dset`` into a one-off buffer and compute them (one slice on a worker)."""
     reader = BatchReader(dset, sl.stop - sl.start, n_buffers=1, dtype=input_dtype)
-    return _compute_batch(reader.read(sl, 0), compute, xp, outputs)
+    return compute_batch(reader.read(sl, 0), compute, xp, outputs)
 
 
 def compute_slice(
@@ -317,7 +263,7 @@ def compute_slice(
     """
     xp = get_namespace(backend)
     with open_h5(file_path, "r") as f:
-        return _compute_rows(f[dataset_path], sl, compute, xp, outputs, input_dtype)
+        return compute_rows(f[dataset_path], sl, compute, xp, outputs, input_dtype)
 
 
 class Executor(Protocol):
@@ -349,7 +295,7 @@ class LocalExecutor:
         max_rows = max(s.stop - s.start for s in slices)
         reader = BatchReader(source, max_rows, n_buffers=2 if self.prefetch else 1, dtype=task.input_dtype)
         for sl, batch in reader.iter_slices(slices):
-            yield sl, _compute_batch(batch, task.compute, xp, task.outputs)
+            yield sl, compute_batch(batch, task.compute, xp, task.outputs)
 
 
 # ----------------------------------------------------------------------------------------------------
