@@ -785,7 +785,7 @@ def filter_spectra(
     return out
 
 
-def _filtered_spectra(
+def filtered_spectra(
     signals: Array, mask: Array | None, noise_tolerance: float | None, *, method: str = "auto", xp: Namespace
 ) -> tuple[Array, Array | None]:
     """Masked, thresholded one-sided spectra of real ``signals`` and their noise floors (or None).
@@ -864,7 +864,7 @@ def fft_filter(
     n = signals.shape[-1]
     rdt = signals.dtype
     mask = _as_mask(filters, n, xp, rdt, device_of(signals))
-    spectra, floors = _filtered_spectra(signals, mask, noise_tolerance, method=method, xp=xp)
+    spectra, floors = filtered_spectra(signals, mask, noise_tolerance, method=method, xp=xp)
     out = irfft(spectra, n, xp=xp)
     if out.dtype != rdt:
         out = xp.astype(out, rdt)

@@ -33,7 +33,7 @@ import numpy as np
 from .._lib.typing import Namespace
 from ..backend import device_of, from_host
 from ..errors import DataError
-from .fft import FrequencyFilter, _filtered_spectra, build_composite_filter, irfft
+from .fft import FrequencyFilter, build_composite_filter, filtered_spectra, irfft
 
 __all__ = ["TOOL", "SignalFilter", "filter_batch", "sampling_rate_of"]
 
@@ -102,7 +102,7 @@ def filter_batch(
         batch = xp.astype(batch, xp.float64)
     device = device_of(batch)
     w = None if mask is None else from_host(mask, xp, device=device, dtype=batch.dtype)
-    spectra, floors = _filtered_spectra(batch, w, noise_tolerance, xp=xp)
+    spectra, floors = filtered_spectra(batch, w, noise_tolerance, xp=xp)
     out: dict[str, Any] = {}
     if floors is not None:
         out["Noise_Floors"] = floors

@@ -24,6 +24,7 @@ from ..backend import (
 )
 from ..errors import DataError
 from . import guess as _guess
+from ._kernel_io import float_dtype, host_vector, kernel_array, prepare_sho, result_namespace_arrays
 from .models import ModelSpec, get_model
 
 __all__ = ["STATUS_CODES", "FitResult", "default_bounds", "fit", "fit_loop", "fit_sho", "loop_metrics"]
@@ -75,65 +76,6 @@ def _to_backend(a: Array, backend: str | None, xp: Namespace) -> tuple[Array, Na
         return a, xp
     txp = get_namespace(target)
     return from_host(to_host(a), txp), txp
-
-
-def _kernel_array(a: Array, xp: Namespace):
-    """The array object the kernels take: CuPy arrays as they are, host arrays as NumPy (no copy)."""
-    if is_cupy_namespace(xp):
-        return a
-    return np.asarray(to_host(a))
-
-
-def _float_dtype(dtype) -> np.dtype:
-    """The float type a fit of data of ``dtype`` runs in: float32 for float32/complex64, else float64."""
-    name = str(dtype).split(".")[-1]
-    return np.dtype(np.float32 if name in ("float32", "complex64") else np.float64)
-
-
-def _prepare_sho(spectra: Array, frequencies: Array, xp: Namespace):
-    """Scale SHO data for the kernels: frequencies by their mean, responses by their largest magnitude.
-
-    Returns ``(y_view, x_scaled, fscale, ascale, dtype)`` with ``y_view`` the (n, 2 m) real view of the
-    scaled spectra in kernel form (NumPy or CuPy).
-    """
-    if spectra.ndim != 2:
-        msg = f"spectra must be 2-D (n_positions, n_bins), got shape {tuple(spectra.shape)}"
-        raise DataError(msg)
-    if "complex" not in str(spectra.dtype):
-        msg = f"spectra must be complex (SHO fits real and imaginary parts), got dtype {spectra.dtype}"
-        raise DataError(msg)
-    fdt = _float_dtype(spectra.dtype)
-    f = _guess._host_vector(frequencies)
-    if f.shape[0] != spectra.shape[1] or f.shape[0] < 4:
-        msg = (
-            f"frequencies must have one value per bin (>= 4) of spectra {tuple(spectra.shape)}, "
-            f"got {f.shape[0]}"
-        )
-        raise DataError(msg)
-    fscale = float(np.mean(np.abs(f))) or 1.0
-    y = _kernel_array(spectra, xp)
-    ascale = 1.0
-    if is_cupy_namespace(xp):
-        import cupy
-
-        if fdt == np.float32:
-            # the CUDA float32 kernel: responses scaled to O(1) so that squares stay far from under/overflow
-            mag = cupy.abs(y)
-            ascale = cupy.max(cupy.where(cupy.isfinite(mag), mag, 0))
-            ascale = cupy.where(ascale > 0, ascale, 1).astype(fdt)
-            y = y / ascale
-        y_view = cupy.ascontiguousarray(y).view(fdt)
-    else:
-        # the CPU kernels compute in float64 whatever the data type: no scaling, no copy
-        y_view = np.ascontiguousarray(y).view(fdt)
-    return y_view, f / fscale, fscale, ascale, fdt
-
-
-def _result_namespace_arrays(out, xp: Namespace, device):
-    """The kernel arrays ``out`` as arrays of ``xp`` (on ``device`` for host namespaces)."""
-    if is_cupy_namespace(xp):
-        return tuple(xp.asarray(o) for o in out)
-    return tuple(xp.asarray(o, device=device) for o in out)
 
 
 def fit_sho(
@@ -193,14 +135,14 @@ def fit_sho(
     xp = array_namespace(spectra)
     spectra, xp = _to_backend(spectra, backend, xp)
     device = device_of(spectra)
-    y_view, x_scaled, fscale, ascale, fdt = _prepare_sho(spectra, frequencies, xp)
+    y_view, x_scaled, fscale, ascale, fdt = prepare_sho(spectra, frequencies, xp)
     if guess is None:
         g = _guess._sho_guess_scaled(y_view, x_scaled, xp)
     else:
         if tuple(guess.shape) != (spectra.shape[0], 4):
             msg = f"guess must have shape ({spectra.shape[0]}, 4), got {tuple(guess.shape)}"
             raise DataError(msg)
-        g = _kernel_array(_to_backend(guess, backend, array_namespace(guess))[0], xp)
+        g = kernel_array(_to_backend(guess, backend, array_namespace(guess))[0], xp)
         g = g.astype(fdt, copy=True)
         g[:, 0] /= ascale
         g[:, 1] /= fscale
@@ -210,7 +152,7 @@ def fit_sho(
         lo, hi = lo * scale, hi * scale
     out = _run_kernel(get_model("sho"), x_scaled, y_view, g, lo, hi, maxiter, ftol, xtol, xp, fdt)
     params_k, chi2_k, r2_k, niter_k, status_k = out
-    params, g_x, chi2, r2, niter, status = _result_namespace_arrays(
+    params, g_x, chi2, r2, niter, status = result_namespace_arrays(
         (params_k, g, chi2_k, r2_k, niter_k, status_k), xp, device
     )
     params = _guess._sho_unscale(params, fscale, ascale, xp)
@@ -364,11 +306,11 @@ def fit(
     if y.ndim != 2:
         msg = f"y must be 2-D (n_fits, n_samples), got shape {tuple(y.shape)}"
         raise DataError(msg)
-    xh = _guess._host_vector(x)
+    xh = host_vector(x)
     if xh.shape[0] != y.shape[1]:
         msg = f"x must have one value per column of y {tuple(y.shape)}, got {xh.shape[0]}"
         raise DataError(msg)
-    fdt = _float_dtype(y.dtype)
+    fdt = float_dtype(y.dtype)
     if "complex" in str(y.dtype):
         msg = f"model {model!r} fits real data, got dtype {y.dtype}"
         raise DataError(msg)
@@ -382,10 +324,10 @@ def fit(
     else:
         p0 = _to_backend(p0, backend, array_namespace(p0))[0]
     lo, hi = _bounds_array(bounds, n_params, default_bounds(model, n_params, xh))
-    yk = _kernel_array(y, xp)
-    pk = _kernel_array(p0, xp)
+    yk = kernel_array(y, xp)
+    pk = kernel_array(p0, xp)
     out = _run_kernel(spec, xh, yk, pk, lo, hi, maxiter, ftol, xtol, xp, fdt)
-    params, chi2, r2, niter, status, g = _result_namespace_arrays((*out, pk), xp, device)
+    params, chi2, r2, niter, status, g = result_namespace_arrays((*out, pk), xp, device)
     return FitResult(
         params=params,
         r2=r2,

@@ -17,7 +17,8 @@ import math
 import numpy as np
 
 from .._lib.typing import Array, Namespace
-from ..backend import array_namespace, device_of, from_host, is_cupy_namespace, to_host
+from ..backend import array_namespace, device_of, from_host, is_cupy_namespace
+from ._kernel_io import host_vector, prepare_sho, result_namespace_arrays
 
 __all__ = [
     "double_exponential_guess",
@@ -27,11 +28,6 @@ __all__ = [
     "sho_guess",
     "stretched_exponential_guess",
 ]
-
-
-def _host_vector(x: Array, dtype=np.float64) -> np.ndarray:
-    """The abscissa on the host (a few hundred values; explicit transfer where it lives on a device)."""
-    return np.ascontiguousarray(to_host(x), dtype=dtype).reshape(-1)
 
 
 def _sho_guess_scaled(y_view, x_scaled: np.ndarray, xp: Namespace):
@@ -88,10 +84,8 @@ def sho_guess(spectra: Array, frequencies: Array, *, xp: Namespace | None = None
     array([[ 1.  ,  1.01, 50.  ,  0.3 ]])
     """
     xp = array_namespace(spectra) if xp is None else xp
-    from .api import _prepare_sho, _result_namespace_arrays
-
-    y_view, x_scaled, fscale, ascale, _ = _prepare_sho(spectra, frequencies, xp)
-    (g,) = _result_namespace_arrays((_sho_guess_scaled(y_view, x_scaled, xp),), xp, device_of(spectra))
+    y_view, x_scaled, fscale, ascale, _ = prepare_sho(spectra, frequencies, xp)
+    (g,) = result_namespace_arrays((_sho_guess_scaled(y_view, x_scaled, xp),), xp, device_of(spectra))
     return _sho_unscale(g, fscale, ascale, xp)
 
 
@@ -131,7 +125,7 @@ def loop_guess(bias: Array, loops: Array, *, xp: Namespace | None = None) -> Arr
     ``V_min + integral (1 - t) dV`` (exact for a step); b = 1/10 of the bias range.
     """
     xp = array_namespace(loops) if xp is None else xp
-    v = _host_vector(bias)
+    v = host_vector(bias)
     m = v.shape[0]
     half = m // 2
     vmin, vmax = float(v.min()), float(v.max())
@@ -180,7 +174,7 @@ def peaks_guess(
     above half height within the peak's neighbourhood; the Gaussian estimate is then subtracted.
     """
     xp = array_namespace(y) if xp is None else xp
-    xh = _host_vector(x)
+    xh = host_vector(x)
     m = xh.shape[0]
     dev = device_of(y)
     edge = max(1, m // 20)
@@ -214,7 +208,7 @@ def peaks_guess(
 
 
 def _relax_basics(t: Array, y: Array, xp: Namespace):
-    th = _host_vector(t)
+    th = host_vector(t)
     m = th.shape[0]
     dev = device_of(y)
     tail = np.zeros(m, dtype=bool)
