@@ -94,7 +94,7 @@ def _svd(args: argparse.Namespace) -> int:
             if not args.quiet:
                 print(f"rebuilt from {args.rebuild} components -> {out.name}")
         if args.plot:
-            from .plots_decomposition import plot_svd
+            from .viz.decomposition import plot_svd
 
             for p in plot_svd(grp, args.plot):
                 if not args.quiet:
@@ -125,7 +125,7 @@ def _decompose(args: argparse.Namespace) -> int:
             engine = grp.attrs.get("engine", "?")
             print(f"{main.name} -> {grp.name} ({engine}, {time.perf_counter() - t0:.2f} s)")
         if args.plot:
-            from .plots_decomposition import plot_decomposition
+            from .viz.decomposition import plot_decomposition
 
             for p in plot_decomposition(grp, args.plot):
                 if not args.quiet:
@@ -172,7 +172,7 @@ def _cluster(args: argparse.Namespace) -> int:
             print(f"{main.name} -> {grp.name} ({engine}, {time.perf_counter() - t0:.2f} s)")
             print(f"positions per cluster: {counts}")
         if args.plot:
-            from .plots_decomposition import plot_clusters
+            from .viz.decomposition import plot_clusters
 
             for p in plot_clusters(grp, args.plot):
                 if not args.quiet:

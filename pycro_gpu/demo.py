@@ -45,7 +45,7 @@ from .backend import (
     to_host,
 )
 from .errors import PycroGPUError
-from .report import ReportFigure, Section, write_report
+from .viz.report import ReportFigure, Section, write_report
 
 __all__ = ["SIZES", "DemoError", "run_demo"]
 

@@ -12,7 +12,7 @@ from matplotlib.image import imread
 
 import pycro_gpu
 from pycro_gpu import demo
-from pycro_gpu.report import Section
+from pycro_gpu.viz.report import Section
 
 
 class _Imgs(HTMLParser):

@@ -1,4 +1,4 @@
-"""Figures (pycro_gpu.viz) and the HTML report (pycro_gpu.report)."""
+"""Figures (pycro_gpu.viz) and the HTML report (pycro_gpu.viz.report)."""
 
 import subprocess
 import sys
@@ -9,7 +9,7 @@ import pytest
 from matplotlib.image import imread
 
 from pycro_gpu import datasets, viz
-from pycro_gpu.report import ReportFigure, Section, format_value, write_report
+from pycro_gpu.viz.report import ReportFigure, Section, format_value, write_report
 
 
 def _png_stats(path):
@@ -188,3 +188,22 @@ def test_elongated_maps_are_stretched_square_ones_kept():
     square = viz.map_figure([viz.Panel("square", np.random.default_rng(0).random((10, 12)), "counts")])
     assert strip.axes[0].get_aspect() == "auto"
     assert square.axes[0].get_aspect() == 1.0
+
+
+def test_viz_uses_no_pyplot(tmp_path):
+    # figures are Figure objects: drawing and saving them imports no pyplot (no global figure state)
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, h5py, numpy as np\n"
+        "from pycro_gpu.viz import plot_decomposition\n"
+        f"with h5py.File({str(tmp_path / 'd.h5')!r}, 'w') as f:\n"
+        "    g = f.create_group('g'); g['Components'] = np.arange(12.0).reshape(3, 4)\n"
+        f"    files = plot_decomposition(g, {str(tmp_path)!r})\n"
+        "assert files[0].stat().st_size > 1000\n"
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, env={**__import__("os").environ, "MPLBACKEND": ""}
+    )

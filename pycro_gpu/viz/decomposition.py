@@ -1,4 +1,4 @@
-"""Figures of decomposition and clustering results (matplotlib, Agg backend; host data only).
+"""Figures of decomposition and clustering results (matplotlib Figure objects, no pyplot; host data).
 
 * :func:`plot_svd`: scree plot, first components ``V`` and abundance maps ``U`` of an SVD group.
 * :func:`plot_clusters`: label map and the mean response of each cluster of a Cluster group.
@@ -13,22 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
 __all__ = ["plot_clusters", "plot_decomposition", "plot_svd"]
 
 
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _usid(h5_main: Any) -> Any:
     """``h5_main`` as a :class:`~pycro_gpu.io.usid.USIDataset`, or None when it is not a Main dataset."""
-    from .io.usid import USIDataset
+    from ..io.usid import USIDataset
 
     try:
         return USIDataset(h5_main)
@@ -59,11 +52,18 @@ def _spec_axis(h5_main: Any, n: int) -> tuple[np.ndarray, str]:
     return np.arange(n), "spectral index"
 
 
-def _component_grid(plt: Any, n: int, height: float) -> tuple[Any, list[Any]]:
+def _figure(width: float, height: float) -> tuple[Figure, Any]:
+    """A figure of one panel and its axes."""
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots()
+
+
+def _component_grid(n: int, height: float) -> tuple[Figure, list[Any]]:
     """A figure of ``n`` panels in a near-square grid and their axes (the spare ones switched off)."""
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, height * rows), squeeze=False)
+    fig = Figure(figsize=(3 * cols, height * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_axis_off()
     return fig, list(axes.flat[:n])
@@ -90,7 +90,6 @@ def plot_svd(h5_svd_group: Any, out_dir: str | Path, *, n_show: int = 9) -> list
     list of Path
         The files written.
     """
-    plt = _plt()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     S = np.asarray(h5_svd_group["S"][()])
@@ -99,15 +98,15 @@ def plot_svd(h5_svd_group: Any, out_dir: str | Path, *, n_show: int = 9) -> list
     n = min(n_show, S.size)
     files = []
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = _figure(5, 3.5)
     ax.semilogy(np.arange(S.size), S, "o-")
     ax.set_xlabel("component")
     ax.set_ylabel("singular value")
     ax.set_title("Scree plot")
-    files.append(_save(fig, out / "svd_scree.png", plt))
+    files.append(_save(fig, out / "svd_scree.png"))
 
     x, xlabel = _spec_axis(h5_svd_group["V"], V.shape[1])
-    fig, axes = _component_grid(plt, n, 2.4)
+    fig, axes = _component_grid(n, 2.4)
     for i, ax in enumerate(axes):
         if np.iscomplexobj(V):
             ax.plot(x, V[i].real, label="Re")
@@ -116,11 +115,11 @@ def plot_svd(h5_svd_group: Any, out_dir: str | Path, *, n_show: int = 9) -> list
             ax.plot(x, V[i])
         ax.set_title(f"V {i}")
         ax.set_xlabel(xlabel, fontsize=7)
-    files.append(_save(fig, out / "svd_components.png", plt))
+    files.append(_save(fig, out / "svd_components.png"))
 
     U = np.asarray(h5_u[()])
     maps = _maps(_real(U), h5_u)
-    fig, axes = _component_grid(plt, n, 2.6)
+    fig, axes = _component_grid(n, 2.6)
     for i, ax in enumerate(axes):
         if maps is None:
             ax.plot(_real(U[:, i]))
@@ -129,7 +128,7 @@ def plot_svd(h5_svd_group: Any, out_dir: str | Path, *, n_show: int = 9) -> list
             ax.imshow(maps[i], cmap="inferno")
             ax.set_axis_off()
         ax.set_title(f"U {i}")
-    files.append(_save(fig, out / "svd_abundance.png", plt))
+    files.append(_save(fig, out / "svd_abundance.png"))
     return files
 
 
@@ -147,16 +146,15 @@ def plot_clusters(h5_cluster_group: Any, out_dir: str | Path) -> list[Path]:
     -------
     list of Path
     """
-    plt = _plt()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     h5_lab = h5_cluster_group["Labels"]
     labels = np.asarray(h5_lab[()])[:, 0]
     mean = np.asarray(h5_cluster_group["Mean_Response"][()])
     k = mean.shape[0]
-    cmap = plt.get_cmap("tab10" if k <= 10 else "tab20", k)
+    cmap = colormaps["tab10" if k <= 10 else "tab20"].resampled(k)
     files = []
-    fig, ax = plt.subplots(figsize=(4.5, 4))
+    fig, ax = _figure(4.5, 4)
     maps = _maps(labels.astype(float).reshape(-1, 1), h5_lab)
     if maps is None:
         ax.scatter(np.arange(labels.size), labels, c=labels, cmap=cmap, s=4, vmin=-0.5, vmax=k - 0.5)
@@ -167,16 +165,16 @@ def plot_clusters(h5_cluster_group: Any, out_dir: str | Path) -> list[Path]:
         fig.colorbar(im, ax=ax, ticks=np.arange(k))
         ax.set_axis_off()
     ax.set_title("Cluster labels")
-    files.append(_save(fig, out / "cluster_labels.png", plt))
+    files.append(_save(fig, out / "cluster_labels.png"))
 
     x, xlabel = _spec_axis(h5_cluster_group["Mean_Response"], mean.shape[1])
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    fig, ax = _figure(5.5, 3.5)
     for c in range(k):
         ax.plot(x, _real(mean[c]), color=cmap(c), label=f"cluster {c}")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("mean response" + (" (|.|)" if np.iscomplexobj(mean) else ""))
     ax.legend(fontsize=7)
-    files.append(_save(fig, out / "cluster_mean_response.png", plt))
+    files.append(_save(fig, out / "cluster_mean_response.png"))
     return files
 
 
@@ -194,20 +192,18 @@ def plot_decomposition(h5_decomposition_group: Any, out_dir: str | Path) -> list
     -------
     list of Path
     """
-    plt = _plt()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     C = np.asarray(h5_decomposition_group["Components"][()])
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    fig, ax = _figure(5.5, 3.5)
     for i, c in enumerate(C[:9]):
         ax.plot(np.abs(c) if np.iscomplexobj(c) else c, label=f"{i}")
     ax.set_xlabel("spectral index")
     ax.legend(fontsize=7)
-    return [_save(fig, out / "decomposition_components.png", plt)]
+    return [_save(fig, out / "decomposition_components.png")]
 
 
-def _save(fig: Any, path: Path, plt: Any) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

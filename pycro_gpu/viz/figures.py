@@ -1,9 +1,4 @@
-"""Figures of maps, spectra, loops, decompositions, clusters and filters (matplotlib, no pyplot).
-
-Every function returns a :class:`matplotlib.figure.Figure` built directly (no ``pyplot`` state, so
-nothing leaks between calls or into a user's session) and takes host NumPy arrays; save it with
-:func:`save_figure`. Axes carry labels with units, every image a colorbar.
-"""
+"""The figures of the library: maps, spectra, loops, SVD, clusters, filters (see :mod:`pycro_gpu.viz`)."""
 
 from __future__ import annotations
 
