@@ -5,13 +5,12 @@ nothing leaks between calls or into a user's session) and takes host NumPy array
 :func:`save_figure`. Axes carry labels with units, every image a colorbar.
 
 Modules: :mod:`~pycro_gpu.viz.figures` (one figure per kind of data),
-:mod:`~pycro_gpu.viz.decomposition` (the figures of SVD, decomposition and cluster results groups) and
+:mod:`~pycro_gpu.viz.results` (the figures of SVD, decomposition, cluster and fit results groups) and
 :mod:`~pycro_gpu.viz.report` (the HTML report).
 """
 
 from __future__ import annotations
 
-from .decomposition import plot_clusters, plot_decomposition, plot_svd
 from .figures import (
     Panel,
     cluster_figure,
@@ -24,6 +23,7 @@ from .figures import (
     si_scale,
     spectra_figure,
 )
+from .results import plot_clusters, plot_decomposition, plot_fit, plot_svd
 
 __all__ = [
     "Panel",
@@ -34,6 +34,7 @@ __all__ = [
     "map_figure",
     "plot_clusters",
     "plot_decomposition",
+    "plot_fit",
     "plot_svd",
     "save_figure",
     "scree_figure",

@@ -1,7 +1,9 @@
-"""Figures of decomposition and clustering results (matplotlib Figure objects, no pyplot; host data).
+"""Figures of results groups (matplotlib Figure objects, no pyplot; host data).
 
 * :func:`plot_svd`: scree plot, first components ``V`` and abundance maps ``U`` of an SVD group.
 * :func:`plot_clusters`: label map and the mean response of each cluster of a Cluster group.
+* :func:`plot_decomposition`: the components of a Decomposition group.
+* :func:`plot_fit`: a map of each fitted parameter (mean over the spectroscopic steps) of a fit group.
 
 Position data are shown as maps when the source has two position dimensions on a complete grid, as
 curves over the position index otherwise.
@@ -16,7 +18,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-__all__ = ["plot_clusters", "plot_decomposition", "plot_svd"]
+__all__ = ["plot_clusters", "plot_decomposition", "plot_fit", "plot_svd"]
 
 
 def _usid(h5_main: Any) -> Any:
@@ -69,6 +71,13 @@ def _component_grid(n: int, height: float) -> tuple[Figure, list[Any]]:
     return fig, list(axes.flat[:n])
 
 
+def _folder(out_dir: str | Path) -> Path:
+    """``out_dir`` as a Path, created."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def _real(a: np.ndarray) -> np.ndarray:
     return np.abs(a) if np.iscomplexobj(a) else a
 
@@ -90,8 +99,7 @@ def plot_svd(h5_svd_group: Any, out_dir: str | Path, *, n_show: int = 9) -> list
     list of Path
         The files written.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _folder(out_dir)
     S = np.asarray(h5_svd_group["S"][()])
     V = np.asarray(h5_svd_group["V"][()])
     h5_u = h5_svd_group["U"]
@@ -146,8 +154,7 @@ def plot_clusters(h5_cluster_group: Any, out_dir: str | Path) -> list[Path]:
     -------
     list of Path
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _folder(out_dir)
     h5_lab = h5_cluster_group["Labels"]
     labels = np.asarray(h5_lab[()])[:, 0]
     mean = np.asarray(h5_cluster_group["Mean_Response"][()])
@@ -192,8 +199,7 @@ def plot_decomposition(h5_decomposition_group: Any, out_dir: str | Path) -> list
     -------
     list of Path
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _folder(out_dir)
     C = np.asarray(h5_decomposition_group["Components"][()])
     fig, ax = _figure(5.5, 3.5)
     for i, c in enumerate(C[:9]):
@@ -201,6 +207,40 @@ def plot_decomposition(h5_decomposition_group: Any, out_dir: str | Path) -> list
     ax.set_xlabel("spectral index")
     ax.legend(fontsize=7)
     return [_save(fig, out / "decomposition_components.png")]
+
+
+def plot_fit(h5_fit_group: Any, out_dir: str | Path) -> list[Path]:
+    """Write ``fit_parameters.png``: each field of the ``Fit`` dataset, averaged over its steps.
+
+    Parameters
+    ----------
+    h5_fit_group : h5py.Group
+        Group written by :func:`pycro_gpu.fitting.fit_sho_dataset` or
+        :func:`~pycro_gpu.fitting.fit_loop_dataset` (a compound ``Fit`` Main dataset).
+    out_dir : path
+        Folder (created).
+
+    Returns
+    -------
+    list of Path
+    """
+    out = _folder(out_dir)
+    h5_fit = h5_fit_group["Fit"]
+    fit = np.asarray(h5_fit[()])
+    names = fit.dtype.names
+    means = np.stack([np.nanmean(fit[name].astype(np.float64), axis=1) for name in names], axis=1)
+    fig, axes = _component_grid(len(names), 2.6)
+    for i, ax in enumerate(axes):
+        # the per-position mean spread over the steps has the Fit dataset's shape, so _maps orders it
+        maps = _maps(np.repeat(means[:, i : i + 1], fit.shape[1], axis=1), h5_fit)
+        if maps is None:
+            ax.plot(means[:, i])
+            ax.set_xlabel("position", fontsize=7)
+        else:
+            fig.colorbar(ax.imshow(maps[0], cmap="viridis"), ax=ax)
+            ax.set_axis_off()
+        ax.set_title(names[i], fontsize=8)
+    return [_save(fig, out / "fit_parameters.png")]
 
 
 def _save(fig: Figure, path: Path) -> Path:
