@@ -772,9 +772,9 @@ def _version(dist: str) -> str | None:
 
 
 def environment() -> dict[str, Any]:
-    from pycro_gpu.backend import _cupy_status
+    from pycro_gpu.backend import cupy_status
 
-    usable, reason = _cupy_status()
+    usable, reason = cupy_status()
     env: dict[str, Any] = {
         "python": platform.python_version(),
         "machine": platform.machine(),

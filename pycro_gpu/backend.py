@@ -21,6 +21,7 @@ from .errors import BackendUnavailableError
 __all__ = [
     "array_namespace",
     "cupy_available",
+    "cupy_status",
     "device_of",
     "from_host",
     "get_namespace",
@@ -36,7 +37,7 @@ _CUPY_HINT = "install the GPU extra (pip install 'pycro-gpu[gpu]') on a machine 
 
 
 @functools.lru_cache(maxsize=1)
-def _cupy_status() -> tuple[bool, str]:
+def cupy_status() -> tuple[bool, str]:
     """Return (usable, reason). Cached: probing CUDA is slow and its answer does not change."""
     try:
         import cupy
@@ -60,7 +61,7 @@ def cupy_available() -> bool:
     >>> isinstance(cupy_available(), bool)
     True
     """
-    return _cupy_status()[0]
+    return cupy_status()[0]
 
 
 def resolve_backend(backend: str | None = None) -> str:
@@ -85,7 +86,7 @@ def resolve_backend(backend: str | None = None) -> str:
     name = validate_backend(get_config()["backend"] if backend is None else backend)
     if name == "numpy":
         return "numpy"
-    usable, reason = _cupy_status()
+    usable, reason = cupy_status()
     if name == "auto":
         return "cupy" if usable else "numpy"
     if not usable:

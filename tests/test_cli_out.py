@@ -1,4 +1,4 @@
-"""``--out`` on the file commands: results go to another file and the raw file stays untouched."""
+"""``--results`` on the file commands: results go to another file and the raw file stays untouched."""
 
 import hashlib
 
@@ -13,13 +13,13 @@ def _sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_fit_sho_out_leaves_raw_file_untouched(tmp_path, capsys):
+def test_fit_sho_results_leaves_raw_file_untouched(tmp_path, capsys):
     ds = datasets.band_excitation(shape=(3, 3), n_freq=40, seed=1)
     raw = tmp_path / "be.h5"
     datasets.write_usid(ds, raw)
     raw.chmod(0o444)
     before = _sha(raw)
-    assert main(["fit", "sho", str(raw), "--out", str(tmp_path / "res.h5"), "--backend", "numpy"]) == 0
+    assert main(["fit", "sho", str(raw), "--results", str(tmp_path / "res.h5"), "--backend", "numpy"]) == 0
     assert _sha(raw) == before
     out = capsys.readouterr().out
     assert "res.h5:/Raw_Data-SHO_Fit_000" in out and "100.00% converged" in out

@@ -62,7 +62,7 @@ def test_cluster_command(usid_file, tmp_path, capsys):
     from sklearn.metrics import adjusted_rand_score
 
     path, _, truth = usid_file
-    rc = main(["cluster", str(path), "-n", "4", "--components", "4", "--plot", str(tmp_path / "c"), "-q"])
+    rc = main(["cluster", str(path), "-n", "4", "-k", "4", "--plot", str(tmp_path / "c"), "-q"])
     assert rc == 0
     with h5py.File(path, "r") as f:
         g = f["Measurement_000/Channel_000/Raw_Data-Cluster_000"]
@@ -74,7 +74,7 @@ def test_cluster_command(usid_file, tmp_path, capsys):
 
 def test_decompose_command(usid_file, tmp_path, capsys):
     path, data, _ = usid_file
-    rc = main(["decompose", str(path), "--method", "nmf", "-n", "4", "--plot", str(tmp_path / "d")])
+    rc = main(["decompose", str(path), "--method", "nmf", "-k", "4", "--plot", str(tmp_path / "d")])
     assert rc == 0
     assert "Raw_Data-Decomposition_000 (sklearn" in capsys.readouterr().out
     with h5py.File(path, "r") as f:

@@ -13,9 +13,9 @@ RAW = "/Measurement_000/Channel_000/Raw_Data"
 def test_filter_command_writes_results_and_a_figure(tmp_path, capsys):
     ds = gmode((4, 4), 1024, noise=0.4, seed=2, dtype=np.float64)
     path = write_usid(ds, tmp_path / "g.h5")
-    png = tmp_path / "filter.png"
+    png = tmp_path / "fig" / "filter_position_0.png"
     argv = ["filter", str(path), "--low-pass", "300e3", "--harmonics", "62.5e3", "5e3", "3"]
-    argv += ["--noise-band", "210e3", "4e3", "--noise-tolerance", "1e-3", "--plot", str(png)]
+    argv += ["--noise-band", "210e3", "4e3", "--noise-tolerance", "1e-3", "--plot", str(tmp_path / "fig")]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "Raw_Data-FFT_Filtering_000 (written; 16 positions computed)" in out

@@ -3,7 +3,7 @@
 Example::
 
     pycro-gpu filter scan.h5 --low-pass 200e3 --harmonics 62.5e3 4e3 5 --noise-tolerance 1e-4 \\
-        --plot filter.png
+        --plot figures
 
 writes ``<Raw_Data>-FFT_Filtering_NNN`` next to the raw dataset (or into ``--results OUT.h5``), resuming
 an interrupted run and reusing a finished one with the same parameters.
@@ -12,18 +12,18 @@ an interrupted run and reusing a finished one with the same parameters.
 from __future__ import annotations
 
 import argparse
-import contextlib
 
-from .cli import command
-from .process.distributed import add_dask_arguments, executor_from_args
+from ._options import add_file_options, deprecated, executor, results_elsewhere
 
+HELP = "frequency-filter every signal of a Main dataset (G-mode: low pass, harmonics ...)"
 DEFAULT_DATASET = "/Measurement_000/Channel_000/Raw_Data"
 
 
-def _arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", help="USID HDF5 file")
-    p.add_argument(
-        "--dataset", default=None, help=f"Main dataset to filter (default {DEFAULT_DATASET} or the only one)"
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_file_options(
+        p,
+        dataset_help=f"Main dataset to filter (default {DEFAULT_DATASET} or the only one)",
+        plot_help="write a before/after figure of one position (PNG) into DIR",
     )
     p.add_argument(
         "--samp-rate", type=float, default=None, help="sampling rate in Hz (default: from the time axis)"
@@ -51,23 +51,13 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-tolerance", type=float, default=None, help="noise-floor threshold in (0, 1)")
     p.add_argument("--condensed", action="store_true", help="also write Condensed_Data (passed bins)")
     p.add_argument("--no-filtered", action="store_true", help="do not write Filtered_Data")
-    p.add_argument(
-        "--out",
-        "--results",
-        dest="results",
-        default=None,
-        help="write results to this HDF5 file (default: the input file)",
-    )
-    p.add_argument("--override", action="store_true", help="compute again even if finished results exist")
     p.add_argument("--batch-rows", type=int, default=None, help="positions per batch (default: from memory)")
-    p.add_argument("--plot", default=None, metavar="PNG", help="save a before/after figure of one position")
     p.add_argument("--plot-position", type=int, default=0, help="position drawn by --plot (default 0)")
-    add_dask_arguments(p)
 
 
 def _main_dataset(f, path):
-    from .errors import DataError
-    from .io.usid import find_main_datasets, open_main
+    from ..errors import DataError
+    from ..io.usid import find_main_datasets, open_main
 
     if path is not None:
         return open_main(f, path)
@@ -83,7 +73,7 @@ def _main_dataset(f, path):
 
 def build_filters(args: argparse.Namespace, n: int, samp_rate: float) -> list:
     """Frequency filters described by the command-line options (possibly none)."""
-    from .filters import BandPassFilter, HarmonicPassFilter, LowPassFilter, NoiseBandFilter
+    from ..filters import BandPassFilter, HarmonicPassFilter, LowPassFilter, NoiseBandFilter
 
     filters = []
     if args.low_pass is not None:
@@ -104,17 +94,26 @@ def build_filters(args: argparse.Namespace, n: int, samp_rate: float) -> list:
     return filters
 
 
-@command(
-    "filter", "frequency-filter every signal of a Main dataset (G-mode: low pass, harmonics ...)", _arguments
-)
-def _filter(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _plot_path(args: argparse.Namespace) -> str:
+    """The PNG that ``--plot`` asks for: ``DIR/filter_position_<P>.png`` (old spelling: a .png path)."""
+    import os
 
-    from .errors import DataError
-    from .filters import SignalFilter, sampling_rate_of
-    from .io.hdf5 import open_h5
+    if args.plot.lower().endswith(".png"):
+        deprecated(
+            args.parser.prog,
+            "--plot FILE.png",
+            f"--plot DIR (writes DIR/filter_position_{args.plot_position}.png)",
+        )
+        return args.plot
+    return os.path.join(args.plot, f"filter_position_{args.plot_position}.png")
 
-    other = args.results is not None and Path(args.results).resolve() != Path(args.file).resolve()
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import DataError
+    from ..filters import SignalFilter, sampling_rate_of
+    from ..io.hdf5 import open_h5
+
+    other = results_elsewhere(args)
     with open_h5(args.file, "r" if other else "r+") as f:
         main = _main_dataset(f, args.dataset)
         samp_rate = args.samp_rate if args.samp_rate is not None else sampling_rate_of(main)
@@ -132,16 +131,19 @@ def _filter(args: argparse.Namespace) -> int:
             write_filtered=not args.no_filtered,
             write_condensed=args.condensed,
         )
-        with executor_from_args(args) or contextlib.nullcontext() as executor:
+        with executor(args) as ex:
             res = sf.compute(
                 results=args.results if other else None,
                 batch_rows=args.batch_rows,
-                executor=executor,
+                executor=ex,
                 override=args.override,
                 progress=None if not args.quiet else False,
             )
         if args.plot:
-            sf.test(args.plot_position, path=args.plot)
+            path = _plot_path(args)
+            sf.test(args.plot_position, path=path)
+            if not args.quiet:
+                print(f"wrote {path}")
     if not args.quiet:
         state = "reused" if res.reused else ("resumed" if res.resumed else "written")
         print(f"{res.file}:{res.group} ({state}; {res.n_computed} positions computed)")

@@ -3,35 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 
-from .cli import command
-from .process.distributed import add_dask_arguments, executor_from_args
+from ._options import add_file_options, executor, results_elsewhere, write_figures
+
+HELP = "fit SHO spectra or hysteresis loops of a USID file (streamed, resumable)"
 
 
-def _fit_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "model", choices=("sho", "loop"), help="sho: band-excitation spectra; loop: 9-parameter loops"
     )
-    p.add_argument("file", help="USID HDF5 file (results are written into it)")
-    p.add_argument(
-        "--dataset",
-        default=None,
-        help="sho: complex Main dataset (default: the first with a Frequency dimension); loop: a real Main "
-        "dataset of loops, or an SHO 'Fit' dataset whose A cos(phi) loops are fitted (default: the last "
-        "SHO fit in the file)",
+    add_file_options(
+        p,
+        dataset_help="sho: complex Main dataset (default: the first with a Frequency dimension); loop: a "
+        "real Main dataset of loops, or an SHO 'Fit' dataset whose A cos(phi) loops are fitted (default: "
+        "the last SHO fit in the file)",
+        plot_help="write a map of each fitted parameter (PNG) into DIR",
     )
     p.add_argument("--maxiter", type=int, default=None, help="iteration limit per fit")
-    p.add_argument(
-        "--out", default=None, help="write the results group to this HDF5 file (default: the input file)"
-    )
-    p.add_argument("--override", action="store_true", help="fit again even if equal results exist")
-    add_dask_arguments(p)
 
 
 def _find_sho_source(f):
-    from .errors import DataError
-    from .io.usid import find_main_datasets
+    from ..errors import DataError
+    from ..io.usid import find_main_datasets
 
     for dset in find_main_datasets(f):
         if "complex" in str(dset.dtype) and any("freq" in d.name.lower() for d in dset.spec_dims):
@@ -41,7 +35,7 @@ def _find_sho_source(f):
 
 
 def _find_sho_fit(f):
-    from .errors import DataError
+    from ..errors import DataError
 
     found = []
 
@@ -57,30 +51,29 @@ def _find_sho_fit(f):
     return f[sorted(found)[-1]]
 
 
-@command("fit", "fit SHO spectra or hysteresis loops of a USID file (streamed, resumable)", _fit_arguments)
-def _fit(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     import time
 
     import numpy as np
 
-    from .io.hdf5 import open_h5
-    from .io.usid import USIDataset, open_main
+    from ..io.hdf5 import open_h5
+    from ..io.usid import USIDataset, open_main
 
-    kw = {"override": args.override, "results": args.out}
+    kw = {"override": args.override, "results": args.results}
     if args.maxiter is not None:
         kw["maxiter"] = args.maxiter
     t0 = time.perf_counter()
     # raw data stays read-only when the SHO results go to another file
-    mode = "r" if args.out and args.model == "sho" else "r+"
-    with executor_from_args(args) or contextlib.nullcontext() as executor, open_h5(args.file, mode) as f:
-        kw["executor"] = executor
+    mode = "r" if results_elsewhere(args) and args.model == "sho" else "r+"
+    with executor(args) as ex, open_h5(args.file, mode) as f:
+        kw["executor"] = ex
         if args.model == "sho":
-            from .fitting.dataset import fit_sho_dataset
+            from ..fitting.dataset import fit_sho_dataset
 
             main = open_main(f, args.dataset) if args.dataset else _find_sho_source(f)
             res = fit_sho_dataset(main, **kw)
         else:
-            from .fitting.dataset import fit_loop_dataset, project_loops
+            from ..fitting.dataset import fit_loop_dataset, project_loops
 
             dset = f[args.dataset] if args.dataset else _find_sho_fit(f)
             if dset.dtype.names:
@@ -90,6 +83,7 @@ def _fit(args: argparse.Namespace) -> int:
     with open_h5(res.file, "r") as out:
         conv = float(np.mean(out[res.group]["Converged"][()]))
         n = int(out[res.group]["Converged"].size)
+        write_figures(args, "plot_fit", out[res.group])
     dt = time.perf_counter() - t0
     if not args.quiet:
         state = "reused" if res.reused else ("resumed" if res.resumed else "computed")

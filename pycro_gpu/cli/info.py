@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from .cli import command
+HELP = "list the Main datasets (N-D shape, dimensions, units) and results groups of a file"
 
 
-def _info_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="HDF5 (USID) file to describe; opened read-only")
 
 
-@command(
-    "info",
-    "list the Main datasets (N-D shape, dimensions, units) and results groups of a file",
-    _info_arguments,
-)
-def _info(args: argparse.Namespace) -> int:
-    from .io.usid import describe_file
+def run(args: argparse.Namespace) -> int:
+    from ..io.usid import describe_file
 
     print(describe_file(args.file))
     return 0

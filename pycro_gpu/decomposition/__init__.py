@@ -24,10 +24,12 @@ from __future__ import annotations
 from ._decompose import CAPABILITIES, Decomposition, decompose, decompose_dataset
 from ._rebuild import rebuild
 from ._svd import SVDResult, svd, svd_dataset
-from ._svd_streamed import choose_method
+from ._svd_streamed import METHODS, SKETCH_TOL, choose_method
 
 __all__ = [
     "CAPABILITIES",
+    "METHODS",
+    "SKETCH_TOL",
     "Decomposition",
     "SVDResult",
     "choose_method",

@@ -1,0 +1,192 @@
+"""What every ``pycro-gpu`` command shares: options, old spellings, the error formatter, logging.
+
+The grammar of a file command::
+
+    pycro-gpu COMMAND FILE [--dataset PATH] [--results FILE] [--override] [--plot DIR]
+                           [--backend B] [--memory-mb M] [--workers N | --scheduler ADDRESS] [-q]
+
+with ``-k/--components`` for a number of components and ``-n/--clusters`` for a number of clusters.
+Old spellings (``--overwrite``, ``--out`` for a results file, ``decompose -n``) still work for one
+release and say so in one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .._config import BACKENDS
+from ..errors import PycroGPUError
+
+#: name of the library's logger; the CLI prints its INFO records on stderr
+LOGGER = "pycro_gpu"
+
+
+class UsageError(PycroGPUError):
+    """A combination of options that the command cannot run (exit code 2, as argparse's errors)."""
+
+
+class _OldSpelling(argparse.Action):
+    """An old spelling of an option: stores into the new option's ``dest`` and says so on stderr."""
+
+    def __init__(self, option_strings: list[str], dest: str, *, new: str, **kwargs: Any) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        deprecated(parser.prog, option_string or "", self.new)
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+
+
+def deprecated(prog: str, old: str, new: str) -> None:
+    """The one-line message of an old spelling that still works for one release."""
+    print(
+        f"{prog}: deprecated: {old} is now {new} (the old spelling goes in the next release)", file=sys.stderr
+    )
+
+
+def old_spelling(p: argparse.ArgumentParser, old: str, new: str, dest: str, **kwargs: Any) -> None:
+    """Accept ``old`` as a hidden alias of the option ``new`` (stored in ``dest``) for one release."""
+    p.add_argument(old, dest=dest, action=_OldSpelling, new=new, default=argparse.SUPPRESS, **kwargs)
+
+
+def common_parser() -> argparse.ArgumentParser:
+    """The options of every command: ``--backend``, ``--memory-mb``, ``-q/--quiet``."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help="compute backend (default: PYCRO_GPU_BACKEND or auto)",
+    )
+    common.add_argument(
+        "--memory-mb",
+        type=float,
+        default=None,
+        help="working-memory budget in MiB (default: PYCRO_GPU_MEMORY_MB or 1024)",
+    )
+    common.add_argument("--quiet", "-q", action="store_true", help="no progress bars, summaries or log lines")
+    return common
+
+
+def add_file_options(p: argparse.ArgumentParser, *, dataset_help: str, plot_help: str) -> None:
+    """``FILE``, ``--dataset``, ``--results``, ``--override``, ``--plot DIR`` and the Dask options."""
+    from ..process.distributed import add_dask_arguments
+
+    p.add_argument("file", help="USID HDF5 file (raw data are never modified)")
+    p.add_argument("--dataset", default=None, metavar="PATH", help=dataset_help)
+    p.add_argument(
+        "--results",
+        default=None,
+        metavar="FILE",
+        help="write the results group to this HDF5 file (default: the input file)",
+    )
+    old_spelling(p, "--out", "--results", "results", metavar="FILE")
+    p.add_argument("--override", action="store_true", help="compute again even if equal results exist")
+    old_spelling(p, "--overwrite", "--override", "override", nargs=0, const=True)
+    p.add_argument("--plot", default=None, metavar="DIR", help=plot_help)
+    add_dask_arguments(p)
+
+
+def add_components(p: argparse.ArgumentParser, default: int | None, help_text: str) -> None:
+    """``-k/--components``: a number of components."""
+    p.add_argument("-k", "--components", type=int, default=default, metavar="K", help=help_text)
+
+
+def results_elsewhere(args: argparse.Namespace) -> bool:
+    """True when ``--results`` names another file than the input."""
+    return args.results is not None and Path(args.results).resolve() != Path(args.file).resolve()
+
+
+def executor(args: argparse.Namespace) -> Any:
+    """Context manager of the Dask executor that ``--workers``/``--scheduler`` ask for (or of None)."""
+    from ..process.distributed import executor_from_args
+
+    return executor_from_args(args) or contextlib.nullcontext()
+
+
+def local_only(args: argparse.Namespace) -> None:
+    """For commands that do not run through the engine yet: one clear error for what they cannot do."""
+    if args.workers is not None or args.scheduler is not None:
+        msg = f"{args.command} does not run on Dask yet; run it without --workers/--scheduler"
+        raise UsageError(msg)
+    if results_elsewhere(args):
+        msg = (
+            f"{args.command} writes its results group into the input file; "
+            "--results elsewhere is not supported yet"
+        )
+        raise UsageError(msg)
+
+
+def report_error(command: str, exc: BaseException) -> int:
+    """Print ``exc`` as the one error line of ``pycro-gpu COMMAND`` and return the exit code."""
+    if isinstance(exc, KeyboardInterrupt):
+        print(f"pycro-gpu {command}: interrupted", file=sys.stderr)
+        return 130
+    if isinstance(exc, PycroGPUError):
+        text = str(exc)
+    else:  # OSError, ValueError: the type says what went wrong
+        text = f"{type(exc).__name__}: {exc}"
+    print(f"pycro-gpu {command}: error: {text}", file=sys.stderr)
+    return 2 if isinstance(exc, UsageError) else 1
+
+
+@contextlib.contextmanager
+def log_to_stderr(quiet: bool) -> Iterator[None]:
+    """Print the ``pycro_gpu`` logger's INFO records on stderr as ``pycro-gpu: <message>`` (unless quiet)."""
+    logger = logging.getLogger(LOGGER)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("pycro-gpu: %(message)s"))
+    handler.setLevel(logging.WARNING if quiet else logging.INFO)
+    level = logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > handler.level:
+        logger.setLevel(handler.level)
+    try:
+        yield
+    finally:  # main() called from Python leaves the caller's logging as it was
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def find_main(f: Any, path: str | None) -> Any:
+    """The Main dataset ``path`` of ``f``, or the first ``Raw_Data`` (else the first Main dataset)."""
+    from ..errors import USIDError
+    from ..io.usid import USIDataset, find_main_datasets
+
+    if path is not None:
+        if path not in f:
+            msg = f"{f.filename}: no dataset {path!r}"
+            raise USIDError(msg)
+        return USIDataset(f[path])
+    mains = find_main_datasets(f)
+    if not mains:
+        msg = f"{f.filename}: no USID Main dataset found; pass --dataset"
+        raise USIDError(msg)
+    raw = [m for m in mains if m.name.rsplit("/", 1)[-1] == "Raw_Data"]
+    return (raw or mains)[0]
+
+
+@contextlib.contextmanager
+def main_dataset(args: argparse.Namespace) -> Iterator[Any]:
+    """For commands not on the engine yet: the Main dataset, its file opened for appending results."""
+    from ..io.hdf5 import open_h5
+
+    local_only(args)
+    with open_h5(args.file, "r+") as f:
+        yield find_main(f, args.dataset)
+
+
+def write_figures(args: argparse.Namespace, name: str, group: Any) -> None:
+    """With ``--plot DIR``: draw ``group`` with :mod:`pycro_gpu.viz.results`'s ``name`` into DIR."""
+    if args.plot:
+        from ..viz import results
+
+        for p in getattr(results, name)(group, args.plot):
+            if not args.quiet:
+                print(f"wrote {p}")

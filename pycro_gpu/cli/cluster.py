@@ -1,0 +1,46 @@
+"""``pycro-gpu cluster FILE``: cluster the positions of a USID dataset (``Labels``, ``Mean_Response``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._options import add_components, main_dataset, write_figures
+from .svd import add_dataset_options
+
+HELP = "cluster the positions of a USID dataset (Labels, Mean_Response)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..cluster import CAPABILITIES
+
+    add_dataset_options(p)
+    p.add_argument("-n", "--clusters", type=int, default=4, help="number of clusters (default 4)")
+    p.add_argument(
+        "--method", choices=tuple(CAPABILITIES), default="kmeans", help="clusterer (default kmeans)"
+    )
+    add_components(p, None, "cluster the first K SVD abundance maps instead of the spectra")
+    p.add_argument("--seed", type=int, default=0, help="random state")
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from ..cluster import cluster_dataset
+
+    t0 = time.perf_counter()
+    with main_dataset(args) as main:
+        grp = cluster_dataset(
+            main,
+            args.clusters,
+            args.method,
+            components=args.components,
+            seed=args.seed,
+            override=args.override,
+        )
+        if not args.quiet:
+            counts = grp["Counts"][()].tolist()
+            engine = grp.attrs.get("engine", "?")
+            print(f"{main.name} -> {grp.name} ({engine}, {time.perf_counter() - t0:.2f} s)")
+            print(f"positions per cluster: {counts}")
+        write_figures(args, "plot_clusters", grp)
+    return 0
