@@ -1,4 +1,10 @@
+import importlib
+import re
+
+import pytest
+
 import pycro_gpu
+from tests.conftest import REPO_ROOT
 
 
 def test_all_is_sorted_and_complete():
@@ -24,3 +30,58 @@ def test_submodules_load_lazily():
         "assert 'cupy' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+#: Public import paths: each keeps working, with every name of its ``__all__``.
+PUBLIC_PATHS = (
+    "pycro_gpu",
+    "pycro_gpu.backend",
+    "pycro_gpu.cluster",
+    "pycro_gpu.datasets",
+    "pycro_gpu.decomposition",
+    "pycro_gpu.distributed",
+    "pycro_gpu.errors",
+    "pycro_gpu.filters",
+    "pycro_gpu.fitting",
+    "pycro_gpu.io",
+    "pycro_gpu.io.hdf5",
+    "pycro_gpu.io.translators",
+    "pycro_gpu.io.usid",
+    "pycro_gpu.kernels",
+    "pycro_gpu.process",
+    "pycro_gpu.viz",
+    "pycro_gpu.viz.report",
+)
+
+
+@pytest.mark.parametrize("path", PUBLIC_PATHS)
+def test_public_path_imports_with_all_its_names(path):
+    module = importlib.import_module(path)
+    names = getattr(module, "__all__", None)
+    assert names, f"{path} has no __all__"
+    missing = [n for n in names if not hasattr(module, n)]
+    assert not missing, missing
+    assert len(set(names)) == len(names)
+
+
+def test_cli_entry_point():
+    assert '\npycro-gpu = "pycro_gpu.cli:main"\n' in (REPO_ROOT / "pyproject.toml").read_text()
+    from pycro_gpu.cli import main
+
+    assert callable(main)
+
+
+def test_distributed_is_the_process_module():
+    import pycro_gpu.distributed
+    import pycro_gpu.process.distributed
+
+    assert pycro_gpu.distributed is pycro_gpu.process.distributed
+
+
+def test_every_package_is_in_the_wheel_list():
+    # pyproject.toml lists the packages explicitly (kernels/ maps to pycro_gpu.kernels)
+    text = (REPO_ROOT / "pyproject.toml").read_text()
+    listed = set(re.findall(r'^    "(pycro_gpu[\w.]*)",$', text, re.M))
+    root = REPO_ROOT / "pycro_gpu"
+    found = {".".join(("pycro_gpu", *p.parent.relative_to(root).parts)) for p in root.rglob("__init__.py")}
+    assert found | {"pycro_gpu.kernels"} == listed
