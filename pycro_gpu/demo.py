@@ -227,7 +227,6 @@ def _wrap(angle: np.ndarray) -> np.ndarray:
 def _step_sho(ctx: _Ctx, sec: Section) -> None:
     from .fitting import fit_sho
     from .fitting.dataset import SHO_FIELDS, fit_sho_dataset, project_loops
-    from .viz import Panel, map_figure, spectra_figure
 
     ny, nx = ctx.params["shape"]
     n_dc, n_freq = ctx.params["n_dc"], ctx.params["n_freq"]
@@ -293,6 +292,16 @@ def _step_sho(ctx: _Ctx, sec: Section) -> None:
         ("results", f"{grp.name}: Guess, Fit (compound: {', '.join(SHO_FIELDS)}), Converged, Piezoresponse"),
     ]
 
+    _sho_maps(ctx, sec, amp, w0, q, phi)
+    _sho_spectra(ctx, sec, amp, w0, q, phi)
+
+
+def _sho_maps(ctx: _Ctx, sec: Section, amp, w0, q, phi) -> None:
+    """Maps of the fitted SHO parameters and of the ground truth at one DC step."""
+    from .viz import Panel, map_figure
+
+    t = ctx.beps.truth
+    n_dc = ctx.params["n_dc"]
     # a DC step on the descending branch between the coercive voltages of the two domain kinds: one kind
     # has switched (phase pi), the other not yet (phase 0)
     half = n_dc // 2
@@ -325,6 +334,15 @@ def _step_sho(ctx: _Ctx, sec: Section) -> None:
         y=y,
     )
     ctx.figure(fig, "sho_maps", "SHO parameter maps from the fit and the ground truth.", sec)
+
+
+def _sho_spectra(ctx: _Ctx, sec: Section, amp, w0, q, phi) -> None:
+    """Measured spectra of three positions with their fitted SHO responses."""
+    from .viz import spectra_figure
+
+    t = ctx.beps.truth
+    nx = ctx.params["shape"][1]
+    freq_h = t["frequency"]
     # three positions: lowest, median and highest true resonance frequency, at the saturated first step
     order = np.argsort(t["resonance_frequency"].ravel())
     picks = [divmod(int(order[i]), nx) for i in (0, len(order) // 2, len(order) - 1)]
@@ -345,7 +363,6 @@ def _step_sho(ctx: _Ctx, sec: Section) -> None:
 def _step_loop(ctx: _Ctx, sec: Section) -> None:
     from .fitting import fit_loop
     from .fitting.dataset import LOOP_FIELDS, SWITCHING_FIELDS, fit_loop_dataset
-    from .viz import Panel, loops_figure, map_figure
 
     if ctx.loops is None or ctx.loops_main is None:
         msg = "needs the SHO fit (the loops are its amplitude x cos(phase))"
@@ -401,6 +418,15 @@ def _step_loop(ctx: _Ctx, sec: Section) -> None:
         ("switchable polarization: median relative error", err["switchable_polarization_median_rel_error"]),
         ("results", f"{grp.name}: Guess, Fit (a0..a4, b0..b3, R2 Criterion), Switching, Converged"),
     ]
+    _loop_maps(ctx, sec, derived)
+    _loop_curves(ctx, sec, loops, params)
+
+
+def _loop_maps(ctx: _Ctx, sec: Section, derived: dict) -> None:
+    """Maps of the switching parameters from the loop fits and from the ground truth."""
+    from .viz import Panel, map_figure
+
+    truth_s = ctx.beps.truth["switching"]
     x, yv = _xy(ctx.beps)
     vm, vp, imp = (
         (float(truth_s[k].min()) - 0.5, float(truth_s[k].max()) + 0.5) for k in ("V-", "V+", "Imprint")
@@ -422,6 +448,15 @@ def _step_loop(ctx: _Ctx, sec: Section) -> None:
         ]
     fig = map_figure(panels, title="Loop-fit switching parameters: fit (top) vs truth (bottom)", x=x, y=yv)
     ctx.figure(fig, "loop_maps", "Switching voltages, imprint and switchable polarization maps.", sec)
+
+
+def _loop_curves(ctx: _Ctx, sec: Section, loops: np.ndarray, params: np.ndarray) -> None:
+    """Four measured loops with their fits and the ground truth."""
+    from .viz import loops_figure
+
+    ny, nx = ctx.params["shape"]
+    t = ctx.beps.truth
+    dc_h = t["dc_offset"]
     picks = [0, (ny // 2) * nx + nx // 2, ny * nx - 1, (ny // 4) * nx + 3 * nx // 4]
     fig = loops_figure(
         dc_h,
