@@ -101,6 +101,59 @@ def _channel_units(label: str, wave_units: str) -> str:
     return wave_units
 
 
+def _layout(
+    path: Path, shape: tuple[int, ...], labels: list, dim_units: list[str], sf_a: list, sf_b: list
+) -> tuple[int | None, list[Dim], list[Dim], list[int]]:
+    """(channel axis or None, position dims, spectroscopic dims, axis order) of an Igor wave's dimensions."""
+    ndim = len(shape)
+    # A dimension labelled at every index holds channels (dim 0 of the label list is the axis name).
+    chan_axis = None
+    for d in range(ndim - 1, -1, -1):
+        if ndim > 1 and len(labels[d]) == shape[d] + 1 and all(labels[d][1:]):
+            chan_axis = d
+            break
+    axes = [d for d in range(ndim) if d != chan_axis]
+
+    def axis_dim(d: int, default: str) -> Dim:
+        label = labels[d][0] if labels[d] and labels[d][0] else default
+        return Dim.linear(label, dim_units[d], shape[d], sf_a[d], sf_b[d])
+
+    if len(axes) == 1:
+        pos_dims, spec_dims = single_point("Single_Position"), [axis_dim(axes[0], "Time")]
+        order = [axes[0]]
+    elif len(axes) == 2:
+        pos_dims, spec_dims = [axis_dim(axes[1], "Y"), axis_dim(axes[0], "X")], single_point()
+        order = [axes[1], axes[0]]
+    elif len(axes) == 3:
+        pos_dims = [axis_dim(axes[1], "Y"), axis_dim(axes[0], "X")]
+        spec_dims = [axis_dim(axes[2], "Spectroscopic")]
+        order = [axes[1], axes[0], axes[2]]
+    else:
+        msg = f"{path}: Igor waves with {len(axes)} data dimensions (shape {shape}) are not supported"
+        raise UnsupportedFormatError(msg)
+    return chan_axis, pos_dims, spec_dims, order
+
+
+def _layers(
+    data: np.ndarray, labels: list, chan_axis: int | None, order: list[int], name: str
+) -> list[tuple[str, np.ndarray]]:
+    """(name, positions x spectroscopic array) of each channel of ``data``, axes put in ``order``."""
+    if chan_axis is None:
+        layers = [(name, np.transpose(data, order))]
+    else:
+        layers = []
+        for i, label in enumerate(labels[chan_axis][1:]):
+            layer = np.take(data, i, axis=chan_axis)
+            kept = [d - (d > chan_axis) for d in order]
+            layers.append((label, np.transpose(layer, kept)))
+    n_axes = len(order)
+    if n_axes == 1:
+        layers = [(n, arr[np.newaxis, ...]) for n, arr in layers]
+    elif n_axes == 2:
+        layers = [(n, arr[..., np.newaxis]) for n, arr in layers]
+    return layers
+
+
 def read_ibw(path: Path) -> RawData:
     """Read an Igor binary wave into channels of positions x spectroscopic points.
 
@@ -157,45 +210,8 @@ def read_ibw(path: Path) -> RawData:
     if data.shape != shape:
         msg = f"{path}: the Igor header declares dimensions {shape} but the wave holds {data.shape}"
         raise CorruptFileError(msg)
-    ndim = len(shape)
-    # A dimension labelled at every index holds channels (dim 0 of the label list is the axis name).
-    chan_axis = None
-    for d in range(ndim - 1, -1, -1):
-        if ndim > 1 and len(labels[d]) == shape[d] + 1 and all(labels[d][1:]):
-            chan_axis = d
-            break
-    axes = [d for d in range(ndim) if d != chan_axis]
-
-    def axis_dim(d: int, default: str) -> Dim:
-        label = labels[d][0] if labels[d] and labels[d][0] else default
-        return Dim.linear(label, dim_units[d], shape[d], sf_a[d], sf_b[d])
-
-    if len(axes) == 1:
-        pos_dims, spec_dims = single_point("Single_Position"), [axis_dim(axes[0], "Time")]
-        order = [axes[0]]
-    elif len(axes) == 2:
-        pos_dims, spec_dims = [axis_dim(axes[1], "Y"), axis_dim(axes[0], "X")], single_point()
-        order = [axes[1], axes[0]]
-    elif len(axes) == 3:
-        pos_dims = [axis_dim(axes[1], "Y"), axis_dim(axes[0], "X")]
-        spec_dims = [axis_dim(axes[2], "Spectroscopic")]
-        order = [axes[1], axes[0], axes[2]]
-    else:
-        msg = f"{path}: Igor waves with {len(axes)} data dimensions (shape {shape}) are not supported"
-        raise UnsupportedFormatError(msg)
-
-    if chan_axis is None:
-        layers = [(name or "Channel", np.transpose(data, order))]
-    else:
-        layers = []
-        for i, label in enumerate(labels[chan_axis][1:]):
-            layer = np.take(data, i, axis=chan_axis)
-            kept = [d - (d > chan_axis) for d in order]
-            layers.append((label, np.transpose(layer, kept)))
-    if len(axes) == 1:
-        layers = [(n, arr[np.newaxis, ...]) for n, arr in layers]
-    elif len(axes) == 2:
-        layers = [(n, arr[..., np.newaxis]) for n, arr in layers]
+    chan_axis, pos_dims, spec_dims, order = _layout(path, shape, labels, dim_units, sf_a, sf_b)
+    layers = _layers(data, labels, chan_axis, order, name or "Channel")
     channels = [
         Channel(label, arr, pos_dims, spec_dims, quantity=label, units=_channel_units(label, data_units))
         for label, arr in layers
