@@ -27,6 +27,7 @@ coordinates in the ``Parameter X`` / ``Parameter Y`` channels.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,23 +92,26 @@ def _cell_centres(cx: float, cy: float, width: float, height: float, nx: int, ny
     ]
 
 
-def read_3ds(path: Path) -> RawData:
-    """Read a Nanonis grid spectroscopy file.
+@dataclass
+class _Grid:
+    """The fields of a Nanonis grid header that locate and label its data."""
 
-    Parameters
-    ----------
-    path : Path
-        The ``.3ds`` file.
+    header: dict[str, str]
+    nx: int
+    ny: int
+    cx: float
+    cy: float
+    width: float
+    height: float
+    angle: float
+    points: int
+    n_params: int
+    channels: list[str]
+    params: list[str]
 
-    Returns
-    -------
-    RawData
-        One channel per recorded signal, ``(ny, nx, points)`` on ``Y`` x ``X`` positions and the sweep
-        signal (e.g. ``Bias``); then one channel per grid-point parameter (``X``, ``Y``, ``Z``,
-        ``Sweep Start`` ...) of shape ``(ny, nx, 1)``.
-    """
-    raw = path.read_bytes()
-    text, end = _header_text(path, raw, _GRID_END)
+
+def _grid_header(path: Path, text: str) -> _Grid:
+    """Parse and check the header of a ``.3ds`` file."""
     header: dict[str, str] = {}
     for line in text.splitlines():
         if "=" in line:
@@ -146,38 +150,64 @@ def read_3ds(path: Path) -> RawData:
                 f"points x {len(channels)} channels"
             )
             raise CorruptFileError(msg)
+    return _Grid(header, nx, ny, cx, cy, width, height, angle, points, n_params, channels, params)
+
+
+def _grid_block(path: Path, raw: bytes, end: int, g: _Grid) -> np.ndarray:
+    """The ``(ny, nx, n_params + points x channels)`` big-endian float32 values after the header."""
     # Data start right after the end tag's line break.
     start = end + (2 if raw[end : end + 2] == b"\r\n" else 1 if raw[end : end + 1] == b"\n" else 0)
-    per_point = n_params + points * len(channels)
-    n_values = nx * ny * per_point
+    per_point = g.n_params + g.points * len(g.channels)
+    n_values = g.nx * g.ny * per_point
     available = len(raw) - start
     if available != 4 * n_values:
         what = "truncated" if available < 4 * n_values else "has trailing bytes"
         msg = (
-            f"{path}: Nanonis grid data {what}: {available} bytes for {nx} x {ny} points of "
-            f"{n_params} parameters + {len(channels)} x {points} values (need {4 * n_values})"
+            f"{path}: Nanonis grid data {what}: {available} bytes for {g.nx} x {g.ny} points of "
+            f"{g.n_params} parameters + {len(g.channels)} x {g.points} values (need {4 * n_values})"
         )
         raise CorruptFileError(msg)
-    block = np.frombuffer(raw, dtype=">f4", count=n_values, offset=start).reshape(ny, nx, per_point)
-    block = block.astype(np.float32)
-    par = block[..., :n_params]
-    sweep_name, sweep_unit = split_unit(header.get("Sweep Signal", "Sweep"))
+    block = np.frombuffer(raw, dtype=">f4", count=n_values, offset=start).reshape(g.ny, g.nx, per_point)
+    return block
+
+
+def read_3ds(path: Path) -> RawData:
+    """Read a Nanonis grid spectroscopy file.
+
+    Parameters
+    ----------
+    path : Path
+        The ``.3ds`` file.
+
+    Returns
+    -------
+    RawData
+        One channel per recorded signal, ``(ny, nx, points)`` on ``Y`` x ``X`` positions and the sweep
+        signal (e.g. ``Bias``); then one channel per grid-point parameter (``X``, ``Y``, ``Z``,
+        ``Sweep Start`` ...) of shape ``(ny, nx, 1)``.
+    """
+    raw = path.read_bytes()
+    text, end = _header_text(path, raw, _GRID_END)
+    g = _grid_header(path, text)
+    block = _grid_block(path, raw, end, g).astype(np.float32)
+    par = block[..., : g.n_params]
+    sweep_name, sweep_unit = split_unit(g.header.get("Sweep Signal", "Sweep"))
     try:
-        i_start, i_end = params.index("Sweep Start"), params.index("Sweep End")
+        i_start, i_end = g.params.index("Sweep Start"), g.params.index("Sweep End")
         v0, v1 = float(par[0, 0, i_start]), float(par[0, 0, i_end])
     except ValueError:
-        v0, v1 = 0.0, float(points - 1)
+        v0, v1 = 0.0, float(g.points - 1)
     if not (np.isfinite(v0) and np.isfinite(v1)):
         msg = f"{path}: corrupt Nanonis grid data: sweep start/end {v0}, {v1} are not finite"
         raise CorruptFileError(msg)
-    spec = [Dim(sweep_name, sweep_unit, np.linspace(v0, v1, points))]
-    pos = _cell_centres(cx, cy, width, height, nx, ny)
+    spec = [Dim(sweep_name, sweep_unit, np.linspace(v0, v1, g.points))]
+    pos = _cell_centres(g.cx, g.cy, g.width, g.height, g.nx, g.ny)
     out = []
-    for i, label in enumerate(channels):
+    for i, label in enumerate(g.channels):
         name, unit = split_unit(label)
-        values = block[..., n_params + i * points : n_params + (i + 1) * points]
+        values = block[..., g.n_params + i * g.points : g.n_params + (i + 1) * g.points]
         out.append(Channel(name, values, pos, spec, name, unit, {"nanonis_label": label}))
-    for i, label in enumerate(params):
+    for i, label in enumerate(g.params):
         name, unit = split_unit(label)
         out.append(
             Channel(
@@ -190,7 +220,7 @@ def read_3ds(path: Path) -> RawData:
                 {"nanonis_label": label},
             )
         )
-    meta: dict[str, Any] = {"header": header, "grid_angle_deg": angle}
+    meta: dict[str, Any] = {"header": g.header, "grid_angle_deg": g.angle}
     return RawData(path, "nanonis-3ds", out, meta)
 
 
