@@ -691,6 +691,24 @@ def _fmt_metric(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def _run_step(ctx: _Ctx, key: str, title: str, func: Callable, log: list[str]) -> Section:
+    """Run one demo step into its report section: ok, skipped (missing capability) or failed (logged)."""
+    sec = Section(title)
+    t0 = time.perf_counter()
+    try:
+        func(ctx, sec)
+        synchronize(ctx.xp)
+    except _Skip as exc:
+        sec.status, sec.text = "skipped", str(exc)
+    except ImportError as exc:  # a capability that is not installed (or not built yet)
+        sec.status, sec.text = "skipped", f"not available: {exc}"
+    except Exception as exc:
+        sec.status, sec.text = "failed", f"{type(exc).__name__}: {exc}"
+        log.append(f"step {key} ({title}) failed:\n{traceback.format_exc()}")
+    sec.seconds = time.perf_counter() - t0
+    return sec
+
+
 def run_demo(
     *, size: str = "small", out: str | Path = "demo_out", seed: int = 0, quiet: bool = False
 ) -> dict:
@@ -744,19 +762,7 @@ def run_demo(
     try:
         for key, title, func in STEPS:
             bar.set_description(f"demo: {title}")
-            sec = Section(title)
-            t0 = time.perf_counter()
-            try:
-                func(ctx, sec)
-                synchronize(xp)
-            except _Skip as exc:
-                sec.status, sec.text = "skipped", str(exc)
-            except ImportError as exc:  # a capability that is not installed (or not built yet)
-                sec.status, sec.text = "skipped", f"not available: {exc}"
-            except Exception as exc:
-                sec.status, sec.text = "failed", f"{type(exc).__name__}: {exc}"
-                log.append(f"step {key} ({title}) failed:\n{traceback.format_exc()}")
-            sec.seconds = time.perf_counter() - t0
+            sec = _run_step(ctx, key, title, func, log)
             sections.append(sec)
             summary_steps[key] = {
                 "title": title,
