@@ -2,7 +2,8 @@
 
 ``numba.cuda`` is imported lazily (inside :func:`cuda_device` and :func:`cuda_kernel`) so that importing
 the kernels never touches CUDA; the compiled objects are cached per source function, and numba itself
-caches one specialisation per argument signature.
+caches one specialisation per argument signature. Entry points called from Python (drivers and CUDA
+kernels) also get a name and the on-disk cache of :mod:`._cache`, so they compile once per machine.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numba
+
+from ._cache import persistent
 
 __all__ = [
     "cpu_device",
@@ -42,17 +45,17 @@ def cpu_device(func: Callable) -> Callable:
     return numba.njit(inline="always", fastmath=False, error_model="numpy")(func)
 
 
-def cpu_parallel(func: Callable) -> Callable:
-    """Compile a CPU driver that loops with ``numba.prange`` over rows or fits."""
-    return numba.njit(parallel=True, fastmath=False, error_model="numpy", nogil=True)(func)
+def cpu_parallel(func: Callable, name: str) -> Callable:
+    """Compile a CPU driver that loops with ``numba.prange`` over rows or fits, cached on disk as ``name``."""
+    return persistent(numba.njit(parallel=True, fastmath=False, error_model="numpy", nogil=True)(func), name)
 
 
-def cpu_serial(func: Callable) -> Callable:
+def cpu_serial(func: Callable, name: str) -> Callable:
     """Compile the source of a :func:`cpu_parallel` driver without threads (``prange`` runs serially).
 
-    A parallel region has a fixed cost that small batches do not repay.
+    A parallel region has a fixed cost that small batches do not repay. Cached on disk as ``name``.
     """
-    return numba.njit(fastmath=False, error_model="numpy", nogil=True)(func)
+    return persistent(numba.njit(fastmath=False, error_model="numpy", nogil=True)(func), name)
 
 
 def numba_cuda() -> Any:
@@ -79,14 +82,16 @@ def cuda_device(func: Callable) -> Callable:
 
 
 @functools.cache
-def cuda_kernel(factory: Callable[..., Callable], *args: Any) -> Callable:
+def cuda_kernel(factory: Callable[..., Callable], *args: Any, cache_name: str | None = None) -> Callable:
     """Build and cache the CUDA kernel returned by ``factory(*args)`` (one per hashable ``args``).
 
     The kernel source must reach numba's CUDA module through the module-global name ``cuda`` (kernel
     modules declare ``cuda = None``): this binds it on first use, so importing a kernel module never
     imports ``numba.cuda``, and numba's simulator can swap the global for its fake CUDA module.
-    ``args`` are the kernel's compile-time parameters (e.g. a fit model and a float type name).
+    ``args`` are the kernel's compile-time parameters (e.g. a fit model and a float type name);
+    ``cache_name`` (stating all of them) puts the compiled kernel in the on-disk cache.
     """
     cuda = numba_cuda()
     factory.__globals__["cuda"] = cuda
-    return factory(*args)
+    kernel = factory(*args)
+    return kernel if cache_name is None else persistent(kernel, cache_name)

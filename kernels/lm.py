@@ -51,6 +51,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from ._cache import persistent
 from ._jit import cuda_device, cuda_kernel, has_cuda_interface
 from ._jit import numba_cuda as _numba_cuda
 
@@ -434,7 +435,20 @@ def cpu_lm_driver(model: Model, dtype_name: str, stride: int = 136) -> Callable:
             chi2[i] = c2
             r2[i] = rr
 
-    return cpu_fit_jit(nogil=True)(driver)
+    compiled = cpu_fit_jit(nogil=True)(driver)
+    name = kernel_cache_name(model, dtype_name, f"s{stride}-cpu")
+    return compiled if name is None else persistent(compiled, name)
+
+
+def kernel_cache_name(model: Model, dtype_name: str, variant: str) -> str | None:
+    """On-disk cache name of a specialisation of ``model``; None for a model defined outside ``kernels``.
+
+    Only models whose source is in this package are covered by the cache's source stamp: a model
+    defined elsewhere (by a user, a test) compiles in each process as before.
+    """
+    if not getattr(model.make_point, "__module__", "").startswith(__package__ + "."):
+        return None
+    return f"lm-{model.name}-{dtype_name}-{variant}"
 
 
 _POOL = None
@@ -482,7 +496,9 @@ def cuda_lm_kernel(model: Model, dtype_name: str) -> Callable:
 
     ``kernel[blocks, threads](x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status)``.
     """
-    return cuda_kernel(_cuda_lm_factory, model, dtype_name)
+    return cuda_kernel(
+        _cuda_lm_factory, model, dtype_name, cache_name=kernel_cache_name(model, dtype_name, "cuda")
+    )
 
 
 def _cuda_lm_factory(model: Model, dtype_name: str) -> Callable:

@@ -25,6 +25,7 @@ import math
 import numba
 import numpy as np
 
+from ._cache import persistent
 from ._jit import cuda_device, cuda_kernel
 from .lm import CPU_COMPUTE_FLOAT64, Model, cpu_fit_jit, run_threaded
 
@@ -291,7 +292,7 @@ def cpu_sho_guess(dtype_name: str):
         for i in range(start, stop):
             row_fn(x, y, i, out[i], idx, mag, cand)
 
-    return cpu_fit_jit(nogil=True)(guess)
+    return persistent(cpu_fit_jit(nogil=True)(guess), f"sho_guess-{dtype_name}-cpu")
 
 
 def sho_guess_batch(x, y, out) -> None:
@@ -306,7 +307,7 @@ def sho_guess_batch(x, y, out) -> None:
 
 def cuda_sho_guess_kernel(dtype_name: str):
     """Compiled CUDA guess kernel ``kernel[blocks, threads](x, y, out)``, one thread per row (cached)."""
-    return cuda_kernel(_cuda_sho_guess_factory, dtype_name)
+    return cuda_kernel(_cuda_sho_guess_factory, dtype_name, cache_name=f"sho_guess-{dtype_name}-cuda")
 
 
 def _cuda_sho_guess_factory(dtype_name: str):

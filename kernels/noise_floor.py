@@ -54,9 +54,9 @@ def _noise_floor_rows(spectra, signal_length, log_term, rtol, max_iter, out):
         out[i] = _row_cpu(spectra, i, signal_length, log_term, rtol, max_iter)
 
 
-_noise_floor_cpu = cpu_parallel(_noise_floor_rows)
+_noise_floor_cpu = cpu_parallel(_noise_floor_rows, "noise_floor-parallel")
 #: the same source without threads, for small batches (a parallel region has a fixed cost)
-_noise_floor_cpu_serial = cpu_serial(_noise_floor_rows)
+_noise_floor_cpu_serial = cpu_serial(_noise_floor_rows, "noise_floor-serial")
 
 #: batches with fewer bins than this run on one thread
 PARALLEL_MIN_BINS = 1 << 18

@@ -39,9 +39,9 @@ def _apply_rows(spectra, mask, threshold_sq):
             spectra[i, j] = _mask_bin_cpu(spectra[i, j], mask[j], t)
 
 
-_apply_cpu = cpu_parallel(_apply_rows)
+_apply_cpu = cpu_parallel(_apply_rows, "spectral_mask-parallel")
 #: the same source without threads: a parallel region costs more than small batches take
-_apply_cpu_serial = cpu_serial(_apply_rows)
+_apply_cpu_serial = cpu_serial(_apply_rows, "spectral_mask-serial")
 
 #: batches with fewer bins than this run on one thread
 PARALLEL_MIN_BINS = 1 << 18
@@ -65,7 +65,7 @@ def _cuda_factory():
 
 def cuda_spectral_mask():
     """The compiled CUDA kernel ``spectral_mask_rows_2d(spectra, mask, threshold_sq)`` (cached)."""
-    return cuda_kernel(_cuda_factory)
+    return cuda_kernel(_cuda_factory, cache_name="spectral_mask-cuda")
 
 
 def _launch_cuda(spectra, mask, threshold_sq):
