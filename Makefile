@@ -9,7 +9,7 @@ export PYCRO_GPU_TEST_DATA ?= $(abspath ../shared/data)
 # Tests never need a GPU and never pick one up by accident through 'auto'.
 export MPLBACKEND = Agg
 
-.PHONY: all demo test test-cpu test-cudasim lint bench gpu-check clean
+.PHONY: all demo test test-cpu test-cudasim lint bench gpu-check compile clean
 
 all: test
 
@@ -26,7 +26,15 @@ $(PYUSID_VENV)/.installed:
 	$(PYUSID_VENV)/bin/python -m pip install -q pyUSID h5py
 	touch $@
 
-demo: $(STAMP)
+# The demo needs only the package and its instrument readers (the io extra): no test, GPU or lint tools.
+# Where the full developer install exists it is used as it is.
+DEMO_STAMP := $(VENV)/.installed-demo
+$(DEMO_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e ".[io]"
+	touch $(DEMO_STAMP)
+
+demo: $(if $(wildcard $(STAMP)),$(STAMP),$(DEMO_STAMP))
 	$(BIN)/pycro-gpu demo --out demo_out
 
 lint: $(STAMP)
@@ -54,6 +62,10 @@ bench: $(STAMP)
 # On a GPU node: every GPU path against the CPU path, with timings (bench_out/gpu_check/).
 gpu-check: $(STAMP)
 	$(BIN)/python benchmarks/gpu_check.py --out bench_out/gpu_check
+
+# Compile the kernels once for this machine into the on-disk cache (later runs load them).
+compile: $(STAMP)
+	$(BIN)/pycro-gpu compile
 
 clean:
 	rm -rf $(VENV) $(PYUSID_VENV) build dist *.egg-info demo_out bench_out .pytest_cache .ruff_cache
