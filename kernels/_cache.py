@@ -9,7 +9,8 @@ all its compile-time parameters (e.g. ``lm-sho-float64-s136``) and its own cache
 
 - the kernel sources: the index is stamped with a digest of every ``*.py`` file of this folder
   (:func:`source_digest`), so any change to any kernel invalidates every entry (a callee in another file
-  is covered too, which numba's own stamp of one source file misses);
+  is covered too, which numba's own stamp of one source file misses), and with numba's code-generation
+  settings (``NUMBA_OPT``, the vectorizers, ...), which numba's own key leaves out;
 - the numba version (numba stores it in the index) and the Python version (in the file names);
 - the CPU: numba's key holds the target triple, CPU name and features (for CUDA: the device's
   compute capability), so a cache on a shared home directory serves each machine its own code.
@@ -78,8 +79,19 @@ def source_digest(folder: Path = KERNELS_DIR) -> str:
 
 
 @functools.cache
-def _kernels_digest() -> str:
-    return source_digest()
+def _stamp() -> tuple:
+    """What every cache entry is stamped with: the kernel sources and numba's code-generation settings.
+
+    numba's own key misses its settings (NUMBA_OPT, vectorizers, debug info, bounds checks), so a cache
+    filled under other settings would serve their code; they are part of the stamp here.
+    """
+    from numba.core import config
+
+    settings = tuple(
+        getattr(config, name, None)
+        for name in ("OPT", "LOOP_VECTORIZE", "SLP_VECTORIZE", "DEBUGINFO_DEFAULT", "BOUNDSCHECK", "FASTMATH")
+    )
+    return (source_digest(), settings)
 
 
 def user_cache_dir() -> Path:
@@ -126,13 +138,20 @@ class CompileLog:
         """Total seconds spent compiling kernels in this process."""
         return sum(self.compiled.values())
 
-    def summary(self) -> str | None:
-        """One line on the kernels compiled in this process, or None if every kernel came from the cache."""
-        if not self.compiled:
+    def summary(self, since: dict[str, float] | None = None) -> str | None:
+        """One line on the kernels compiled in this process (after the ``since`` copy of :attr:`compiled`).
+
+        None if every kernel came from the cache.
+        """
+        since = since or {}
+        new = {
+            name: t - since.get(name, 0.0) for name, t in self.compiled.items() if t > since.get(name, 0.0)
+        }
+        if not new:
             return None
-        n = len(self.compiled)
+        n = len({name.split(".")[0] for name in new})  # a kernel with its compiled callees
         return (
-            f"compiled {n} kernel{'s' if n > 1 else ''} in {self.compile_seconds:.1f} s; "
+            f"compiled {n} kernel{'s' if n > 1 else ''} in {sum(new.values()):.1f} s; "
             f"later runs load {'them' if n > 1 else 'it'} from the cache ({cache_dirs()[0]})"
         )
 
@@ -176,8 +195,8 @@ class _Locator:
     def get_cache_path(self) -> str:
         return str(self._path)
 
-    def get_source_stamp(self) -> str:
-        return _kernels_digest()
+    def get_source_stamp(self) -> tuple:
+        return _stamp()
 
     def get_disambiguator(self) -> str:
         return ""
@@ -223,13 +242,13 @@ class KernelCache:
         self._files = [
             (
                 d,
-                file_class(
-                    cache_path=str(d), filename_base=_filename_base(name), source_stamp=_kernels_digest()
-                ),
+                file_class(cache_path=str(d), filename_base=_filename_base(name), source_stamp=_stamp()),
             )
             for d in dirs
         ]
         self._py_func = types.SimpleNamespace(__code__=py_func.__code__, __closure__=None)
+        self._callees: tuple = ()
+        self._callees_loaded = False
 
     def load_overload(self, sig, target_context):
         try:
@@ -251,10 +270,45 @@ class KernelCache:
         # registry (with SciPy's BLAS): ~0.45 s of each process. Machine code loaded from the cache needs
         # only the runtime (NRT) that registry loading starts. A miss refreshes as numba would.
         rtsys.initialize(target_context)
+        self._load_callees()
         data = self._load_overload(sig, target_context)
         if data is None:
             target_context.refresh()  # as numba would have done before compiling
         return data
+
+    def _load_callees(self) -> None:
+        """Load the cached code of the compiled functions this kernel calls, before the kernel itself.
+
+        A compiled numba function carries copies of its callees, and a process that compiles defines each
+        callee on its own first; the copies in the caller then bind to those. Loading callees first (leaves
+        first) reproduces that binding, so a process that loads from the cache runs the same machine
+        code as one that compiled, and gets bitwise identical results.
+        """
+        if self._callees_loaded:
+            return
+        self._callees_loaded = True
+        for callee in self._callees:
+            cache = getattr(callee, "_cache", None)
+            if isinstance(cache, KernelCache):
+                for sig in cache.cached_signatures(callee.targetctx.codegen()):
+                    if tuple(sig) not in callee.overloads:
+                        callee.compile(sig)
+
+    def cached_signatures(self, codegen) -> list:
+        """Argument types of every entry cached for this kernel on this machine."""
+        signatures = []
+        for folder, cache_file in self._files:
+            try:
+                keys = list(cache_file._load_index())
+            except Exception as exc:
+                logger.debug(
+                    "kernel cache: unreadable index of %s in %s (%s)", self._kernel_name, folder, exc
+                )
+                continue
+            for key in keys:
+                if key == self._index_key(key[0], codegen) and key[0] not in signatures:
+                    signatures.append(key[0])
+        return signatures
 
     def _load_overload(self, sig, target_context):
         if not self._enabled:
@@ -303,11 +357,13 @@ def _cache_class(base: type) -> type:
     return type(f"Kernel{base.__name__}", (KernelCache, base), {})
 
 
-def persistent(dispatcher: Any, name: str) -> Any:
+def persistent(dispatcher: Any, name: str, callees: tuple = ()) -> Any:
     """Give ``dispatcher`` (``numba.njit`` or ``numba.cuda.jit``) the on-disk cache under ``name``.
 
     ``name`` must state every compile-time parameter of the specialisation (model, float type, variant,
-    target). No-op under the CUDA simulator, which compiles nothing. Returns ``dispatcher``.
+    target). ``callees`` are the compiled (not inlined) CPU dispatchers it calls, themselves persistent:
+    they are loaded first (see :meth:`KernelCache._load_callees`). No-op under the CUDA simulator, which
+    compiles nothing. Returns ``dispatcher``.
     """
     if not hasattr(dispatcher, "enable_caching"):  # the CUDA simulator's dispatcher
         return dispatcher
@@ -316,6 +372,7 @@ def persistent(dispatcher: Any, name: str) -> Any:
     except Exception as exc:  # an unusual numba: run uncached rather than fail
         logger.debug("kernel cache: %s stays in memory only (%s: %s)", name, type(exc).__name__, exc)
         return dispatcher
+    cache._callees = tuple(callees)
     dispatcher._cache = cache
     _DISPATCHERS.setdefault(name, []).append(dispatcher)
     return dispatcher

@@ -319,6 +319,7 @@ def _make_core(
         r2 = ONE - chi2 / sst if sst > ZERO else nan
         return status, it, chi2, r2
 
+    core.callees = (accumulate, solve)  # the compiled helpers it calls
     return core
 
 
@@ -355,7 +356,10 @@ def _fused_accumulate(n_params: int, n_out: int, namespace: dict) -> Callable:
         *(f"    jtj[{q}] = s{a}_{b}" for q, (a, b) in enumerate(pairs)),
         "    return c",
     ]
-    ns = dict(namespace)
+    ns = {
+        **namespace,
+        "__name__": __name__,
+    }  # a module name: numba rebuilds a cached function's environment by it
     exec(compile("\n".join(src), f"<fused accumulate {NP}x{NO}>", "exec"), ns)
     return ns["accumulate_fused"]
 
@@ -401,13 +405,20 @@ def cpu_lm_driver(model: Model, dtype_name: str, stride: int = 136) -> Callable:
     """
     F = np.dtype(dtype_name).type
     NP, NO, NA = model.n_params, model.n_out, max(model.n_aux, 1)
-    cpu_jit = cpu_fit_jit()
+    name = kernel_cache_name(model, dtype_name, f"s{stride}-cpu")
+
+    def cpu_jit(func: Callable, callees: tuple = ()) -> Callable:
+        # every compiled callee is cached too: see kernels._cache on why a kernel loads its callees first
+        compiled = cpu_fit_jit()(func)
+        return compiled if name is None else persistent(compiled, f"{name}.{func.__name__}", callees)
+
     # the per-sample model is inlined at numba level: numba does not inline across its functions, and
     # a call per sample costs more than the model (the larger helpers are called once per pass)
     inline_jit = cpu_fit_jit(inline="always")
     point = inline_jit(model.make_point(F))
     prepare = inline_jit(model.make_prepare(F))
-    core = cpu_jit(_make_core(model, point, prepare, F, cpu_jit, stride))
+    core_source = _make_core(model, point, prepare, F, cpu_jit, stride)
+    core = cpu_jit(core_source, core_source.callees)
     MS = max(stride, 1)
     NN = NP * (NP + 1) // 2
 
@@ -436,8 +447,7 @@ def cpu_lm_driver(model: Model, dtype_name: str, stride: int = 136) -> Callable:
             r2[i] = rr
 
     compiled = cpu_fit_jit(nogil=True)(driver)
-    name = kernel_cache_name(model, dtype_name, f"s{stride}-cpu")
-    return compiled if name is None else persistent(compiled, name)
+    return compiled if name is None else persistent(compiled, name, (core,))
 
 
 def kernel_cache_name(model: Model, dtype_name: str, variant: str) -> str | None:

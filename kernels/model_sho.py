@@ -283,7 +283,8 @@ def cpu_sho_guess(dtype_name: str):
     Releases the GIL: :func:`kernels.lm.run_threaded` spreads it over the cores.
     """
     F = np.dtype(dtype_name).type
-    row_fn = cpu_fit_jit()(_make_guess_row(F))
+    name = f"sho_guess-{dtype_name}-cpu"
+    row_fn = persistent(cpu_fit_jit()(_make_guess_row(F)), f"{name}.row")
 
     def guess(x, y, out, start, stop):
         idx = np.empty(N_STRONG, dtype=np.int64)
@@ -292,7 +293,7 @@ def cpu_sho_guess(dtype_name: str):
         for i in range(start, stop):
             row_fn(x, y, i, out[i], idx, mag, cand)
 
-    return persistent(cpu_fit_jit(nogil=True)(guess), f"sho_guess-{dtype_name}-cpu")
+    return persistent(cpu_fit_jit(nogil=True)(guess), name, (row_fn,))
 
 
 def sho_guess_batch(x, y, out) -> None:
