@@ -51,9 +51,9 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from ._cache import persistent
 from ._jit import cuda_device, cuda_kernel, has_cuda_interface
 from ._jit import numba_cuda as _numba_cuda
+from .cache import persistent
 
 __all__ = [
     "STATUS_CONVERGED",
@@ -408,7 +408,7 @@ def cpu_lm_driver(model: Model, dtype_name: str, stride: int = 136) -> Callable:
     name = kernel_cache_name(model, dtype_name, f"s{stride}-cpu")
 
     def cpu_jit(func: Callable, callees: tuple = ()) -> Callable:
-        # every compiled callee is cached too: see kernels._cache on why a kernel loads its callees first
+        # every compiled callee is cached too: see kernels.cache on why a kernel loads its callees first
         compiled = cpu_fit_jit()(func)
         return compiled if name is None else persistent(compiled, f"{name}.{func.__name__}", callees)
 

@@ -25,8 +25,8 @@ import math
 import numba
 import numpy as np
 
-from ._cache import persistent
 from ._jit import cuda_device, cuda_kernel
+from .cache import persistent
 from .lm import CPU_COMPUTE_FLOAT64, Model, cpu_fit_jit, run_threaded
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Each entry of :func:`kernel_specs` compiles one specialisation exactly as the library calls it (same
 argument types and memory layouts, run on empty batches), so that a later run of a command loads it
-from the cache (:mod:`._cache`) instead of compiling. CUDA kernels compile only where a CUDA device is
+from the cache (:mod:`.cache`) instead of compiling. CUDA kernels compile only where a CUDA device is
 usable: their cache entries are per compute capability, and numba needs the device to produce them.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._cache import compile_log
+from .cache import compile_log
 
 __all__ = [
     "ALL_MODELS",

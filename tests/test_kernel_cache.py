@@ -2,7 +2,7 @@
 
 Each case runs fresh Python processes (a compiled kernel lives for the life of a process), with the cache
 in a temporary directory (``PYCRO_GPU_CACHE_DIR``), and reads what the process loaded and compiled from
-numba's own per-dispatcher statistics and from :func:`pycro_gpu.kernels._cache.compile_log`.
+numba's own per-dispatcher statistics and from :func:`pycro_gpu.kernels.cache.compile_log`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ CLI_PROBE = textwrap.dedent(
     import json, sys
     from pycro_gpu.cli import main
     rc = main(sys.argv[1:])
-    from pycro_gpu.kernels import _cache
+    from pycro_gpu.kernels import cache as _cache
     log = _cache.compile_log()
     top = lambda names: sorted({n for n in names if "." not in n})  # kernels, without their callees
     print(json.dumps({"rc": rc, "compiled": top(log.compiled), "loaded": top(log.loaded),
@@ -42,7 +42,7 @@ COPY_FIT = textwrap.dedent(
     """
     import json
     import numpy as np
-    from kcopy import _cache
+    from kcopy import cache as _cache
     from kcopy.lm import lm_fit_batch
     from kcopy.model_sho import SHO
     x = np.linspace(1.0, 2.0, 64)
@@ -232,7 +232,7 @@ def test_kernel_names_state_every_compile_time_parameter():
 
 
 def test_source_digest_changes_with_any_kernel_file(tmp_path):
-    from pycro_gpu.kernels._cache import source_digest
+    from pycro_gpu.kernels.cache import source_digest
 
     folder = tmp_path / "k"
     shutil.copytree(KERNELS_SRC, folder, ignore=shutil.ignore_patterns("__pycache__"))

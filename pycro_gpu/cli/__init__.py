@@ -21,12 +21,13 @@ from collections.abc import Sequence
 from .. import __version__
 from .._config import config_context
 from ..errors import PycroGPUError
-from ._options import common_parser, log_to_stderr, report_error
+from ._options import common_parser, log_to_stderr, report_error, report_kernel_compilation
 
 #: The commands, each a module of this package.
 COMMANDS: tuple[str, ...] = (
     "backend",
     "cluster",
+    "compile",
     "decompose",
     "demo",
     "filter",
@@ -77,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # scoped: main() called from Python (tests, notebooks) leaves the caller's configuration as it was
         with (
             log_to_stderr(args.quiet),
+            report_kernel_compilation(args.quiet),
             config_context(
                 backend=args.backend, memory_mb=args.memory_mb, progress=False if args.quiet else None
             ),

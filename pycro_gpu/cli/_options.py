@@ -154,6 +154,27 @@ def log_to_stderr(quiet: bool) -> Iterator[None]:
         logger.setLevel(level)
 
 
+@contextlib.contextmanager
+def report_kernel_compilation(quiet: bool) -> Iterator[None]:
+    """After a successful command that compiled kernels, say on stderr how long that took.
+
+    The kernels announce the first compilation themselves (an INFO record of ``pycro_gpu.kernels``);
+    this adds one summary line at the end. Only kernels compiled by this command count (``main()`` may
+    run several commands in one process), and a failed command prints its one error line only.
+    """
+    before = _kernels_compiled_so_far()
+    yield
+    cache = sys.modules.get("pycro_gpu.kernels.cache")  # loaded only if a kernel ran
+    summary = cache.compile_log().summary(since=before) if cache is not None else None
+    if summary and not quiet:
+        print(f"pycro-gpu: {summary}", file=sys.stderr)
+
+
+def _kernels_compiled_so_far() -> dict[str, float]:
+    cache = sys.modules.get("pycro_gpu.kernels.cache")
+    return dict(cache.compile_log().compiled) if cache is not None else {}
+
+
 def find_main(f: Any, path: str | None) -> Any:
     """The Main dataset ``path`` of ``f``, or the first ``Raw_Data`` (else the first Main dataset)."""
     from ..errors import USIDError
