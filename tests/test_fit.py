@@ -366,3 +366,21 @@ def test_fit_keeps_the_namespace_for_real_models(xp):
     res = fit("exponential", xp.asarray(t), exponential(xp.asarray(t), xp.asarray(truth)))
     assert_close(res.params, truth, rtol=1e-6, xp=xp)
     assert to_numpy(res.converged).all()
+
+
+def test_sho_guess_r2_from_the_kernel_equals_the_model_on_the_host():
+    # fit_sho(guess_r2=True) takes the start's R^2 from one kernel pass (no host model of the batch)
+    from pycro_gpu import datasets
+    from pycro_gpu.fitting import fit_sho, sho
+
+    be = datasets.band_excitation(shape=(16, 16), n_freq=87, noise=0.03, seed=3)
+    spectra, f = be.data.reshape(-1, 87), be.truth["frequency"]
+    y = spectra.astype(np.complex128)
+    centered = y - y.mean(axis=1, keepdims=True)
+    for dtype, tol in ((np.complex128, 1e-12), (np.complex64, 1e-5)):
+        res = fit_sho(spectra.astype(dtype), f, guess_r2=True)
+        model = sho(f, np.asarray(res.guess, dtype=np.float64))
+        expected = 1 - (np.abs(model - y) ** 2).sum(axis=1) / (np.abs(centered) ** 2).sum(axis=1)
+        np.testing.assert_allclose(res.guess_r2, expected, atol=tol)
+        assert np.all(np.asarray(res.guess_r2) <= np.asarray(res.r2) + 1e-6)
+    assert fit_sho(spectra, f).guess_r2 is None

@@ -54,6 +54,8 @@ class FitResult:
         Start points.
     param_names : tuple of str
     model : str
+    guess_r2 : (n,) real array or None
+        R^2 of the start points (within the bounds), where the fit was asked for it.
     """
 
     params: Array
@@ -65,6 +67,7 @@ class FitResult:
     guess: Array
     param_names: tuple
     model: str
+    guess_r2: Array | None = None
 
 
 def _to_backend(a: Array, backend: str | None, xp: Namespace) -> tuple[Array, Namespace]:
@@ -88,6 +91,7 @@ def fit_sho(
     ftol: float | None = None,
     xtol: float | None = None,
     backend: str | None = None,
+    guess_r2: bool = False,
 ) -> FitResult:
     """Fit the simple harmonic oscillator to every band-excitation spectrum of a batch.
 
@@ -109,6 +113,8 @@ def fit_sho(
         than ``xtol`` (relative); default 1e-5 in float32, 1e-7 in float64.
     backend : {'numpy', 'cupy', 'auto'}, optional
         Move the data to this backend first (explicit transfer); default: where ``spectra`` lives.
+    guess_r2 : bool, optional
+        Also return the R^2 of the start points (``FitResult.guess_r2``), from one pass of the kernel.
 
     Returns
     -------
@@ -152,8 +158,14 @@ def fit_sho(
         lo, hi = lo * scale, hi * scale
     out = _run_kernel(get_model("sho"), x_scaled, y_view, g, lo, hi, maxiter, ftol, xtol, xp, fdt)
     params_k, chi2_k, r2_k, niter_k, status_k = out
-    params, g_x, chi2, r2, niter, status = result_namespace_arrays(
-        (params_k, g, chi2_k, r2_k, niter_k, status_k), xp, device
+    # R^2 of the start: the kernel's first pass evaluates it, so a fit of no iterations returns it
+    g_r2 = (
+        _run_kernel(get_model("sho"), x_scaled, y_view, g, lo, hi, 0, ftol, xtol, xp, fdt)[2]
+        if guess_r2
+        else g
+    )
+    params, g_x, chi2, r2, niter, status, g_r2 = result_namespace_arrays(
+        (params_k, g, chi2_k, r2_k, niter_k, status_k, g_r2), xp, device
     )
     params = _guess._sho_unscale(params, fscale, ascale, xp)
     g_x = _guess._sho_unscale(xp.astype(g_x, params.dtype), fscale, ascale, xp)
@@ -167,6 +179,7 @@ def fit_sho(
         guess=g_x,
         param_names=get_model("sho").param_names,
         model="sho",
+        guess_r2=g_r2 if guess_r2 else None,
     )
 
 

@@ -112,20 +112,13 @@ def _frequency_layout(main) -> tuple[np.ndarray, list]:
 def _sho_compute(batch, xp, *, frequency: np.ndarray, n_freq: int, maxiter: int) -> dict[str, Any]:
     """``compute`` of the SHO job: ``(n, n_other * n_freq)`` complex rows -> Guess, Fit, Converged."""
     from .api import fit_sho
-    from .models import sho
 
     n = batch.shape[0]
     spectra = xp.reshape(batch, (-1, n_freq))
     f = from_host(frequency, xp, device=device_of(batch))
-    res = fit_sho(spectra, f, maxiter=maxiter)
-    model = sho(f, xp.astype(res.guess, xp.float64))
-    y = xp.astype(spectra, model.dtype)
-    resid = model - y
-    centered = y - xp.mean(y, axis=1, keepdims=True)
-    ss = xp.sum(xp.real(centered * xp.conj(centered)), axis=1)
-    r2_guess = 1.0 - xp.sum(xp.real(resid * xp.conj(resid)), axis=1) / ss
+    res = fit_sho(spectra, f, maxiter=maxiter, guess_r2=True)
     return {
-        "Guess": xp.reshape(_table(res.guess, r2_guess, xp), (n, -1, 5)),
+        "Guess": xp.reshape(_table(res.guess, res.guess_r2, xp), (n, -1, 5)),
         "Fit": xp.reshape(_table(res.params, res.r2, xp), (n, -1, 5)),
         "Converged": xp.reshape(xp.astype(res.converged, xp.uint8), (n, -1)),
     }
