@@ -9,6 +9,10 @@ export PYCRO_GPU_TEST_DATA ?= $(abspath ../shared/data)
 # Tests never need a GPU and never pick one up by accident through 'auto'.
 export MPLBACKEND = Agg
 
+# Bytecode of the editable sources written once, as a wheel install does, so that every command starts
+# without compiling them (also where PYTHONDONTWRITEBYTECODE is set).
+BYTECODE = $(BIN)/python -m compileall -q pycro_gpu kernels
+
 .PHONY: all demo test test-cpu test-cudasim lint bench gpu-check compile clean
 
 all: test
@@ -17,6 +21,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BYTECODE)
 	touch $(STAMP)
 
 # pyUSID in its own environment: tests/test_usid_conformance.py has pyUSID itself read our files.
@@ -32,6 +37,7 @@ DEMO_STAMP := $(VENV)/.installed-demo
 $(DEMO_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -e ".[io]"
+	$(BYTECODE)
 	touch $(DEMO_STAMP)
 
 demo: $(if $(wildcard $(STAMP)),$(STAMP),$(DEMO_STAMP))

@@ -76,7 +76,7 @@ def common_parser() -> argparse.ArgumentParser:
 
 def add_file_options(p: argparse.ArgumentParser, *, dataset_help: str, plot_help: str) -> None:
     """``FILE``, ``--dataset``, ``--results``, ``--override``, ``--plot DIR`` and the Dask options."""
-    from ..process.distributed import add_dask_arguments
+    from .._lib.dask_options import add_dask_arguments
 
     p.add_argument("file", help="USID HDF5 file (raw data are never modified)")
     p.add_argument("--dataset", default=None, metavar="PATH", help=dataset_help)

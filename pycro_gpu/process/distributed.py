@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from .._lib.dask_options import add_dask_arguments
 from .._lib.optional import require
 from ..errors import DataError
 
@@ -327,32 +328,6 @@ class DaskExecutor:
 # --------------------------------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------------------------------
-
-
-def add_dask_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--scheduler``, ``--workers`` and ``--threads-per-worker`` to a command's parser."""
-    group = parser.add_argument_group("Dask (optional; needs pip install 'pycro-gpu[dask]')")
-    ex = group.add_mutually_exclusive_group()
-    ex.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        default=None,
-        help="run batches on this Dask scheduler (tcp://host:8786 or a scheduler .json file)",
-    )
-    ex.add_argument(
-        "--workers",
-        type=int,
-        metavar="N",
-        default=None,
-        help="run batches on a local Dask cluster of N worker processes",
-    )
-    group.add_argument(
-        "--threads-per-worker",
-        type=int,
-        metavar="T",
-        default=1,
-        help="threads per local Dask worker (default 1)",
-    )
 
 
 def executor_from_args(args: argparse.Namespace) -> DaskExecutor | None:
