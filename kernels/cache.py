@@ -125,33 +125,37 @@ def clear_cache() -> list[Path]:
 
 @dataclass
 class CompileLog:
-    """What this process loaded from the cache and what it compiled (names and seconds)."""
+    """What this process loaded from the cache and what it compiled (names and seconds).
+
+    ``compiled`` maps each compiled name to its seconds, a kernel's including its callees' (compiled
+    inside it); :attr:`compile_seconds` counts the wall time of outermost compilations only.
+    """
 
     loaded: list[str] = field(default_factory=list)
     compiled: dict[str, float] = field(default_factory=dict)
+    compile_seconds: float = 0.0
     _started: dict[str, float] = field(default_factory=dict, repr=False)
+    _outer_start: float = field(default=0.0, repr=False)
     _announced: bool = field(default=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    @property
-    def compile_seconds(self) -> float:
-        """Total seconds spent compiling kernels in this process."""
-        return sum(self.compiled.values())
+    def snapshot(self) -> tuple[frozenset, float]:
+        """What has been compiled so far (for :meth:`summary`'s ``since``)."""
+        with self._lock:
+            return frozenset(self.compiled), self.compile_seconds
 
-    def summary(self, since: dict[str, float] | None = None) -> str | None:
-        """One line on the kernels compiled in this process (after the ``since`` copy of :attr:`compiled`).
+    def summary(self, since: tuple[frozenset, float] | None = None) -> str | None:
+        """One line on the kernels compiled in this process (after the ``since`` :meth:`snapshot`).
 
         None if every kernel came from the cache.
         """
-        since = since or {}
-        new = {
-            name: t - since.get(name, 0.0) for name, t in self.compiled.items() if t > since.get(name, 0.0)
-        }
+        names, seconds = since or (frozenset(), 0.0)
+        new = {name.split(".")[0] for name in self.compiled if name not in names}  # kernels, with callees
         if not new:
             return None
-        n = len({name.split(".")[0] for name in new})  # a kernel with its compiled callees
+        n = len(new)
         return (
-            f"compiled {n} kernel{'s' if n > 1 else ''} in {sum(new.values()):.1f} s; "
+            f"compiled {n} kernel{'s' if n > 1 else ''} in {self.compile_seconds - seconds:.1f} s; "
             f"later runs load {'them' if n > 1 else 'it'} from the cache ({cache_dirs()[0]})"
         )
 
@@ -159,7 +163,10 @@ class CompileLog:
         with self._lock:
             first = not self._announced
             self._announced = True
-            self._started[name] = time.perf_counter()
+            now = time.perf_counter()
+            if not self._started:  # an outermost compilation (callees compile inside their caller's)
+                self._outer_start = now
+            self._started[name] = now
         if first:
             logger.info(
                 "compiling numba kernels for this machine (once; later runs load them from %s)",
@@ -173,8 +180,12 @@ class CompileLog:
     def _done(self, name: str) -> None:
         with self._lock:
             start = self._started.pop(name, None)
-            if start is not None:
-                self.compiled[name] = self.compiled.get(name, 0.0) + time.perf_counter() - start
+            if start is None:
+                return
+            now = time.perf_counter()
+            self.compiled[name] = self.compiled.get(name, 0.0) + now - start
+            if not self._started:
+                self.compile_seconds += now - self._outer_start
 
 
 _LOG = CompileLog()

@@ -264,3 +264,23 @@ def test_loading_process_computes_bitwise_what_the_compiling_process_did(tmp_pat
     _probe(FIT_TO_FILE + "\nprint('{}')", [tmp_path / "loaded.npy"], env, cwd=KERNELS_SRC.parent)
     assert list((tmp_path / "cache").glob("lm-sho-float64-s136-cpu.core.*.nbi"))  # the callees are cached
     np.testing.assert_array_equal(np.load(tmp_path / "loaded.npy"), np.load(tmp_path / "compiled.npy"))
+
+
+def test_compile_time_counts_a_kernel_and_the_callees_compiled_inside_it_once(monkeypatch):
+    from pycro_gpu.kernels import cache
+
+    clock = iter([0.0, 1.0, 3.0, 4.0, 10.0, 12.0])
+    monkeypatch.setattr(cache.time, "perf_counter", lambda: next(clock))
+    log = cache.CompileLog()
+    log._miss("lm-x")  # t=0: the driver misses, then its callee compiles inside it
+    log._miss("lm-x.core")  # t=1
+    log._done("lm-x.core")  # t=3
+    log._done("lm-x")  # t=4
+    first = log.snapshot()
+    log._miss("guess")  # t=10
+    log._done("guess")  # t=12
+    assert log.compile_seconds == 6.0  # 4 s + 2 s of wall time, not 4 + 2 + 2
+    assert log.compiled == {"lm-x": 4.0, "lm-x.core": 2.0, "guess": 2.0}
+    assert log.summary().startswith("compiled 2 kernels in 6.0 s")
+    assert log.summary(since=first).startswith("compiled 1 kernel in 2.0 s")
+    assert log.summary(since=log.snapshot()) is None

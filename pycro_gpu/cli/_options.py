@@ -170,9 +170,9 @@ def report_kernel_compilation(quiet: bool) -> Iterator[None]:
         print(f"pycro-gpu: {summary}", file=sys.stderr)
 
 
-def _kernels_compiled_so_far() -> dict[str, float]:
+def _kernels_compiled_so_far() -> tuple[frozenset, float] | None:
     cache = sys.modules.get("pycro_gpu.kernels.cache")
-    return dict(cache.compile_log().compiled) if cache is not None else {}
+    return cache.compile_log().snapshot() if cache is not None else None
 
 
 def find_main(f: Any, path: str | None) -> Any:
