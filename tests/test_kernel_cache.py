@@ -187,35 +187,26 @@ def test_corrupt_cache_entries_are_recompiled_not_an_error(kernels_copy, tmp_pat
 
 def test_compile_command_warms_the_cache_for_a_later_fit(be_file, tmp_path):
     env = _env(tmp_path / "cache")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pycro_gpu.cli", "compile", "--models", "sho", "--samples", "87", "--no-cuda"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "LM sho float64 data, <= 136 samples" in proc.stdout and "compiled in" in proc.stdout
+
+    def compile_command(*options):
+        proc = subprocess.run(
+            [sys.executable, "-m", "pycro_gpu.cli", "compile", *options],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    out = compile_command("--models", "sho", "--samples", "87", "--no-cuda")
+    assert "LM sho float64 data, <= 136 samples" in out and "compiled in" in out
     fit, _ = _probe(CLI_PROBE, ["fit", "sho", _fresh_copy(be_file, tmp_path, "a.h5")], env)
     assert fit["compiled"] == []
     assert fit["loaded"] == ["lm-sho-float64-s136-cpu", "sho_guess-float64-cpu"]
-    again = subprocess.run(
-        [sys.executable, "-m", "pycro_gpu.cli", "compile", "--models", "sho", "--samples", "87", "-q"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    assert again.returncode == 0 and "0 compiled" in again.stdout
-    cleared = subprocess.run(
-        [sys.executable, "-m", "pycro_gpu.cli", "compile", "--clear"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    assert cleared.returncode == 0 and str(tmp_path / "cache") in cleared.stdout
+    assert "0 compiled" in compile_command("--models", "sho", "--samples", "87", "-q")
+    assert str(tmp_path / "cache") in compile_command("--clear")
     assert not list((tmp_path / "cache").glob("*.nb[ci]"))
 
 
