@@ -365,7 +365,7 @@ class KernelCache:
 
 @functools.cache
 def _cache_class(base: type) -> type:
-    return type(f"Kernel{base.__name__}", (KernelCache, base), {})
+    return type(f"Kernel{base.__name__}", (KernelCache, base), {"__module__": __name__})
 
 
 def persistent(dispatcher: Any, name: str, callees: tuple = ()) -> Any:

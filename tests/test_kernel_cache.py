@@ -275,3 +275,50 @@ def test_compile_time_counts_a_kernel_and_the_callees_compiled_inside_it_once(mo
     assert log.summary().startswith("compiled 2 kernels in 6.0 s")
     assert log.summary(since=first).startswith("compiled 1 kernel in 2.0 s")
     assert log.summary(since=log.snapshot()) is None
+
+
+def test_cuda_kernels_get_their_named_cache_without_a_device():
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        pytest.skip("the CUDA simulator compiles nothing, so nothing is cached")
+    from numba.cuda.dispatcher import CUDACache
+    from pycro_gpu.kernels.cache import KernelCache
+    from pycro_gpu.kernels.lm import cuda_lm_kernel
+    from pycro_gpu.kernels.model_sho import SHO, cuda_sho_guess_kernel
+    from pycro_gpu.kernels.spectral_mask import cuda_spectral_mask
+
+    kernels = {
+        "lm-sho-float32-cuda": cuda_lm_kernel(SHO, "float32"),
+        "sho_guess-float64-cuda": cuda_sho_guess_kernel("float64"),
+        "spectral_mask-cuda": cuda_spectral_mask(),
+    }
+    for name, kernel in kernels.items():
+        assert isinstance(kernel._cache, KernelCache) and isinstance(kernel._cache, CUDACache)
+        assert kernel._cache._kernel_name == name
+
+
+# SHO fits on the GPU (CuPy), parameters to argv[1]; prints what the kernel cache did.
+GPU_FIT = textwrap.dedent(
+    """
+    import json, sys
+    import cupy as cp
+    import numpy as np
+    from benchmarks.gpu_check import sho_spectra
+    from pycro_gpu.fitting import fit_sho
+    from pycro_gpu.kernels import cache
+    spectra, freqs, _ = sho_spectra(np.random.default_rng(5), 4096, n_bins=87, noise=0.02)
+    res = fit_sho(cp.asarray(spectra.astype(np.complex64)), cp.asarray(freqs))
+    np.save(sys.argv[1], cp.asnumpy(res.params))
+    log = cache.compile_log()
+    print(json.dumps({"compiled": sorted(log.compiled), "loaded": sorted(set(log.loaded))}))
+    """
+)
+
+
+@pytest.mark.gpu
+def test_cuda_kernels_compile_once_and_load_bitwise_on_a_gpu(tmp_path):
+    env = _env(tmp_path / "cache", PYCRO_GPU_BACKEND="cupy")
+    cold, _ = _probe(GPU_FIT, [tmp_path / "compiled.npy"], env, cwd=KERNELS_SRC.parent)
+    warm, _ = _probe(GPU_FIT, [tmp_path / "loaded.npy"], env, cwd=KERNELS_SRC.parent)
+    assert {"lm-sho-float32-cuda", "sho_guess-float32-cuda"} <= set(cold["compiled"])
+    assert warm["compiled"] == [] and {"lm-sho-float32-cuda", "sho_guess-float32-cuda"} <= set(warm["loaded"])
+    np.testing.assert_array_equal(np.load(tmp_path / "loaded.npy"), np.load(tmp_path / "compiled.npy"))
