@@ -267,6 +267,18 @@ def test_sho_fit_on_two_workers_matches_one_process(client, be_master, tmp_path)
     assert status == "complete" and done.all()
     for n in SHO_NAMES:
         np.testing.assert_array_equal(got[n], ref[n])
+    # the workers loaded the kernels this process compiled (or loaded): none compiles them again
+    kernels = {"sho_guess-float64-cpu", "lm-sho-float64-s136-cpu"}
+    logs = list(client.run(_kernel_log).values())
+    assert kernels <= {name for log in logs for name in log["loaded"]}, logs
+    assert not kernels & {name for log in logs for name in log["compiled"]}, logs
+
+
+def _kernel_log() -> dict:
+    from pycro_gpu.kernels import cache
+
+    log = cache.compile_log()
+    return {"loaded": list(log.loaded), "compiled": list(log.compiled)}
 
 
 def test_sho_fit_dataset_on_two_workers_matches_one_process(client, be_master, tmp_path, monkeypatch):
