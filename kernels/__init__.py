@@ -5,6 +5,9 @@ one element (one spectrum bin, one fit) once as a plain Python function; :mod:`.
 ``numba.njit`` (CPU drivers, parallel over rows with ``prange``) and, only when a CUDA kernel is first
 launched, with ``numba.cuda.jit(device=True)`` (one GPU thread per element or per fit).
 CUDA inputs come straight from device memory (CuPy arrays, via ``__cuda_array_interface__``).
+
+Every specialisation (model, float type, target) compiles once per machine: :mod:`.cache` keeps it on
+disk for every later process, and :mod:`.precompile` compiles them ahead of time (``pycro-gpu compile``).
 """
 
 from __future__ import annotations
