@@ -65,9 +65,11 @@ test-cudasim: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all $(BENCH_ARGS)
 
-# On a GPU node: every GPU path against the CPU path, with timings (bench_out/gpu_check/).
+# On a GPU node: every GPU path against the CPU path, with timings (bench_out/gpu_check/), then SHO fits/s
+# at 1M and 4M spectra (bench_out/gpu_fit/); the second runs even when the first reports a failure.
 gpu-check: $(STAMP)
-	$(BIN)/python benchmarks/gpu_check.py --out bench_out/gpu_check
+	$(BIN)/python benchmarks/gpu_check.py --out bench_out/gpu_check; status=$$?; \
+	$(BIN)/python benchmarks/bench_gpu_fit.py --out bench_out/gpu_fit && exit $$status
 
 # Compile the kernels once for this machine into the on-disk cache (later runs load them).
 compile: $(STAMP)
