@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cache import compile_log
+from .models import kernel_model
 
 __all__ = [
     "ALL_MODELS",
@@ -58,28 +59,6 @@ class CompiledKernel:
     target: str
     seconds: float
     from_cache: bool
-
-
-def _model(name: str):
-    from . import model_relaxation
-    from .model_loop import LOOP
-    from .model_peaks import PEAK_SHAPES, peaks_model
-    from .model_sho import SHO
-
-    fixed = {
-        "sho": SHO,
-        "loop": LOOP,
-        "exponential": model_relaxation.EXPONENTIAL,
-        "double_exponential": model_relaxation.DOUBLE_EXPONENTIAL,
-        "stretched_exponential": model_relaxation.STRETCHED_EXPONENTIAL,
-    }
-    if name in fixed:
-        return fixed[name]
-    shape, _, k = name.rpartition("_")
-    if shape in PEAK_SHAPES and k.isdigit():
-        return peaks_model(shape, int(k))
-    msg = f"unknown fit model {name!r}; known: {', '.join(ALL_MODELS)} (peaks: any number of peaks)"
-    raise ValueError(msg)
 
 
 def _lm_cpu(model, n_samples: int, dtype: str) -> Callable[[], None]:
@@ -130,7 +109,7 @@ def _cuda_specs(models: Iterable[str], dtypes: Iterable[str]) -> list[KernelSpec
     specs = []
     for dtype in dtypes:
         for name in models:
-            model = _model(name)
+            model = kernel_model(name)
             specs.append(
                 KernelSpec(
                     f"LM {name} {dtype}",
@@ -180,7 +159,7 @@ def kernel_specs(
 
     models = tuple(models)
     for name in models:
-        _model(name)  # unknown names fail before anything compiles
+        kernel_model(name)  # unknown names fail before anything compiles
     strides = {}
     for m in samples:
         if int(m) < 1:
@@ -190,7 +169,7 @@ def kernel_specs(
     specs = []
     for dtype in ("float64", "float32"):
         for name in models:
-            model = _model(name)
+            model = kernel_model(name)
             for stride, m in sorted(strides.items()):
                 size = f"<= {stride} samples" if stride else "any length (streamed)"
                 specs.append(KernelSpec(f"LM {name} {dtype} data, {size}", "cpu", _lm_cpu(model, m, dtype)))

@@ -236,32 +236,13 @@ class ModelSpec:
     complex_data: bool = False
 
 
-def _sho_kernel():
-    from ..kernels.model_sho import SHO
+def _kernel(name: str) -> Callable:
+    """The lazy getter of the kernel model ``name`` (importing the kernels loads numba)."""
 
-    return SHO
-
-
-def _loop_kernel():
-    from ..kernels.model_loop import LOOP
-
-    return LOOP
-
-
-def _relax_kernel(name):
     def get():
-        from ..kernels import model_relaxation
+        from ..kernels.models import kernel_model
 
-        return getattr(model_relaxation, name)
-
-    return get
-
-
-def _peaks_kernel(shape, k):
-    def get():
-        from ..kernels.model_peaks import peaks_model
-
-        return peaks_model(shape, k)
+        return kernel_model(name)
 
     return get
 
@@ -301,23 +282,25 @@ def get_model(name: str, *, n_peaks: int = 1) -> ModelSpec:
     ('amplitude', 'frequency', 'quality_factor', 'phase')
     """
     if name == "sho":
-        return ModelSpec("sho", ("amplitude", "frequency", "quality_factor", "phase"), sho, _sho_kernel, True)
+        return ModelSpec(
+            "sho", ("amplitude", "frequency", "quality_factor", "phase"), sho, _kernel("sho"), True
+        )
     if name == "loop":
         names = ("a0", "a1", "a2", "a3", "a4", "b0", "b1", "b2", "b3")
-        return ModelSpec("loop", names, loop, _loop_kernel)
+        return ModelSpec("loop", names, loop, _kernel("loop"))
     if name == "exponential":
-        return ModelSpec(name, ("amplitude", "tau", "offset"), exponential, _relax_kernel("EXPONENTIAL"))
+        return ModelSpec(name, ("amplitude", "tau", "offset"), exponential, _kernel(name))
     if name == "double_exponential":
         names = ("amplitude_1", "tau_1", "amplitude_2", "tau_2", "offset")
-        return ModelSpec(name, names, double_exponential, _relax_kernel("DOUBLE_EXPONENTIAL"))
+        return ModelSpec(name, names, double_exponential, _kernel(name))
     if name == "stretched_exponential":
         names = ("amplitude", "tau", "beta", "offset")
-        return ModelSpec(name, names, stretched_exponential, _relax_kernel("STRETCHED_EXPONENTIAL"))
+        return ModelSpec(name, names, stretched_exponential, _kernel(name))
     if name in _PER_PEAK:
         k = int(n_peaks)
         if k < 1:
             msg = f"n_peaks must be >= 1, got {n_peaks!r}"
             raise ValueError(msg)
-        return ModelSpec(name, _peak_names(name, k), _peak_eval(name), _peaks_kernel(name, k))
+        return ModelSpec(name, _peak_names(name, k), _peak_eval(name), _kernel(f"{name}_{k}"))
     msg = f"model must be one of {', '.join(MODEL_NAMES)}; got {name!r}"
     raise ValueError(msg)
