@@ -248,14 +248,11 @@ class KernelCache:
         self._impl_class = functools.partial(
             impl, name=name, locator=_Locator(dirs[0], py_func.__code__.co_filename)
         )
-        super().__init__(py_func)
+        super().__init__(py_func)  # its _cache_file serves the first directory
         file_class = type(self._cache_file)
-        self._files = [
-            (
-                d,
-                file_class(cache_path=str(d), filename_base=_filename_base(name), source_stamp=_stamp()),
-            )
-            for d in dirs
+        self._files = [(dirs[0], self._cache_file)] + [
+            (d, file_class(cache_path=str(d), filename_base=_filename_base(name), source_stamp=_stamp()))
+            for d in dirs[1:]
         ]
         self._py_func = types.SimpleNamespace(__code__=py_func.__code__, __closure__=None)
         self._callees: tuple = ()
@@ -351,16 +348,24 @@ class KernelCache:
         for folder, cache_file in self._files:
             try:
                 os.makedirs(folder, exist_ok=True)
-                try:
-                    cache_file.save(key, payload)
-                except OSError:
-                    raise
-                except Exception:  # a damaged index (e.g. a truncated write): start it anew
-                    cache_file.flush()
-                    cache_file.save(key, payload)
+                _save_or_renew(cache_file, key, payload)
             except OSError:
                 continue
             return
+
+
+def _save_or_renew(cache_file: Any, key: Any, payload: Any) -> None:
+    """Save one entry; an index that cannot be read (e.g. a truncated write) is started anew.
+
+    An ``OSError`` (read-only or full directory) propagates: the caller tries the next directory.
+    """
+    try:
+        cache_file.save(key, payload)
+    except OSError:
+        raise
+    except Exception:
+        cache_file.flush()
+        cache_file.save(key, payload)
 
 
 @functools.cache
