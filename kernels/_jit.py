@@ -3,7 +3,8 @@
 ``numba.cuda`` is imported lazily (inside :func:`cuda_device` and :func:`cuda_kernel`) so that importing
 the kernels never touches CUDA; the compiled objects are cached per source function, and numba itself
 caches one specialisation per argument signature. Entry points called from Python (drivers and CUDA
-kernels) also get a name and the on-disk cache of :mod:`.cache`, so they compile once per machine.
+kernels) and the compiled helpers they call also get a name and the on-disk cache of :mod:`.cache`, so
+they compile once per machine.
 """
 
 from __future__ import annotations

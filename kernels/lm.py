@@ -356,10 +356,8 @@ def _fused_accumulate(n_params: int, n_out: int, namespace: dict) -> Callable:
         *(f"    jtj[{q}] = s{a}_{b}" for q, (a, b) in enumerate(pairs)),
         "    return c",
     ]
-    ns = {
-        **namespace,
-        "__name__": __name__,
-    }  # a module name: numba rebuilds a cached function's environment by it
+    # with a module name: numba rebuilds the environment of a function loaded from its cache by that name
+    ns = {**namespace, "__name__": __name__}
     exec(compile("\n".join(src), f"<fused accumulate {NP}x{NO}>", "exec"), ns)
     return ns["accumulate_fused"]
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .._config import BACKENDS
+from .._lib.dask_options import add_dask_arguments
 from ..errors import PycroGPUError
 
 #: name of the library's logger; the CLI prints its INFO records on stderr
@@ -76,8 +77,6 @@ def common_parser() -> argparse.ArgumentParser:
 
 def add_file_options(p: argparse.ArgumentParser, *, dataset_help: str, plot_help: str) -> None:
     """``FILE``, ``--dataset``, ``--results``, ``--override``, ``--plot DIR`` and the Dask options."""
-    from .._lib.dask_options import add_dask_arguments
-
     p.add_argument("file", help="USID HDF5 file (raw data are never modified)")
     p.add_argument("--dataset", default=None, metavar="PATH", help=dataset_help)
     p.add_argument(

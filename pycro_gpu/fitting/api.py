@@ -156,17 +156,18 @@ def fit_sho(
     if bounds is not None:
         scale = np.array([1.0 / _host_scalar(ascale), 1.0 / fscale, 1.0, 1.0])
         lo, hi = lo * scale, hi * scale
-    out = _run_kernel(get_model("sho"), x_scaled, y_view, g, lo, hi, maxiter, ftol, xtol, xp, fdt)
+    spec = get_model("sho")
+    out = _run_kernel(spec, x_scaled, y_view, g, lo, hi, maxiter, ftol, xtol, xp, fdt)
     params_k, chi2_k, r2_k, niter_k, status_k = out
-    # R^2 of the start: the kernel's first pass evaluates it, so a fit of no iterations returns it
-    g_r2 = (
-        _run_kernel(get_model("sho"), x_scaled, y_view, g, lo, hi, 0, ftol, xtol, xp, fdt)[2]
-        if guess_r2
-        else g
+    params, g_x, chi2, r2, niter, status = result_namespace_arrays(
+        (params_k, g, chi2_k, r2_k, niter_k, status_k), xp, device
     )
-    params, g_x, chi2, r2, niter, status, g_r2 = result_namespace_arrays(
-        (params_k, g, chi2_k, r2_k, niter_k, status_k, g_r2), xp, device
-    )
+    g_r2 = None
+    if (
+        guess_r2
+    ):  # R^2 of the start: the kernel's first pass evaluates it, so a fit of no iterations returns it
+        g_r2_k = _run_kernel(spec, x_scaled, y_view, g, lo, hi, 0, ftol, xtol, xp, fdt)[2]
+        g_r2 = result_namespace_arrays((g_r2_k,), xp, device)[0]
     params = _guess._sho_unscale(params, fscale, ascale, xp)
     g_x = _guess._sho_unscale(xp.astype(g_x, params.dtype), fscale, ascale, xp)
     return FitResult(
@@ -177,9 +178,9 @@ def fit_sho(
         niter=niter,
         status=status,
         guess=g_x,
-        param_names=get_model("sho").param_names,
+        param_names=spec.param_names,
         model="sho",
-        guess_r2=g_r2 if guess_r2 else None,
+        guess_r2=g_r2,
     )
 
 
