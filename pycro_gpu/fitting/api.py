@@ -163,9 +163,7 @@ def fit_sho(
         (params_k, g, chi2_k, r2_k, niter_k, status_k), xp, device
     )
     g_r2 = None
-    if (
-        guess_r2
-    ):  # R^2 of the start: the kernel's first pass evaluates it, so a fit of no iterations returns it
+    if guess_r2:  # the kernel's first pass evaluates the start's R^2: a fit of no iterations returns it
         g_r2_k = _run_kernel(spec, x_scaled, y_view, g, lo, hi, 0, ftol, xtol, xp, fdt)[2]
         g_r2 = result_namespace_arrays((g_r2_k,), xp, device)[0]
     params = _guess._sho_unscale(params, fscale, ascale, xp)
