@@ -276,6 +276,16 @@ def timed_on_copy(src: Path, work: Path, make_cmd, env: dict | None, args, befor
     return best, best_copy
 
 
+def emptier(folder: Path):
+    """A function that empties the kernel cache ``folder`` (run before a cold-cache run)."""
+
+    def empty() -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+
+    return empty
+
+
 def cache_env(folder: Path) -> dict[str, str]:
     """Kernel caches of ``pycro-gpu`` (and of numba itself) in ``folder``."""
     return {"PYCRO_GPU_CACHE_DIR": str(folder), "NUMBA_CACHE_DIR": str(folder / "numba")}
@@ -419,14 +429,12 @@ def fit_section(n: int, args, work: Path, scripts: Path, largest: bool) -> list[
         copy.unlink(missing_ok=True)
         return row
 
-    def empty_cache():
-        shutil.rmtree(cache, ignore_errors=True)
-        cache.mkdir()
-
     # the cold run fills the cache that the warm run (and --workers 2) then finds
     env = cache_env(cache)
     rows = [
-        checked("pycro-gpu fit sho (cold cache)", *timed_on_copy(src, work, ours(), env, args, empty_cache))
+        checked(
+            "pycro-gpu fit sho (cold cache)", *timed_on_copy(src, work, ours(), env, args, emptier(cache))
+        )
     ]
     rows.append(checked("pycro-gpu fit sho (warm cache)", *timed_on_copy(src, work, ours(), env, args)))
     if args.skip_peer_above is not None and n > args.skip_peer_above:
@@ -485,15 +493,11 @@ def ours_vs_script(
     command, options = cli_args[0], cli_args[1:]
     cache = work / f"cache_{command}_{size}"
 
-    def empty_cache():
-        shutil.rmtree(cache, ignore_errors=True)
-        cache.mkdir()
-
     def ours_cmd(p):
         return [*cli_command(), command, str(p), *options, "--backend", args.backend, "-q"]
 
     # the cold run (empty kernel cache) fills the cache that the warm run then finds
-    runs = [timed_on_copy(src, work, ours_cmd, cache_env(cache), args, empty_cache)]
+    runs = [timed_on_copy(src, work, ours_cmd, cache_env(cache), args, emptier(cache))]
     runs.append(timed_on_copy(src, work, ours_cmd, cache_env(cache), args))
     peer_run, peer_copy = timed_on_copy(
         src, work, lambda p: [sys.executable, str(script), str(p), str(out), *extra], None, args
