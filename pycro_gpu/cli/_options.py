@@ -161,17 +161,19 @@ def report_kernel_compilation(quiet: bool) -> Iterator[None]:
     this adds one summary line at the end. Only kernels compiled by this command count (``main()`` may
     run several commands in one process), and a failed command prints its one error line only.
     """
-    before = _kernels_compiled_so_far()
+    log = _compile_log()
+    before = log.snapshot() if log is not None else None
     yield
-    cache = sys.modules.get("pycro_gpu.kernels.cache")  # loaded only if a kernel ran
-    summary = cache.compile_log().summary(since=before) if cache is not None else None
+    log = _compile_log()
+    summary = log.summary(since=before) if log is not None else None
     if summary and not quiet:
         print(f"pycro-gpu: {summary}", file=sys.stderr)
 
 
-def _kernels_compiled_so_far() -> tuple[frozenset, float] | None:
+def _compile_log() -> Any:
+    """The kernels' compile log, or None where no kernel was loaded (importing them would load numba)."""
     cache = sys.modules.get("pycro_gpu.kernels.cache")
-    return cache.compile_log().snapshot() if cache is not None else None
+    return cache.compile_log() if cache is not None else None
 
 
 def find_main(f: Any, path: str | None) -> Any:
