@@ -24,3 +24,9 @@ def assert_close(actual, desired, *, rtol=None, atol=0.0, xp=None):
     if rtol is None:
         rtol = 1e-5 if a.dtype in (np.float32, np.complex64) else 1e-12
     np.testing.assert_allclose(a, np.asarray(desired), rtol=rtol, atol=atol)
+
+
+def results_group(job_result, h5_obj):
+    """The results group of a :class:`pycro_gpu.process.JobResult` in the open file of ``h5_obj``."""
+    assert job_result.file == h5_obj.file.filename
+    return h5_obj.file[job_result.group]

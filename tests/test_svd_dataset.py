@@ -8,6 +8,7 @@ import pytest
 
 from pycro_gpu.decomposition import rebuild, svd, svd_dataset
 from pycro_gpu.io.usid import Dimension, USIDataset, check_main, write_main
+from tests.helpers import results_group
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -46,7 +47,7 @@ def _make(path, rng, *, complex_=False, dtype=np.float32, nx=30, ny=20, nf=48, r
 def test_svd_dataset_writes_pycroscopy_layout(tmp_path, rng, complex_, dtype):
     f, main, A = _make(tmp_path / "d.h5", rng, complex_=complex_, dtype=dtype)
     with f:
-        grp = svd_dataset(main, 6, memory_mb=0.25, progress=False)
+        grp = results_group(svd_dataset(main, k=6, memory_mb=0.25, progress=False), main)
         assert grp.name == "/Measurement_000/Channel_000/Raw_Data-SVD_000"
         assert grp.attrs["status"] == "complete" and grp.attrs["num_components"] == 6
         assert grp.attrs["reads"] == 2 and grp.attrs["method_used"] == "gram"
@@ -67,7 +68,7 @@ def test_svd_dataset_writes_pycroscopy_layout(tmp_path, rng, complex_, dtype):
         tol = 1e-5 if np.dtype(dtype).itemsize <= 8 else 1e-10
         np.testing.assert_allclose((u * s) @ v, proj, atol=tol * s_ref[0])
         # the same request finds the finished group instead of computing again
-        again = svd_dataset(main, 6, memory_mb=0.25, progress=False)
+        again = results_group(svd_dataset(main, k=6, memory_mb=0.25, progress=False), main)
         assert again.name == grp.name
         assert "Raw_Data-SVD_001" not in main.parent
 
@@ -75,7 +76,7 @@ def test_svd_dataset_writes_pycroscopy_layout(tmp_path, rng, complex_, dtype):
 def test_rebuild_writes_denoised_main(tmp_path, rng):
     f, main, A = _make(tmp_path / "r.h5", rng, dtype=np.float64)
     with f:
-        grp = svd_dataset(main, 8, progress=False)
+        grp = results_group(svd_dataset(main, k=8, progress=False), main)
         out = rebuild(grp, 4, memory_mb=0.05)
         assert out.name == grp.name + "/Rebuilt_Data_000/Rebuilt_Data"
         check_main(out)
@@ -95,7 +96,7 @@ def test_failed_rebuild_leaves_no_group(tmp_path, rng, monkeypatch):
 
     f, main, _ = _make(tmp_path / "fail.h5", rng, dtype=np.float64)
     with f:
-        grp = svd_dataset(main, 4, progress=False)
+        grp = results_group(svd_dataset(main, k=4, progress=False), main)
 
         calls = []
         real = dec.from_host
@@ -126,8 +127,10 @@ def test_svd_of_dataset_in_memory_result(tmp_path, rng):
 def test_svd_dataset_on_cupy_matches_numpy(tmp_path, rng):
     f, main, _ = _make(tmp_path / "g.h5", rng, dtype=np.float32)
     with f:
-        g_np = svd_dataset(main, 5, memory_mb=0.25, backend="numpy", progress=False)
-        g_cp = svd_dataset(main, 5, memory_mb=0.25, backend="cupy", override=True, progress=False)
+        g_np = results_group(svd_dataset(main, k=5, memory_mb=0.25, backend="numpy", progress=False), main)
+        g_cp = results_group(
+            svd_dataset(main, k=5, memory_mb=0.25, backend="cupy", override=True, progress=False), main
+        )
         assert g_cp.name.endswith("SVD_001")
         np.testing.assert_allclose(g_cp["S"][()], g_np["S"][()], rtol=1e-5)
         np.testing.assert_allclose(g_cp["V"][()], g_np["V"][()], atol=1e-5)  # same sign convention

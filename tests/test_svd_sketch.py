@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from pycro_gpu.decomposition._row_batches import ArrayRows, HDF5Rows, sample_spans
 from pycro_gpu.decomposition._svd_sinks import SpillRows
 from pycro_gpu.decomposition._svd_streamed import streamed_svd
-from tests.helpers import to_numpy
+from pycro_gpu.process.rows import ArrayRows, HDF5Rows, sample_spans
+from tests.helpers import results_group, to_numpy
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -202,7 +202,7 @@ def test_svd_dataset_sketch_spills_to_a_temp_file_and_matches(tmp_path, rng):
         results = {}
         sizes = []
         for mb in (1, 64):  # the 4096 x 16 sketch (0.5 MiB) spills past a quarter of 1 MiB
-            grp = svd_dataset(main, 6, memory_mb=mb, override=True, progress=False)
+            grp = results_group(svd_dataset(main, k=6, memory_mb=mb, override=True, progress=False), main)
             # 1 MiB also caps the warm-start sample at 341 rows: one or two reads
             assert grp.attrs["method_used"] == "sketch" and grp.attrs["reads"] == grp.attrs["sketch_reads"]
             assert grp.attrs["error_estimate"] <= 1e-5

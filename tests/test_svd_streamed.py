@@ -8,8 +8,8 @@ import pytest
 import scipy.linalg
 
 from pycro_gpu._config import rows_for_budget
-from pycro_gpu.decomposition._row_batches import ArrayRows, HDF5Rows
 from pycro_gpu.decomposition._svd_streamed import choose_method, streamed_svd
+from pycro_gpu.process.rows import ArrayRows, HDF5Rows
 from tests.helpers import to_numpy
 
 

@@ -8,9 +8,10 @@ import numpy as np
 
 from .._lib.checks import require_finite
 from .._lib.typing import Namespace
-from ..backend import array_namespace, get_namespace, to_host
+from ..backend import array_namespace, to_host
 from ..errors import DataError
-from ._row_batches import ArrayRows, HDF5Rows
+from ..process import JobResult, source_ancillaries
+from ..process.rows import ArrayRows, HDF5Rows
 from ._svd_sinks import HDF5USink
 from ._svd_streamed import SKETCH_TOL, StreamedSVD, check_svd_arguments, streamed_svd
 
@@ -126,110 +127,119 @@ def _result_dtypes(src_dtype: np.dtype) -> tuple[np.dtype, np.dtype]:
     return real, real
 
 
+def check_dataset_path(dataset_path: Any, function: str, first_parameter: str) -> None:
+    """One clear error for the pre-0.4 call ``function(h5_main, <number>)``: parameters are keywords now."""
+    if dataset_path is not None and not isinstance(dataset_path, str):
+        msg = (
+            f"{function}: dataset_path must be the path of the Main dataset (a str), got {dataset_path!r}; "
+            f"give the tool's parameters as keywords, e.g. {function}(source, {first_parameter}=...)"
+        )
+        raise TypeError(msg)
+
+
+def _source_float_dtype(main: Any) -> np.dtype:
+    return np.dtype(main.dtype) if main.dtype.kind in "fc" else np.dtype(np.float64)
+
+
 def svd_dataset(
-    h5_main: Any,
-    k: int = 16,
+    source: Any,
+    dataset_path: str | None = None,
     *,
+    results: Any = None,
+    backend: str | None = None,
+    memory_mb: float | None = None,
+    executor: Any = None,
+    override: bool = False,
+    progress: bool | None = None,
+    k: int = 16,
     method: str = "auto",
     n_iter: int = 4,
     tol: float = SKETCH_TOL,
     refine: bool = True,
-    memory_mb: float | None = None,
     seed: int = 0,
-    backend: str | None = None,
-    override: bool = False,
-    progress: bool | None = None,
-) -> Any:
+) -> JobResult:
     """Streamed SVD of a USID Main dataset, written as the results group ``<Source>-SVD_NNN``.
+
+    A multi-pass job (:func:`pycro_gpu.process.run_passes`): resumable after a kill (the state between
+    reads is checkpointed in the group), results elsewhere with ``results=``, reads on Dask workers
+    with ``executor=``.
 
     Parameters
     ----------
-    h5_main : h5py.Dataset
-        USID Main dataset ``(N_pos, N_spec)``, real or complex, in a file opened for writing.
+    source : str, path-like or h5py.Dataset
+        USID Main dataset ``(N_pos, N_spec)``, real or complex, or the path of its file.
+    dataset_path : str, optional
+        Path of the Main dataset when ``source`` is a file path (default: the first ``Raw_Data``).
+    results, backend, memory_mb, executor, override, progress
+        As in :func:`pycro_gpu.process.run_job`.
     k : int
         Number of components kept.
-    method, n_iter, tol, refine, memory_mb, seed
+    method, n_iter, tol, refine, seed
         As in :func:`svd`.
-    backend : {'auto', 'numpy', 'cupy'}, optional
-        Compute backend (default: configuration).
-    override : bool
-        Compute again even if a finished group with the same parameters exists.
-    progress : bool, optional
-        Progress bars.
 
     Returns
     -------
-    h5py.Group
-        ``<Source>-SVD_NNN`` with Main datasets ``U`` ``(N_pos, k)`` (quantity ``Abundance``) and ``V``
-        ``(k, N_spec)`` (the source's quantity), dataset ``S`` ``(k,)``, and attributes
-        ``num_components``, ``method`` (asked), ``method_used``, ``reads`` (of the source), ``refined``
-        and, where the sketch ran, ``sketch_reads`` and ``error_estimate``.
+    JobResult
+        ``file`` and ``group`` of ``<Source>-SVD_NNN``: Main datasets ``U`` ``(N_pos, k)`` (quantity
+        ``Abundance``) and ``V`` ``(k, N_spec)`` (the source's quantity), dataset ``S`` ``(k,)``, and
+        attributes ``num_components``, ``method`` (asked), ``method_used``, ``reads`` (of the source),
+        ``refined`` and, where the sketch ran, ``sketch_reads`` and ``error_estimate``.
     """
-    from ..io.usid import Dimension, create_main, create_results_group, write_main, writing_results
+    from ..io.usid import Dimension, create_main, write_main
+    from ..process import run_passes
+    from ..process.passes import PassRunner
 
-    main = _usid(h5_main)
-    n_pos, n_spec = main.shape
-    if main.dtype.kind not in "fciu":
-        msg = f"svd_dataset: {main.name} has dtype {main.dtype}; SVD needs real or complex numbers"
-        raise DataError(msg)
-    k = check_svd_arguments((n_pos, n_spec), k, method)  # before anything is written
+    check_dataset_path(dataset_path, "svd_dataset", "k")
     params = {
-        "num_components": k,
+        "num_components": int(k),
         "method": method,
         "n_iter": int(n_iter),
         "tol": float(tol),
         "refine": bool(refine),
     }
-    group, existing = create_results_group(main, SVD_TOOL, params, override=override, status="running")
-    if existing:
-        return group
-    xp = get_namespace(backend)
-    src_dtype = np.dtype(main.dtype) if main.dtype.kind in "fc" else np.dtype(np.float64)
-    uv_dtype, s_dtype = _result_dtypes(src_dtype)
-    comp = Dimension("Principal Component", "a.u.", k)
-    with writing_results(group):
-        h5_u = create_main(
-            group,
-            "U",
-            None,
-            comp,
-            "Abundance",
-            "a.u.",
-            uv_dtype,
-            h5_pos_inds=main.h5_pos_inds,
-            h5_pos_vals=main.h5_pos_vals,
-        )
-        sink = HDF5USink(h5_u, xp, memory_mb=memory_mb)
+
+    def validate(main: Any) -> None:
+        if main.dtype.kind not in "fciu":
+            msg = f"svd_dataset: {main.name} has dtype {main.dtype}; SVD needs real or complex numbers"
+            raise DataError(msg)
+        check_svd_arguments(main.shape, k, method)
+
+    def components(main: Any) -> Any:
+        return Dimension("Principal Component", "a.u.", int(k))
+
+    def setup(group: Any, main: Any, same_file: bool) -> None:
+        inds, vals = source_ancillaries(main, group, same_file, "Position")
+        uv_dtype, _ = _result_dtypes(_source_float_dtype(main))
+        create_main(
+            group, "U", None, components(main), "Abundance", "a.u.", uv_dtype,
+            early_allocation=True, h5_pos_inds=inds, h5_pos_vals=vals,
+        )  # fmt: skip
+
+    def algorithm(runner: PassRunner, checkpoint: Any, group: Any) -> None:
+        main = runner.source
+        same_file = group.file.id == main.file.id
+        uv_dtype, s_dtype = _result_dtypes(_source_float_dtype(main))
+        xp = runner.xp
         res = streamed_svd(
-            HDF5Rows(main, xp=xp),
-            k,
-            method=method,
-            n_iter=n_iter,
-            tol=tol,
-            refine=refine,
-            memory_mb=memory_mb,
-            seed=seed,
-            u_sink=sink,
-            progress=progress,
-        )
-        V = to_host(res.V).astype(uv_dtype, copy=False)
+            runner, int(k), method=method, n_iter=n_iter, tol=tol, refine=refine, memory_mb=memory_mb,
+            seed=seed, u_sink=HDF5USink(group["U"], xp, memory_mb=memory_mb), progress=progress,
+            checkpoint=checkpoint,
+        )  # fmt: skip
+        spec_inds, spec_vals = source_ancillaries(main, group, same_file, "Spectroscopic")
         write_main(
-            group,
-            "V",
-            V,
-            comp,
-            None,
-            main.quantity,
-            main.units,
-            h5_spec_inds=main.h5_spec_inds,
-            h5_spec_vals=main.h5_spec_vals,
-        )
+            group, "V", to_host(res.V).astype(uv_dtype, copy=False), components(main), None,
+            main.quantity, main.units, h5_spec_inds=spec_inds, h5_spec_vals=spec_vals,
+        )  # fmt: skip
         group.create_dataset("S", data=to_host(res.S).astype(s_dtype, copy=False))
-        group.attrs["num_components"] = k
+        group.attrs["num_components"] = int(k)
         group.attrs["method_used"] = res.method
         group.attrs["reads"] = int(res.info["reads"])
         group.attrs["refined"] = bool(res.info["refined"])
         for key in ("sketch_reads", "error_estimate"):
             if key in res.info:
                 group.attrs[key] = res.info[key]
-    return group
+
+    return run_passes(
+        SVD_TOOL, params, algorithm, source, dataset_path, setup=setup, validate=validate,
+        results=results, backend=backend, executor=executor, override=override,
+    )  # fmt: skip

@@ -18,7 +18,7 @@ from .._lib.linalg import herm, hermitian_part
 from .._lib.typing import Array, Namespace
 from ..backend import device_of, from_host, to_host
 
-__all__ = ["SketchPass", "finish_sketch", "predicted_next", "ritz_estimate", "warm_start"]
+__all__ = ["finish_sketch", "predicted_next", "ritz_estimate", "sketch_batch", "warm_start"]
 
 #: Ritz values of ``T`` below this fraction of the largest are numerically zero (rank deficiency).
 _LAM_FLOOR = 1e3 * float(np.finfo(np.float64).eps)
@@ -66,21 +66,17 @@ def warm_start(
     return Q
 
 
-class SketchPass:
-    """One read of the sketch: ``Z^H += conj(Y_b)^T A_b``, ``Y_b = A_b Omega``; ``Y_b`` goes to ``sink``."""
+def sketch_batch(
+    a: Array, xp: Namespace, start: int, stop: int, *, omega_t: Array, cdt: str
+) -> dict[str, Array]:
+    """One batch of a sketch read: rows ``Y_b = A_b Omega`` and their part ``conj(Y_b)^T A_b`` of ``Z^H``.
 
-    def __init__(self, omega: Array, xp: Namespace, sink: Any) -> None:
-        self.xp = xp
-        self.omega_t = omega.mT  # (l, n): Y_b^T = Omega^T A_b^T keeps the long dimension last
-        self.ZH = xp.zeros((omega.shape[1], omega.shape[0]), dtype=omega.dtype, device=device_of(omega))
-        self.sink = sink
-
-    def __call__(self, start: int, stop: int, a: Array) -> None:
-        xp = self.xp
-        yt = self.omega_t @ a.mT
-        self.ZH = self.ZH + (xp.conj(yt) if xp.isdtype(yt.dtype, "complex floating") else yt) @ a
-        if self.sink is not None:
-            self.sink.write(start, stop, yt.mT)
+    ``omega_t`` is ``Omega^T`` (``l x n``): ``Y_b^T = Omega^T A_b^T`` keeps the long dimension last.
+    """
+    a = xp.astype(a, getattr(xp, cdt), copy=False)
+    yt = xp.asarray(omega_t) @ a.mT
+    zh = (xp.conj(yt) if xp.isdtype(yt.dtype, "complex floating") else yt) @ a
+    return {"ZH": zh, "Y": yt.mT}
 
 
 def ritz_estimate(ZH: Array, omega: Array, k: int, xp: Namespace) -> tuple[Array, Array, np.ndarray]:

@@ -56,16 +56,18 @@ import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from .._config import budget_mb, get_config, rows_for_budget
+from .._config import budget_mb, rows_for_budget
 from .._lib.checks import require_finite
 from .._lib.linalg import herm, hermitian_part
 from .._lib.typing import Array, Namespace
-from ..backend import from_host, is_numpy_namespace
-from ._row_batches import n_batches
+from ..backend import device_of, from_host, is_numpy_namespace
+from ..process.passes import NoCheckpoint, PassSpec, run_pass
+from ..process.rows import n_batches
 from ._svd_sinks import ArrayUSink
 
 __all__ = ["ArrayUSink", "StreamedSVD", "choose_method", "streamed_svd"]
@@ -171,47 +173,6 @@ def choose_method(
     return "gram"
 
 
-def _progress(total: int, desc: str, enabled: bool | None) -> Any:
-    if enabled is None:
-        enabled = get_config()["progress"]
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="batch", leave=False)
-
-
-class _GramAccumulator:
-    """Accumulates ``A^H A`` over batches; BLAS ``syrk``/``herk`` on NumPy, ``matmul`` elsewhere."""
-
-    def __init__(self, n: int, cdt: Any, xp: Namespace, device: Any) -> None:
-        self.xp = xp
-        self.fast = is_numpy_namespace(xp)
-        if self.fast:
-            from scipy.linalg import blas
-
-            self.complex = cdt == xp.complex128
-            self.rk = blas.zherk if self.complex else blas.dsyrk
-            # Accumulates M = sum a^T conj(a) = conj(A^H A) in the upper triangle (Fortran order).
-            self.G = np.zeros((n, n), dtype=np.complex128 if self.complex else np.float64, order="F")
-        else:
-            self.G = xp.zeros((n, n), dtype=cdt, device=device)
-
-    def add(self, a: Array) -> None:
-        if self.fast:
-            self.G = self.rk(1.0, a.T, beta=1.0, c=self.G, trans=0, lower=0, overwrite_c=1)
-        else:
-            self.G = self.G + herm(a, self.xp) @ a
-
-    def result(self) -> Array:
-        if not self.fast:
-            return self.G
-        M = self.G
-        upper = np.triu(M)
-        full = upper + np.triu(M, 1).conj().T
-        return np.conj(full) if self.complex else full
-
-
 def _top_eigh(G: Array, k: int, xp: Namespace) -> tuple[Array, Array]:
     """Top-``k`` eigenpairs of a Hermitian PSD matrix: ``(S, V)`` with ``S = sqrt(lambda)`` descending."""
     w, E = xp.linalg.eigh(G)
@@ -279,8 +240,9 @@ def streamed_svd(
     compute_u: bool = True,
     progress: bool | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    checkpoint: Any = None,
 ) -> StreamedSVD:
-    """Truncated SVD ``A ~= U diag(S) V`` of a row source (see :mod:`pycro_gpu.decomposition._row_batches`).
+    """Truncated SVD ``A ~= U diag(S) V`` of a row source (see :mod:`pycro_gpu.process.rows`).
 
     Parameters
     ----------
@@ -313,6 +275,9 @@ def streamed_svd(
         Progress bar (default from the configuration).
     on_batch : callable, optional
         Called as ``on_batch(done_rows, n_rows)`` after every batch of every pass.
+    checkpoint : Checkpoint, optional
+        Keeps the state between reads (:class:`pycro_gpu.process.passes.Checkpoint`) so that a killed
+        job resumes; stages: ``sketch`` (through ``U``), ``gram``, ``range-i``, ``U``.
 
     Returns
     -------
@@ -363,87 +328,114 @@ def streamed_svd(
         "refined": False,
     }
     light = _light_pass_threads(source, xp)
+    ckpt = NoCheckpoint() if checkpoint is None else checkpoint
+    cdt_name = "complex128" if cdt == xp.complex128 else "float64"
 
-    def run_pass(desc: str, body: Callable[[int, int, Array], None], heavy: bool = False) -> None:
+    def read(desc: str, spec: PassSpec, *, heavy: bool = False, on_rows: Any = None) -> dict[str, Array]:
         size = rows if heavy else light_rows
-        bar = _progress(n_batches(m, size), desc, progress)
-        try:
-            with contextlib.nullcontext() if heavy else light():
-                for start, stop, blk in source.batches(size):
-                    body(start, stop, xp.astype(blk, cdt, copy=False))
-                    if bar is not None:
-                        bar.update(1)
-                    if on_batch is not None:
-                        on_batch(stop, m)
-        finally:
-            if bar is not None:
-                bar.close()
+        with contextlib.nullcontext() if heavy else light():
+            out = run_pass(
+                source, spec, rows=size, desc=desc, progress=progress, on_rows=on_rows, on_batch=on_batch
+            )
         info["reads"] += 1
+        return out
 
     sink = ArrayUSink(xp) if u_sink is None else u_sink
     if method == "sketch":
-        out = _run_sketch(
-            source, k, l_cols, xp=xp, cdt=cdt, device=device, seed=seed, tol=tol, memory_mb=memory_mb,
-            max_reads=(2 if auto else 1 + max(0, int(n_iter))), fallback=auto, info=info,
-            sink=sink if compute_u else None, run_pass=run_pass,
-        )  # fmt: skip
-        if out is not None:
+
+        def sketch_stage() -> dict[str, Any]:
+            out = _run_sketch(
+                source, k, l_cols, xp=xp, cdt=cdt, device=device, seed=seed, tol=tol, memory_mb=memory_mb,
+                max_reads=(2 if auto else 1 + max(0, int(n_iter))), fallback=auto, info=info,
+                sink=sink if compute_u else None, read=read,
+            )  # fmt: skip
+            if out is None:
+                sink.discard()  # the estimate says the spectrum needs more reads than the Gram method
+                return {"fallback": True, **_info_payload(info)}
             S, V, C = out
             c = _phase_fix(V, xp)
             V, C = V * xp.reshape(c, (1, -1)), C * xp.reshape(c, (1, -1))
-            if not compute_u:
-                return StreamedSVD(None, S, herm(V, xp), method, info)
-            H = sink.apply(C, gram=refine)
-            if refine and H is not None and bool(xp.all(S > 0)):
-                _reorthonormalise(H, sink, xp, info)
-            return StreamedSVD(sink.U if u_sink is None else None, S, herm(V, xp), method, info)
-        method = "gram"  # the estimate says the spectrum needs more reads than the Gram method
-        sink.discard()
+            if compute_u:
+                H = sink.apply(C, gram=refine)
+                if refine and H is not None and bool(xp.all(S > 0)):
+                    _reorthonormalise(H, sink, xp, info)
+            return {"fallback": False, "S": S, "V": V, **_info_payload(info)}
+
+        state = ckpt.stage("sketch", sketch_stage)
+        _restore_info(state, info)
+        if not state["fallback"]:
+            U = sink.U if (u_sink is None and compute_u) else None
+            return StreamedSVD(U, state["S"], herm(state["V"], xp), method, info)
+        method = "gram"
 
     if method == "gram":
-        acc = _GramAccumulator(n, cdt, xp, device)
-        run_pass("SVD: Gram matrix", lambda s, e, a: acc.add(a), heavy=True)
-        G = acc.result()
-        _check_finite(G, xp)
-        S, V = _top_eigh(G, k, xp)
+
+        def gram_stage() -> dict[str, Any]:
+            spec = PassSpec(partial(gram_batch, cdt=cdt_name), sums={"G": ((n, n), np.dtype(cdt_name))})
+            G = gram_result(read("SVD: Gram matrix", spec, heavy=True)["G"], xp)
+            _check_finite(G, xp)
+            S, V = _top_eigh(G, k, xp)
+            return {"S": S, "V": V, **_info_payload(info)}
+
+        state = ckpt.stage("gram", gram_stage)
     else:
         rng = np.random.default_rng(seed)
         omega = rng.standard_normal((n, l_cols))
         Q, _ = xp.linalg.qr(from_host(omega, xp, device=device, dtype=cdt))
         T = None
         for it in range(n_iter + 1):
-            Y = xp.zeros((n, l_cols), dtype=cdt, device=device)
 
-            def power(s: int, e: int, a: Array, Q=Q) -> None:
-                nonlocal Y
-                Y = Y + herm(a, xp) @ (a @ Q)
+            def range_stage(Q: Array = Q, it: int = it) -> dict[str, Any]:
+                spec = PassSpec(
+                    partial(power_batch, Q=Q, cdt=cdt_name), sums={"Y": ((n, l_cols), np.dtype(cdt_name))}
+                )
+                Y = read(f"SVD: range finder {it + 1}/{n_iter + 1}", spec)["Y"]
+                _check_finite(Y, xp)
+                return {"Y": Y, **_info_payload(info)}
 
-            run_pass(f"SVD: range finder {it + 1}/{n_iter + 1}", power)
-            _check_finite(Y, xp)
+            step = ckpt.stage(f"range-{it + 1}", range_stage)
+            _restore_info(step, info)
             if it == n_iter:
-                T = hermitian_part(herm(Q, xp) @ Y, xp)
+                T = hermitian_part(herm(Q, xp) @ step["Y"], xp)
             else:
-                Q, _ = xp.linalg.qr(Y)
+                Q, _ = xp.linalg.qr(step["Y"])
         S, Z = _top_eigh(T, k, xp)
-        V = Q @ Z
+        state = {"S": S, "V": Q @ Z}
+    _restore_info(state, info)
+    S, V = state["S"], state["V"]
     c = _phase_fix(V, xp)
     V = V * xp.reshape(c, (1, -1))
     if not compute_u:
         return StreamedSVD(None, S, herm(V, xp), method, info)
+    state = ckpt.stage("U", lambda: _u_stage(S, V, k, xp, cdt, cdt_name, sink, refine, read, info))
+    _restore_info(state, info)
+    U = sink.U if u_sink is None else None
+    return StreamedSVD(U, state["S"], herm(state["V"], xp), method, info)
 
+
+def _u_stage(
+    S: Array,
+    V: Array,
+    k: int,
+    xp: Namespace,
+    cdt: Any,
+    cdt_name: str,
+    sink: Any,
+    refine: bool,
+    read: Callable[..., dict[str, Array]],
+    info: dict[str, Any],
+) -> dict[str, Any]:
+    """The ``U`` read (``U = A V / S``, written to ``sink``) and the refinement of ``S``, ``V`` and ``U``."""
+    device = device_of(V)
     tiny = float(S[0]) * math.sqrt(float(np.finfo(np.float64).eps)) if float(S[0]) > 0 else 0.0
     good = tiny < S
     inv_s = xp.astype(good, S.dtype) / xp.where(good, S, xp.ones_like(S))
     W = V * xp.reshape(xp.astype(inv_s, cdt), (1, -1))
-    H = xp.zeros((k, k), dtype=cdt, device=device)
-
-    def project(s: int, e: int, a: Array) -> None:
-        nonlocal H
-        u = a @ W
-        H = H + herm(u, xp) @ u
-        sink.write(s, e, u)
-
-    run_pass("SVD: U", project)
+    dt = np.dtype(cdt_name)
+    spec = PassSpec(
+        partial(project_batch, W=W, cdt=cdt_name), sums={"H": ((k, k), dt)}, rows={"U": ((k,), dt)}
+    )
+    H = read("SVD: U", spec, on_rows=lambda s, e, r: sink.write(s, e, r["U"]))["H"]
     C = xp.eye(k, dtype=cdt, device=device)
     if refine and bool(xp.all(good)):
         L = xp.linalg.cholesky(hermitian_part(H, xp))
@@ -457,8 +449,63 @@ def streamed_svd(
         S = sig
         info["refined"] = True
     sink.apply(C)
-    U = sink.U if u_sink is None else None
-    return StreamedSVD(U, S, herm(V, xp), method, info)
+    return {"S": S, "V": V, **_info_payload(info)}
+
+
+#: ``info`` entries a stage saves with its arrays (a resumed run reports what the whole job did)
+_INFO_KEYS = ("reads", "refined", "sketch_reads", "error_estimate", "converged")
+
+
+def _info_payload(info: dict[str, Any]) -> dict[str, Any]:
+    return {f"info_{key}": info[key] for key in _INFO_KEYS if key in info}
+
+
+def _restore_info(state: dict[str, Any], info: dict[str, Any]) -> None:
+    for key in _INFO_KEYS:
+        if f"info_{key}" in state:
+            value = state[f"info_{key}"]
+            info[key] = value.item() if isinstance(value, np.generic) else value
+
+
+# ----------------------------------------------------------------------------------------------------
+# per-batch work of the reads: module-level (picklable for Dask), one batch in, partial results out
+# ----------------------------------------------------------------------------------------------------
+
+
+def _as_compute(a: Array, xp: Namespace, cdt: str) -> Array:
+    return xp.astype(a, getattr(xp, cdt), copy=False)
+
+
+def gram_batch(a: Array, xp: Namespace, start: int, stop: int, *, cdt: str) -> dict[str, Array]:
+    """This batch's part of ``A^H A``: on NumPy the upper triangle of its conjugate (BLAS ``syrk``/``herk``,
+    Fortran order; see :func:`gram_result`), elsewhere the full matrix."""
+    a = _as_compute(a, xp, cdt)
+    if is_numpy_namespace(xp):
+        from scipy.linalg import blas
+
+        rk = blas.zherk if cdt == "complex128" else blas.dsyrk
+        return {"G": rk(1.0, a.T, trans=0, lower=0)}
+    return {"G": herm(a, xp) @ a}
+
+
+def gram_result(G: Array, xp: Namespace) -> Array:
+    """The Hermitian ``A^H A`` from the summed :func:`gram_batch` parts."""
+    if not is_numpy_namespace(xp):
+        return G
+    full = np.triu(G) + np.triu(G, 1).conj().T
+    return np.conj(full) if np.iscomplexobj(full) else full
+
+
+def power_batch(a: Array, xp: Namespace, start: int, stop: int, *, Q: Array, cdt: str) -> dict[str, Array]:
+    """This batch's part of ``A^H (A Q)`` (a range-finder power step)."""
+    a = _as_compute(a, xp, cdt)
+    return {"Y": herm(a, xp) @ (a @ xp.asarray(Q))}
+
+
+def project_batch(a: Array, xp: Namespace, start: int, stop: int, *, W: Array, cdt: str) -> dict[str, Array]:
+    """Rows ``U = A W`` of this batch and their part of ``U^H U``."""
+    u = _as_compute(a, xp, cdt) @ xp.asarray(W)
+    return {"U": u, "H": herm(u, xp) @ u}
 
 
 def _run_sketch(
@@ -476,10 +523,10 @@ def _run_sketch(
     fallback: bool,
     info: dict[str, Any],
     sink: Any,
-    run_pass: Callable[[str, Callable[[int, int, Array], None]], None],
+    read: Callable[..., dict[str, Array]],
 ) -> tuple[Array, Array, Array] | None:
     """Sketch reads until the error estimate meets ``tol``; ``(S, V, C)`` or None to fall back to Gram."""
-    from ._svd_sketch import SketchPass, finish_sketch, predicted_next, ritz_estimate, warm_start
+    from ._svd_sketch import finish_sketch, predicted_next, ritz_estimate, sketch_batch, warm_start
 
     n = source.shape[1]
     max_rows = max(1, int(budget_mb(memory_mb) * 2**20 / 4 // (n * _itemsize(xp, cdt))))
@@ -496,18 +543,24 @@ def _run_sketch(
     for it in range(max(1, max_reads)):
         if it and sink is not None:
             sink.discard()
-        body = SketchPass(omega, xp, sink)
-        run_pass(f"SVD: sketch {it + 1}", body)
-        _check_finite(body.ZH, xp)
-        lam, E, est = ritz_estimate(body.ZH, omega, k, xp)
+        dt = np.dtype("complex128" if cdt == xp.complex128 else "float64")
+        spec = PassSpec(
+            partial(sketch_batch, omega_t=omega.mT, cdt=dt.name),
+            sums={"ZH": ((l_cols, n), dt)},
+            rows={"Y": ((l_cols,), dt)} if sink is not None else {},
+        )
+        on_rows = None if sink is None else (lambda s, e, r: sink.write(s, e, r["Y"]))
+        ZH = read(f"SVD: sketch {it + 1}", spec, on_rows=on_rows)["ZH"]
+        _check_finite(ZH, xp)
+        lam, E, est = ritz_estimate(ZH, omega, k, xp)
         worst = float(np.max(est))
         info.update(sketch_reads=it + 1, error_estimate=worst, converged=worst <= tol)
         if worst <= tol:
-            return finish_sketch(body.ZH, lam, E, k, xp)
+            return finish_sketch(ZH, lam, E, k, xp)
         if fallback and predicted_next(est, lam) > tol:
             return None
         if it + 1 < max_reads:
-            omega, _ = xp.linalg.qr(herm(body.ZH, xp))
+            omega, _ = xp.linalg.qr(herm(ZH, xp))
     if fallback:
         return None
     warnings.warn(
@@ -516,7 +569,7 @@ def _run_sketch(
         RuntimeWarning,
         stacklevel=3,
     )
-    return finish_sketch(body.ZH, lam, E, k, xp)
+    return finish_sketch(ZH, lam, E, k, xp)
 
 
 def _reorthonormalise(H: Array, sink: Any, xp: Namespace, info: dict[str, Any]) -> None:

@@ -30,6 +30,12 @@ read-only; the results group then records ``source_file``/``source_path`` and ho
 position ancillary datasets (object references cannot point into another file). To browse results
 from the raw file, link them yourself (``raw_file["results"] = h5py.ExternalLink(path, group)``).
 
+Multi-pass jobs
+---------------
+Algorithms that read the data several times (streamed SVD, clustering, incremental PCA) run through
+:func:`run_passes` (:mod:`pycro_gpu.process.passes`): the same source and results handling, reads on
+the same executors, their state between reads checkpointed in the results group so that they resume.
+
 Executors
 ---------
 The loop is ``for slice in slices: results = executor(slice) -> write -> flush -> mark``.
@@ -55,15 +61,23 @@ from ._engine import (
     compute_slice,
     run_job,
 )
+from ._target import source_ancillaries
+from .passes import Checkpoint, PassRunner, PassSpec, run_pass, run_passes
 
 __all__ = [
     "COMPLETED",
+    "Checkpoint",
     "Executor",
     "Job",
     "JobResult",
     "LocalExecutor",
     "Output",
+    "PassRunner",
+    "PassSpec",
     "SliceTask",
     "compute_slice",
     "run_job",
+    "run_pass",
+    "run_passes",
+    "source_ancillaries",
 ]

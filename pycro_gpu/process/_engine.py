@@ -6,7 +6,6 @@ import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import h5py
@@ -16,15 +15,8 @@ from .._config import get_config
 from ..backend import from_host, get_namespace, resolve_backend, to_host
 from ..errors import DataError
 from ..io.hdf5 import BatchReader, batch_slices, open_h5, plan_batch_rows
-from ..io.usid import (
-    Dimension,
-    USIDataset,
-    create_dataset,
-    create_main,
-    create_results_group,
-    find_results,
-    open_main,
-)
+from ..io.usid import Dimension, USIDataset, create_dataset, create_main
+from ._target import find_group, new_group, open_target, source_ancillaries
 
 #: name of the uint8 status dataset in a results group (1 = position finished)
 COMPLETED = "completed_positions"
@@ -51,6 +43,9 @@ class Output:
         dataset ``(N_pos, *shape)``.
     quantity, units : str
         Attributes of a Main output (``quantity`` defaults to ``name``).
+    per_position : bool
+        ``False`` for a per-batch value of ``shape`` (a partial sum of a multi-pass job's read, see
+        :mod:`pycro_gpu.process.passes`) instead of one value per position.
     """
 
     name: str
@@ -59,6 +54,7 @@ class Output:
     spec_dims: Sequence[Dimension] | None = None
     quantity: str | None = None
     units: str = "a.u."
+    per_position: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or "/" in self.name or self.name == COMPLETED:
@@ -75,6 +71,9 @@ class Output:
                 raise ValueError(msg)
             shape = (n_spec,)
             object.__setattr__(self, "spec_dims", tuple(dims))
+        if self.spec_dims is not None and not self.per_position:
+            msg = f"Output {self.name!r}: a per-batch output cannot be a Main dataset (spec_dims)"
+            raise ValueError(msg)
         if any(s < 1 for s in shape):
             msg = f"Output {self.name!r}: shape must hold positive sizes, got {shape}"
             raise ValueError(msg)
@@ -145,6 +144,8 @@ class SliceTask:
     backend: str
     outputs: tuple[Output, ...]
     input_dtype: Any = None
+    #: call ``compute(batch, xp, start, stop)`` with the batch's row span (multi-pass reads)
+    span: bool = False
 
 
 @dataclass(frozen=True)
@@ -194,9 +195,9 @@ def _host_output(out: Output, value: Any, n: int) -> np.ndarray:
         from numpy.lib import recfunctions
 
         host = recfunctions.unstructured_to_structured(np.ascontiguousarray(host), dtype=dt)
-    want = (n, *out.shape)
+    want = (n, *out.shape) if out.per_position else out.shape
     if host.shape != want:
-        if host.size == math.prod(want) and host.shape[:1] == (n,):
+        if host.size == math.prod(want) and (host.shape[:1] == (n,) or not out.per_position):
             host = host.reshape(want)
         else:
             msg = f"output {out.name!r}: compute returned shape {host.shape}, expected {want}"
@@ -210,9 +211,14 @@ def _host_output(out: Output, value: Any, n: int) -> np.ndarray:
 
 
 def compute_batch(
-    batch: np.ndarray, compute: Callable, xp: Any, outputs: Sequence[Output]
+    batch: np.ndarray, compute: Callable, xp: Any, outputs: Sequence[Output], span: slice | None = None
 ) -> dict[str, np.ndarray]:
-    result = compute(from_host(batch, xp), xp)
+    """``compute`` one host batch on ``xp``; host outputs checked against ``outputs``.
+
+    With ``span`` (the batch's rows) ``compute`` is called as ``compute(batch, xp, start, stop)``.
+    """
+    args = () if span is None else (span.start, span.stop)
+    result = compute(from_host(batch, xp), xp, *args)
     if not isinstance(result, Mapping):
         msg = f"compute must return a dict of output arrays, got {type(result).__name__}"
         raise DataError(msg)
@@ -226,11 +232,17 @@ def compute_batch(
 
 
 def compute_rows(
-    dset: h5py.Dataset, sl: slice, compute: Callable, xp: Any, outputs: Sequence[Output], input_dtype: Any
+    dset: h5py.Dataset,
+    sl: slice,
+    compute: Callable,
+    xp: Any,
+    outputs: Sequence[Output],
+    input_dtype: Any,
+    span: bool = False,
 ) -> dict[str, np.ndarray]:
     """Read rows ``sl`` of ``dset`` into a one-off buffer and compute them (one slice on a worker)."""
     reader = BatchReader(dset, sl.stop - sl.start, n_buffers=1, dtype=input_dtype)
-    return compute_batch(reader.read(sl, 0), compute, xp, outputs)
+    return compute_batch(reader.read(sl, 0), compute, xp, outputs, sl if span else None)
 
 
 def compute_slice(
@@ -241,6 +253,7 @@ def compute_slice(
     backend: str,
     outputs: Sequence[Output],
     input_dtype: Any = None,
+    span: bool = False,
 ) -> dict[str, np.ndarray]:
     """Compute one slice of positions in a worker: open the file read-only by path, read, compute.
 
@@ -255,6 +268,8 @@ def compute_slice(
     backend : {'numpy', 'cupy'}
     outputs : sequence of Output
     input_dtype : dtype, optional
+    span : bool
+        Pass the slice's ``start, stop`` to ``compute`` (see :class:`SliceTask`).
 
     Returns
     -------
@@ -263,7 +278,7 @@ def compute_slice(
     """
     xp = get_namespace(backend)
     with open_h5(file_path, "r") as f:
-        return compute_rows(f[dataset_path], sl, compute, xp, outputs, input_dtype)
+        return compute_rows(f[dataset_path], sl, compute, xp, outputs, input_dtype, span)
 
 
 class Executor(Protocol):
@@ -295,7 +310,7 @@ class LocalExecutor:
         max_rows = max(s.stop - s.start for s in slices)
         reader = BatchReader(source, max_rows, n_buffers=2 if self.prefetch else 1, dtype=task.input_dtype)
         for sl, batch in reader.iter_slices(slices):
-            yield sl, compute_batch(batch, task.compute, xp, task.outputs)
+            yield sl, compute_batch(batch, task.compute, xp, task.outputs, sl if task.span else None)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -315,17 +330,6 @@ def _outputs_match(group: h5py.Group, outputs: Sequence[Output], n_pos: int) -> 
     return True
 
 
-def _copy_position_ancillaries(source: USIDataset, group: h5py.Group) -> tuple[h5py.Dataset, h5py.Dataset]:
-    out = []
-    for name, src in (("Position_Indices", source.h5_pos_inds), ("Position_Values", source.h5_pos_vals)):
-        d = group.create_dataset(name, data=src[()])
-        for k, v in src.attrs.items():
-            if not isinstance(v, (h5py.Reference, h5py.RegionReference)):
-                d.attrs[k] = v
-        out.append(d)
-    return out[0], out[1]
-
-
 def _create_outputs(
     group: h5py.Group, source: USIDataset, outputs: Sequence[Output], same_file: bool
 ) -> None:
@@ -334,10 +338,7 @@ def _create_outputs(
     for o in outputs:
         if o.is_main:
             if pos_inds is None:
-                if same_file:
-                    pos_inds, pos_vals = source.h5_pos_inds, source.h5_pos_vals
-                else:
-                    pos_inds, pos_vals = _copy_position_ancillaries(source, group)
+                pos_inds, pos_vals = source_ancillaries(source, group, same_file, "Position", prefix="")
             create_main(
                 group,
                 o.name,
@@ -354,16 +355,6 @@ def _create_outputs(
         else:
             create_dataset(group, o.name, (n_pos, *o.shape), o.dtype, early_allocation=True)
     create_dataset(group, COMPLETED, (n_pos,), np.uint8, fillvalue=0, early_allocation=True)
-
-
-def _delete_unfinished_setups(parent: h5py.Group, source: h5py.Dataset, job: Job) -> None:
-    """Remove groups of this job whose setup was interrupted (status 'creating')."""
-    for g in find_results(source, job.tool, job.parameters, h5_parent=parent, status="creating"):
-        del parent[g.name]
-
-
-def _writable(f: h5py.File) -> bool:
-    return f.mode == "r+"
 
 
 def run_job(
@@ -423,73 +414,27 @@ def run_job(
     if not isinstance(job, Job):
         msg = f"job must be a Job, got {type(job).__name__}"
         raise TypeError(msg)
-    opened: list[h5py.File] = []
-    new_file: Path | None = None  # a results file this call created (removed again if left empty)
-    try:
-        # --- source -------------------------------------------------------------------------------
-        if isinstance(source, (str, os.PathLike)):
-            other_file = isinstance(results, (str, os.PathLike)) and (
-                Path(results).resolve() != Path(source).resolve()
-            )
-            other_file = other_file or (isinstance(results, h5py.Group))
-            f_src = open_h5(source, "r" if other_file else "r+")
-            opened.append(f_src)
-            src = open_main(f_src, dataset_path)
-        elif isinstance(source, h5py.Dataset):
-            src = source if isinstance(source, USIDataset) else USIDataset(source)
-        else:
-            msg = f"source must be a file path or an h5py.Dataset, got {type(source).__name__}"
-            raise TypeError(msg)
-        # --- where results go ---------------------------------------------------------------------
-        if results is None:
-            parent = src.parent
-        elif isinstance(results, h5py.Group):
-            parent = results
-        elif isinstance(results, (str, os.PathLike)):
-            if Path(results).resolve() == Path(src.file.filename).resolve():
-                parent = src.parent
-            else:
-                new_file = None if Path(results).exists() else Path(results)
-                f_res = open_h5(results, "a")
-                opened.append(f_res)
-                parent = f_res
-        else:
-            msg = f"results must be a file path or an h5py.Group, got {type(results).__name__}"
-            raise TypeError(msg)
-        if not _writable(parent.file):
-            msg = (
-                f"results cannot be written: {parent.file.filename} is open read-only; open it with mode "
-                f"'r+' or pass results=<another file>"
-            )
-            raise DataError(msg)
-        same_file = parent.file.id == src.file.id
+    with open_target(source, dataset_path, results) as target:
+        src, parent = target.source, target.parent
         n_pos = src.shape[0]
         name = resolve_backend(backend)
-        # --- find / resume / create ---------------------------------------------------------------
-        if not override:
-            done = find_results(src, job.tool, job.parameters, h5_parent=parent, status="complete")
-            if done:
-                g = done[-1]
-                return JobResult(str(g.file.filename), g.name, True, False, 0, 0)
-        _delete_unfinished_setups(parent, src, job)
-        group = None
-        resumed = False
-        for g in reversed(find_results(src, job.tool, job.parameters, h5_parent=parent, status="running")):
-            if _outputs_match(g, job.outputs, n_pos):
-                group, resumed = g, True
-                break
+        group, reused = find_group(
+            target,
+            job.tool,
+            job.parameters,
+            override=override,
+            resumable=lambda g: _outputs_match(g, job.outputs, n_pos),
+        )
+        if reused:
+            return JobResult(str(group.file.filename), group.name, True, False, 0, 0)
+        resumed = group is not None
         if group is None:
-            group, _ = create_results_group(
-                src, job.tool, job.parameters, h5_parent=parent, override=True, status="creating"
-            )
-            try:
-                _create_outputs(group, src, job.outputs, same_file)
-                group.attrs["backend"] = name
-                group.attrs["status"] = "running"
-            except BaseException:
-                del parent[group.name]
-                raise
-            parent.file.flush()
+            same_file = target.same_file
+
+            def setup(g: h5py.Group) -> None:
+                _create_outputs(g, src, job.outputs, same_file)
+
+            group = new_group(target, job.tool, job.parameters, setup, name)
         completed = group[COMPLETED]
         dsets = {o.name: group[o.name] for o in job.outputs}
         # --- plan ---------------------------------------------------------------------------------
@@ -545,9 +490,3 @@ def run_job(
         group.attrs["status"] = "complete"
         parent.file.flush()
         return JobResult(str(parent.file.filename), group.name, False, resumed, n_computed, int(batch_rows))
-    finally:
-        empty = new_file is not None and len(opened) > 0 and len(opened[-1]) == 0
-        for f in opened:
-            f.close()
-        if empty:
-            new_file.unlink(missing_ok=True)

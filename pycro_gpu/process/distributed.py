@@ -178,7 +178,9 @@ def compute_on_worker(
         msg = f"worker cannot open {task.file_path!r} read-only ({exc}){hint}"
         raise DataError(msg) from None
     with f:
-        return compute_rows(f[task.dataset_path], sl, task.compute, xp, task.outputs, task.input_dtype)
+        return compute_rows(
+            f[task.dataset_path], sl, task.compute, xp, task.outputs, task.input_dtype, task.span
+        )
 
 
 class DaskExecutor:
