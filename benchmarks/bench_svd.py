@@ -94,9 +94,10 @@ def streamed_svd(path: Path, k: int, backend: str, memory_mb: float, method: str
         main = f[RAW]
         synchronize(xp)
         t0, c0 = time.perf_counter(), time.process_time()
-        grp = svd_dataset(
-            main, k, method=method, memory_mb=memory_mb, backend=backend, override=True, progress=False
+        res = svd_dataset(
+            main, k=k, method=method, memory_mb=memory_mb, backend=backend, override=True, progress=False
         )
+        grp = f[res.group]
         synchronize(xp)
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         S = grp["S"][()].astype(np.float64)

@@ -19,17 +19,19 @@ responses on the compute backend. Agglomerative, Birch and spectral clustering a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from ._config import budget_mb, get_config, rows_for_budget
-from ._lib.checks import require_finite
+from ._config import budget_mb, rows_for_budget
+from ._lib.checks import check_dataset_path, require_finite
 from ._lib.optional import ml_engine
 from ._lib.typing import Array, Namespace
 from .backend import array_namespace, device_of, from_host, get_namespace, to_host
 from .errors import DataError
+from .process.rows import feature_rows, real_features
 
 __all__ = ["CAPABILITIES", "ClusterResult", "cluster", "cluster_dataset", "dendrogram_order"]
 
@@ -73,7 +75,6 @@ class ClusterResult:
     method: str
     engine: str
     streamed: bool = False
-    estimator: Any = field(default=None, repr=False)
 
 
 def dendrogram_order(centroids: np.ndarray) -> np.ndarray:
@@ -117,33 +118,6 @@ def _estimator(method: str, engine: str, k: int, seed: int, params: dict[str, An
     return skc.SpectralClustering(n_clusters=k, **kw)
 
 
-class _Rows:
-    """Row slices of an array or h5py dataset, as host or namespace arrays."""
-
-    def __init__(self, data: Any, xp: Namespace, device: Any) -> None:
-        import h5py
-
-        self.data, self.xp, self.device = data, xp, device
-        self.is_file = isinstance(data, h5py.Dataset)
-        self.shape = (int(data.shape[0]), int(data.shape[1]))
-        self.complex = (
-            data.dtype.kind == "c" if self.is_file else bool(xp.isdtype(data.dtype, "complex floating"))
-        )
-
-    def xp_rows(self, s: int, e: int) -> Array:
-        block = from_host(self.data[s:e], self.xp, device=self.device) if self.is_file else self.data[s:e, :]
-        require_finite(block, f"cluster: rows {s}:{e} of the data")
-        return block
-
-
-def _features(block: Array, xp: Namespace, engine: str) -> Any:
-    """Real float64 features of a block: host ndarray for scikit-learn, CuPy for cuML."""
-    if xp.isdtype(block.dtype, "complex floating"):
-        block = xp.concat([xp.real(block), xp.imag(block)], axis=1)
-    block = xp.astype(block, xp.float64)
-    return block if engine == "cuml" else np.asarray(to_host(block))
-
-
 def _onehot_sums(labels: Array, block: Array, k: int, xp: Namespace) -> tuple[Array, Array]:
     """(k, n) sums of the rows of ``block`` per label, and (k,) float64 counts."""
     ks = xp.reshape(xp.arange(k, device=device_of(labels)), (1, -1))
@@ -163,6 +137,7 @@ def cluster(
     epochs: int = 3,
     reorder: bool = True,
     xp: Namespace | None = None,
+    progress: bool | None = None,
     **params: Any,
 ) -> ClusterResult:
     """Cluster the positions (rows) of ``data`` and compute the mean response of each cluster.
@@ -173,8 +148,8 @@ def cluster(
         Spectra; the mean responses are means of these rows. Real or complex.
     n_clusters : int
     method : {'kmeans', 'minibatch_kmeans', 'agglomerative', 'birch', 'spectral'}
-    features : (n_positions, n_features) array or h5py.Dataset, optional
-        What is clustered (default: ``data``; e.g. SVD abundance maps ``U``).
+    features : (n_positions, n_features) array, optional
+        What is clustered (default: ``data``; e.g. SVD abundance maps ``U S``), in memory.
     streaming : bool, optional
         Stream batches with ``MiniBatchKMeans.partial_fit`` (KMeans methods only). Default: when the
         features (as float64) exceed the memory budget.
@@ -188,6 +163,8 @@ def cluster(
         Renumber clusters in dendrogram order.
     xp : namespace, optional
         Compute namespace for dataset inputs (default: configured backend).
+    progress : bool, optional
+        Progress bars of the reads (default: configuration).
     **params
         Passed to the estimator.
 
@@ -205,91 +182,144 @@ def cluster(
     >>> sorted(np.bincount(r.labels).tolist())
     [10, 10]
     """
+    from .process.rows import as_row_source
+
+    check_method(method)
+    if isinstance(features, (list, tuple)) or (features is not None and not hasattr(features, "shape")):
+        msg = f"features must be a 2-D array, got {type(features).__name__}"
+        raise DataError(msg)
+    import h5py
+
+    if isinstance(features, h5py.Dataset):
+        features = features[()]
+    xp_data = get_namespace() if xp is None and isinstance(data, h5py.Dataset) else xp
+    source = as_row_source(data, xp=xp_data)
+    return cluster_rows(
+        source, n_clusters, method, features=features, streaming=streaming, memory_mb=memory_mb,
+        seed=seed, epochs=epochs, reorder=reorder, progress=progress, params=params,
+    )  # fmt: skip
+
+
+def check_method(method: str) -> None:
+    """Raise ``ValueError`` naming the choices for an unknown clustering method."""
     if method not in CAPABILITIES:
         msg = f"method must be one of {', '.join(CAPABILITIES)}; got {method!r}"
         raise ValueError(msg)
-    import h5py
 
-    if isinstance(data, h5py.Dataset):
-        xp = get_namespace() if xp is None else xp
-        device = None
-    else:
-        xp = array_namespace(data) if xp is None else xp
-        device = device_of(data)
-    feats = data if features is None else features
-    drows = _Rows(data, xp, device)
-    frows = drows if features is None else _Rows(feats, xp, device)
-    if drows.shape[0] != frows.shape[0]:
-        msg = f"features must have one row per position ({drows.shape[0]}), got {frows.shape[0]}"
-        raise DataError(msg)
-    n, n_spec = drows.shape
+
+def check_n_clusters(n_clusters: Any, n_positions: int) -> int:
+    """``n_clusters`` as an int between 1 and the number of positions, else ``ValueError``."""
     k = int(n_clusters)
-    if not 1 <= k <= n:
-        msg = f"n_clusters must be between 1 and the number of positions {n}, got {n_clusters!r}"
+    if not 1 <= k <= n_positions:
+        msg = f"n_clusters must be between 1 and the number of positions {n_positions}, got {n_clusters!r}"
         raise ValueError(msg)
-    f_cols = frows.shape[1] * (2 if frows.complex else 1)
-    budget = budget_mb(memory_mb)
+    return k
+
+
+def _batch_rows(n: int, cols: int, k: int, memory_mb: float | None) -> int:
+    """Rows per batch under the budget; no batch shorter than ``k`` (``partial_fit`` needs that)."""
+    rows = min(n, max(k, rows_for_budget(cols, 4 * 16, memory_mb)))
+    n_full = n // rows
+    if 0 < n % rows < k and n_full:
+        rows = -(-n // n_full)
+    return rows
+
+
+def cluster_rows(
+    source: Any,
+    n_clusters: int,
+    method: str,
+    *,
+    features: Any = None,
+    streaming: bool | None = None,
+    memory_mb: float | None = None,
+    seed: int = 0,
+    epochs: int = 3,
+    reorder: bool = True,
+    progress: bool | None = None,
+    params: dict[str, Any] | None = None,
+    checkpoint: Any = None,
+) -> ClusterResult:
+    """:func:`cluster` on a row source (:mod:`pycro_gpu.process.rows` or a dataset job's runner).
+
+    Two stages: ``fit`` (features read, or taken from ``features``, and clustered: the labels) and the
+    read that sums the data and features per cluster (mean responses, centroids, counts).
+    """
+    from .process.passes import NoCheckpoint, PassSpec, run_pass
+
+    check_method(method)
+    xp = source.xp
+    ckpt = NoCheckpoint() if checkpoint is None else checkpoint
+    n, n_spec = source.shape
+    complex_ = np.dtype(source.dtype).kind == "c"
+    if features is not None:
+        features = features if hasattr(features, "__array_namespace__") else np.asarray(features)
+        if features.ndim != 2 or int(features.shape[0]) != n:
+            msg = f"features must have one row per position ({n}), got shape {tuple(features.shape)}"
+            raise DataError(msg)
+    k = check_n_clusters(n_clusters, n)
+    f_complex = complex_ if features is None else _is_complex_array(features)
+    f_cols = (n_spec if features is None else int(features.shape[1])) * (2 if f_complex else 1)
     if streaming is None:
-        streaming = CAPABILITIES[method]["streams"] and n * f_cols * 8 > budget * 2**20
+        streaming = CAPABILITIES[method]["streams"] and n * f_cols * 8 > budget_mb(memory_mb) * 2**20
     if streaming and not CAPABILITIES[method]["streams"]:
         msg = (
             f"method {method!r} cannot stream; use 'kmeans' or 'minibatch_kmeans', or cluster fewer features"
         )
         raise ValueError(msg)
     engine = ml_engine(xp, not streaming and CAPABILITIES[method]["gpu"] is not None)
-    est = _estimator(method, engine, k, seed, params, streaming)
-    rows = max(k, rows_for_budget(max(n_spec, f_cols), 4 * 16, memory_mb))
-    spans = [(s, min(s + rows, n)) for s in range(0, n, rows)]
-    if len(spans) > 1 and spans[-1][1] - spans[-1][0] < k:  # partial_fit needs >= k rows
-        spans[-2:] = [(spans[-2][0], n)]
+    rows = _batch_rows(n, max(n_spec, f_cols), k, memory_mb)
+    feature_pass = PassSpec(partial(feature_rows, what="cluster"), rows={"F": ((f_cols,), np.float64)})
 
-    if streaming:
-        n_ep = max(1, int(epochs))
-        bar = None
-        if get_config()["progress"]:
-            from tqdm.auto import tqdm
+    def read_features(desc: str, each: Any) -> None:
+        run_pass(source, feature_pass, rows=rows, desc=desc, progress=progress,
+                 on_rows=lambda s, e, r: each(_for_engine(r["F"], xp, engine)))  # fmt: skip
 
-            bar = tqdm(total=n_ep * len(spans), desc="MiniBatchKMeans", unit="batch", leave=False)
-        for _ in range(n_ep):
-            for s, e in spans:
-                est.partial_fit(_features(frows.xp_rows(s, e), xp, engine))
-                if bar is not None:
-                    bar.update(1)
-        if bar is not None:
-            bar.close()
-        labels_parts = [est.predict(_features(frows.xp_rows(s, e), xp, engine)) for s, e in spans]
-    else:
-        full = est.fit_predict(_features(frows.xp_rows(0, n), xp, engine))
-        labels_parts = [full[s:e] for s, e in spans]
-    # labels on the compute backend, mean responses and centroids accumulated per batch
-    lab = [_to_xp_labels(p, xp, device) for p in labels_parts]
-    cdt = xp.complex128 if drows.complex else xp.float64
-    sums = xp.zeros((k, n_spec), dtype=cdt, device=device)
-    fsum = xp.zeros((k, f_cols), dtype=xp.float64, device=device)
-    counts = xp.zeros((k,), dtype=xp.float64, device=device)
-    for (s, e), lb in zip(spans, lab, strict=True):
-        blk = xp.astype(drows.xp_rows(s, e), cdt)
-        sm, ct = _onehot_sums(lb, blk, k, xp)
-        sums, counts = sums + sm, counts + ct
-        fblk = _features_xp(frows.xp_rows(s, e) if frows is not drows else blk, xp)
-        fsum = fsum + _onehot_sums(lb, fblk, k, xp)[0]
+    def fit_stage() -> dict[str, Any]:
+        est = _estimator(method, engine, k, seed, dict(params or {}), streaming)
+        if features is not None:
+            X = _for_engine(_host_features(features), xp, engine)
+            return {"labels": _labels_host(est.fit_predict(X))}
+        if not streaming:
+            parts: list[Any] = []
+            read_features("cluster: features", parts.append)
+            return {"labels": _labels_host(est.fit_predict(_concat(parts, engine)))}
+        for epoch in range(max(1, int(epochs))):
+            read_features(f"MiniBatchKMeans {epoch + 1}/{max(1, int(epochs))}", est.partial_fit)
+        labels: list[Any] = []
+        read_features("MiniBatchKMeans: labels", lambda X: labels.append(_labels_host(est.predict(X))))
+        return {"labels": np.concatenate(labels)}
+
+    labels = np.asarray(to_host(ckpt.stage("fit", fit_stage)["labels"]), dtype=np.int64)
+    sums_pass = PassSpec(
+        partial(cluster_sums, labels=labels, k=k, complex_=complex_, features=_host_or_none(features)),
+        sums={
+            "sums": ((k, n_spec), np.complex128 if complex_ else np.float64),
+            "fsum": ((k, f_cols), np.float64),
+            "counts": ((k,), np.float64),
+        },
+    )
+    out = run_pass(source, sums_pass, rows=rows, desc="cluster: mean responses", progress=progress)
+    sums, fsum, counts = out["sums"], out["fsum"], out["counts"]
+    device = device_of(sums)
+    cdt = xp.complex128 if complex_ else xp.float64
     safe = xp.where(counts > 0, counts, xp.ones_like(counts))
     mean = sums / xp.astype(xp.reshape(safe, (-1, 1)), cdt)
     cent = fsum / xp.reshape(safe, (-1, 1))
-    labels = xp.concat(lab, axis=0) if len(lab) > 1 else lab[0]
+    labels_x = from_host(labels, xp, device=device)
     linkage = None
     if reorder and k > 1:
         order = dendrogram_order(np.asarray(to_host(cent)))
         inverse = np.empty_like(order)
         inverse[order] = np.arange(k)
         idx = from_host(order, xp, device=device)
-        labels = xp.take(from_host(inverse.astype(np.int32), xp, device=device), labels)
+        labels_x = xp.take(from_host(inverse.astype(np.int32), xp, device=device), labels_x)
         mean, cent, counts = xp.take(mean, idx, axis=0), xp.take(cent, idx, axis=0), xp.take(counts, idx)
         from scipy.cluster.hierarchy import linkage as _linkage
 
         linkage = _linkage(np.asarray(to_host(cent)), method="ward")
     return ClusterResult(
-        labels=xp.astype(labels, xp.int32),
+        labels=xp.astype(labels_x, xp.int32),
         mean_response=mean,
         centroids=cent,
         counts=counts,
@@ -297,123 +327,176 @@ def cluster(
         method=method,
         engine=engine,
         streamed=bool(streaming),
-        estimator=est,
     )
 
 
-def _features_xp(block: Array, xp: Namespace) -> Array:
-    if xp.isdtype(block.dtype, "complex floating"):
-        block = xp.concat([xp.real(block), xp.imag(block)], axis=1)
-    return xp.astype(block, xp.float64)
+def cluster_sums(
+    block: Array,
+    xp: Namespace,
+    start: int,
+    stop: int,
+    *,
+    labels: np.ndarray,
+    k: int,
+    complex_: bool,
+    features: Any,
+) -> dict[str, Array]:
+    """Per-cluster sums of a batch's spectra and features, and the cluster counts."""
+    require_finite(block, f"cluster: rows {start}:{stop} of the data")
+    blk = xp.astype(block, xp.complex128 if complex_ else xp.float64)
+    lb = from_host(labels[start:stop], xp, device=device_of(blk))
+    sums, counts = _onehot_sums(lb, blk, k, xp)
+    fblk = real_features(
+        blk if features is None else from_host(features[start:stop], xp, device=device_of(blk)), xp
+    )
+    return {"sums": sums, "fsum": _onehot_sums(lb, fblk, k, xp)[0], "counts": counts}
 
 
-def _to_xp_labels(p: Any, xp: Namespace, device: Any) -> Array:
-    if isinstance(p, np.ndarray):
-        return from_host(p.astype(np.int64), xp, device=device)
-    return xp.astype(xp.asarray(p), xp.int64)  # cuML output stays on the device
+def _is_complex_array(a: Any) -> bool:
+    kind = getattr(getattr(a, "dtype", None), "kind", None)
+    if kind is not None:
+        return kind == "c"
+    return bool(array_namespace(a).isdtype(a.dtype, "complex floating"))
+
+
+def _host_features(features: Any) -> np.ndarray:
+    f = np.asarray(to_host(features))
+    if f.dtype.kind == "c":
+        f = np.concatenate([f.real, f.imag], axis=1)
+    return f.astype(np.float64, copy=False)
+
+
+def _host_or_none(features: Any) -> np.ndarray | None:
+    return None if features is None else np.asarray(to_host(features))
+
+
+def _for_engine(block: Array, xp: Namespace, engine: str) -> Any:
+    """Features as the estimator takes them: host ndarray for scikit-learn, CuPy for cuML."""
+    if engine == "cuml":
+        import cupy
+
+        return cupy.asarray(block)
+    return np.asarray(to_host(block))
+
+
+def _concat(parts: list[Any], engine: str) -> Any:
+    if len(parts) == 1:
+        return parts[0]
+    if engine == "cuml":
+        import cupy
+
+        return cupy.concatenate(parts, axis=0)
+    return np.concatenate(parts, axis=0)
+
+
+def _labels_host(labels: Any) -> np.ndarray:
+    return np.asarray(to_host(labels)).astype(np.int64)
 
 
 def cluster_dataset(
-    h5_main: Any,
-    n_clusters: int = 4,
-    method: str = "kmeans",
+    source: Any,
+    dataset_path: str | None = None,
     *,
-    components: int | None = None,
-    streaming: bool | None = None,
-    memory_mb: float | None = None,
-    seed: int = 0,
+    results: Any = None,
     backend: str | None = None,
+    memory_mb: float | None = None,
+    executor: Any = None,
     override: bool = False,
     progress: bool | None = None,
+    n_clusters: int = 4,
+    method: str = "kmeans",
+    components: int | None = None,
+    streaming: bool | None = None,
+    seed: int = 0,
 ) -> Any:
     """Cluster a USID Main dataset and write ``<Source>-Cluster_NNN`` with ``Labels`` and ``Mean_Response``.
 
+    A multi-pass job (:func:`pycro_gpu.process.run_passes`): resumable after a kill (the labels are
+    checkpointed before the mean responses are read), results elsewhere with ``results=``, reads on
+    Dask workers with ``executor=``.
+
     Parameters
     ----------
-    h5_main : h5py.Dataset
-        USID Main dataset ``(N_pos, N_spec)`` in a writable file.
+    source : str, path-like or h5py.Dataset
+        USID Main dataset ``(N_pos, N_spec)``, or the path of its file.
+    dataset_path : str, optional
+        Path of the Main dataset when ``source`` is a file path (default: the first ``Raw_Data``).
+    results, backend, memory_mb, executor, override, progress
+        As in :func:`pycro_gpu.process.run_job`.
     n_clusters : int
     method : str
         See :data:`CAPABILITIES`.
     components : int, optional
-        Cluster the first ``components`` SVD abundance maps (``U S`` from
-        :func:`~pycro_gpu.decomposition.svd_dataset`, computed or found) instead of the full spectra; the
-        mean responses are still the raw spectra.
-    streaming, memory_mb, seed
+        Cluster the first ``components`` SVD abundance maps (``U S`` of
+        :func:`~pycro_gpu.decomposition.svd_dataset`, computed or found next to the results) instead of
+        the full spectra; the mean responses are still the raw spectra.
+    streaming, seed
         As in :func:`cluster`.
-    backend : str, optional
-        Compute backend.
-    override : bool
-        Compute again even when a finished group with the same parameters exists.
-    progress : bool, optional
-        Progress bars of the SVD.
 
     Returns
     -------
-    h5py.Group
-        With Main datasets ``Labels`` ``(N_pos, 1)`` uint32 and ``Mean_Response`` ``(n_clusters, N_spec)``
-        and the dataset ``Counts``.
+    JobResult
+        ``file`` and ``group`` of ``<Source>-Cluster_NNN``: Main datasets ``Labels`` ``(N_pos, 1)``
+        uint32 and ``Mean_Response`` ``(n_clusters, N_spec)``, datasets ``Counts`` and ``Linkage``.
     """
     from .decomposition import svd_dataset
-    from .io.usid import Dimension, USIDataset, create_results_group, write_main, writing_results
+    from .io.usid import Dimension, write_main
+    from .process import run_passes, source_ancillaries
 
-    main = h5_main if isinstance(h5_main, USIDataset) else USIDataset(h5_main)
+    check_dataset_path(dataset_path, "cluster_dataset", "n_clusters")
+    check_method(method)
+    if components is not None and int(components) < 1:
+        msg = f"components must be a number of SVD components >= 1, got {components!r}"
+        raise ValueError(msg)
     params = {
         "n_clusters": int(n_clusters),
         "method": method,
-        "components": components or 0,
+        "components": int(components or 0),
         "seed": int(seed),
     }
-    if method not in CAPABILITIES:
-        msg = f"method must be one of {', '.join(CAPABILITIES)}; got {method!r}"
-        raise ValueError(msg)
-    xp = get_namespace(backend)
-    feats = None
-    if components:
-        svd_grp = svd_dataset(main, int(components), memory_mb=memory_mb, backend=backend, progress=progress)
-        feats = from_host(np.asarray(svd_grp["U"][()]) * np.asarray(svd_grp["S"][()]), xp)
-    group, existing = create_results_group(main, CLUSTER_TOOL, params, override=override, status="running")
-    if existing:
-        return group
-    with writing_results(group):
-        res = cluster(
-            main,
-            n_clusters,
-            method,
-            features=feats,
-            streaming=streaming,
-            memory_mb=memory_mb,
-            seed=seed,
-            xp=xp,
-        )
-        k = int(n_clusters)
-        labels = to_host(res.labels).astype(np.uint32).reshape(-1, 1)
+
+    def validate(main: Any) -> None:
+        if main.dtype.kind not in "fciu":
+            msg = (
+                f"cluster_dataset: {main.name} has dtype {main.dtype}; clustering needs real or complex data"
+            )
+            raise DataError(msg)
+        check_n_clusters(n_clusters, main.shape[0])
+
+    def algorithm(runner: Any, checkpoint: Any, group: Any) -> None:
+        main = runner.source
+        feats = None
+        if components:
+            svd = svd_dataset(
+                main, results=group.parent, backend=runner.backend, memory_mb=memory_mb,
+                executor=runner.executor, progress=progress, k=int(components),
+            )  # fmt: skip
+            g = group.file[svd.group]
+            feats = np.asarray(g["U"][()]) * np.asarray(g["S"][()])
+        res = cluster_rows(
+            runner, n_clusters, method, features=feats, streaming=streaming, memory_mb=memory_mb,
+            seed=seed, progress=progress, checkpoint=checkpoint,
+        )  # fmt: skip
+        same_file = group.file.id == main.file.id
+        pos = source_ancillaries(main, group, same_file, "Position")
+        spec = source_ancillaries(main, group, same_file, "Spectroscopic")
         write_main(
-            group,
-            "Labels",
-            labels,
-            None,
-            Dimension("Cluster", "a.u.", 1),
-            "Cluster labels",
-            "a.u.",
-            h5_pos_inds=main.h5_pos_inds,
-            h5_pos_vals=main.h5_pos_vals,
-        )
+            group, "Labels", to_host(res.labels).astype(np.uint32).reshape(-1, 1), None,
+            Dimension("Cluster", "a.u.", 1), "Cluster labels", "a.u.", h5_pos_inds=pos[0], h5_pos_vals=pos[1],
+        )  # fmt: skip
         src_dtype = np.dtype(main.dtype) if main.dtype.kind in "fc" else np.dtype(np.float64)
         write_main(
-            group,
-            "Mean_Response",
-            to_host(res.mean_response).astype(src_dtype, copy=False),
-            Dimension("Cluster", "a.u.", k),
-            None,
-            main.quantity,
-            main.units,
-            h5_spec_inds=main.h5_spec_inds,
-            h5_spec_vals=main.h5_spec_vals,
-        )
+            group, "Mean_Response", to_host(res.mean_response).astype(src_dtype, copy=False),
+            Dimension("Cluster", "a.u.", int(n_clusters)), None, main.quantity, main.units,
+            h5_spec_inds=spec[0], h5_spec_vals=spec[1],
+        )  # fmt: skip
         group.create_dataset("Counts", data=to_host(res.counts).astype(np.int64))
         if res.linkage is not None:
             group.create_dataset("Linkage", data=res.linkage)
         group.attrs["engine"] = res.engine
         group.attrs["streamed"] = res.streamed
-    return group
+
+    return run_passes(
+        CLUSTER_TOOL, params, algorithm, source, dataset_path, validate=validate,
+        results=results, backend=backend, executor=executor, override=override,
+    )  # fmt: skip

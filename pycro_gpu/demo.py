@@ -476,15 +476,16 @@ def _step_svd(ctx: _Ctx, sec: Section) -> None:
     k = ctx.params["k"]
     # the BEPS matrix is wide (more spectral points than positions): the randomized range finder
     # reads it a few times but never forms the (n_spectral x n_spectral) Gram matrix
-    grp = svd_dataset(
+    res = svd_dataset(
         ctx.main,
-        k,
+        k=k,
         method="randomized",
         backend=ctx.backend,
         progress=ctx.progress,
         override=True,
         seed=ctx.seed,
     )
+    grp = ctx.main.file[res.group]
     S = np.asarray(grp["S"][()])
     U = np.asarray(grp["U"][()])
     V = np.asarray(grp["V"][()])

@@ -76,26 +76,6 @@ def test_not_hdf5_is_the_same_message_in_every_command(argv, tmp_path, capsys):
     )
 
 
-@pytest.mark.parametrize("command", ["svd", "decompose", "cluster"])
-def test_commands_not_on_the_engine_refuse_dask_and_results_elsewhere(command, usid_file, tmp_path, capsys):
-    assert main([command, str(usid_file), "--workers", "2", "-q"]) == 2
-    err = capsys.readouterr().err
-    assert err == (
-        f"pycro-gpu {command}: error: {command} does not run on Dask yet; "
-        "run it without --workers/--scheduler\n"
-    )
-    assert main([command, str(usid_file), "--results", str(tmp_path / "r.h5"), "-q"]) == 2
-    assert "--results elsewhere is not supported yet" in capsys.readouterr().err
-    with h5py.File(usid_file, "r") as f:  # nothing was written
-        assert list(f["Measurement_000/Channel_000"]) == [
-            "Position_Indices",
-            "Position_Values",
-            "Raw_Data",
-            "Spectroscopic_Indices",
-            "Spectroscopic_Values",
-        ]
-
-
 def test_old_spellings_work_with_one_deprecation_line(usid_file, tmp_path, capsys):
     assert main(["decompose", str(usid_file), "-n", "3", "-q"]) == 0
     err = capsys.readouterr().err

@@ -10,7 +10,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from pycro_gpu.cluster import CAPABILITIES, cluster, cluster_dataset, dendrogram_order
 from pycro_gpu.io.usid import Dimension, USIDataset, check_main, write_main
-from tests.helpers import to_numpy
+from tests.helpers import results_group, to_numpy
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -115,7 +115,7 @@ def test_cluster_dataset_writes_labels_and_mean_response(tmp_path, rng):
             "Current",
             "A",
         )
-        g = cluster_dataset(main, 4, components=4)
+        g = results_group(cluster_dataset(main, n_clusters=4, components=4), main)
         assert g.name.endswith("Raw_Data-Cluster_000")
         check_main(g["Labels"])
         check_main(g["Mean_Response"])
@@ -127,7 +127,8 @@ def test_cluster_dataset_writes_labels_and_mean_response(tmp_path, rng):
         )
         assert USIDataset(g["Mean_Response"]).spec_dims[0].name == "Bias"
         assert "Raw_Data-SVD_000" in grp  # features were the SVD abundance maps
-        assert cluster_dataset(main, 4, components=4).name == g.name
+        again = cluster_dataset(main, n_clusters=4, components=4)
+        assert again.reused and again.group == g.name
 
 
 @pytest.mark.gpu

@@ -76,7 +76,7 @@ def test_decompose_command(usid_file, tmp_path, capsys):
     path, data, _ = usid_file
     rc = main(["decompose", str(path), "--method", "nmf", "-k", "4", "--plot", str(tmp_path / "d")])
     assert rc == 0
-    assert "Raw_Data-Decomposition_000 (sklearn" in capsys.readouterr().out
+    assert "Raw_Data-Decomposition_000 (computed, sklearn" in capsys.readouterr().out
     with h5py.File(path, "r") as f:
         g = f["Measurement_000/Channel_000/Raw_Data-Decomposition_000"]
         W, H = g["Projection"][()], g["Components"][()]

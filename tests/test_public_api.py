@@ -85,3 +85,29 @@ def test_every_package_is_in_the_wheel_list():
     root = REPO_ROOT / "pycro_gpu"
     found = {".".join(("pycro_gpu", *p.parent.relative_to(root).parts)) for p in root.rglob("__init__.py")}
     assert found | {"pycro_gpu.kernels"} == listed
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("pycro_gpu.report", "pycro_gpu.viz.report"),
+        ("pycro_gpu.plots_decomposition", "pycro_gpu.viz.results"),
+    ],
+)
+def test_moved_modules_keep_their_old_path_for_one_release(old, new):
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings\n"
+        "warnings.simplefilter('error')\n"
+        f"try:\n    import {old}\nexcept DeprecationWarning as w:\n    print(w)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert f"{old} is now {new}" in out
+    sys.modules.pop(old, None)
+    with pytest.deprecated_call(match=f"{old} is now {new}"):
+        module = importlib.import_module(old)
+    target = importlib.import_module(new)
+    for name in module.__all__:
+        assert getattr(module, name) is getattr(target, name)

@@ -77,18 +77,21 @@ def test_rebuild_writes_denoised_main(tmp_path, rng):
     f, main, A = _make(tmp_path / "r.h5", rng, dtype=np.float64)
     with f:
         grp = results_group(svd_dataset(main, k=8, progress=False), main)
-        out = rebuild(grp, 4, memory_mb=0.05)
-        assert out.name == grp.name + "/Rebuilt_Data_000/Rebuilt_Data"
+        res = rebuild(grp, components=4, memory_mb=0.05)
+        assert res.group == grp.name + "/Rebuilt_Data_000" and not res.reused
+        out = f[res.group]["Rebuilt_Data"]
         check_main(out)
         u, s, vh = np.linalg.svd(A, full_matrices=False)
         ref = (u[:, :4] * s[:4]) @ vh[:4]
         np.testing.assert_allclose(out[()], ref, atol=1e-9 * s[0])
         assert USIDataset(out).n_dim_shape == (30, 20, 48)
-        second = rebuild(grp, [0, 2])
-        assert second.name.endswith("Rebuilt_Data_001/Rebuilt_Data")
-        np.testing.assert_allclose(second[()], (u[:, [0, 2]] * s[[0, 2]]) @ vh[[0, 2]], atol=1e-9 * s[0])
+        second = rebuild(grp, components=[0, 2])
+        assert second.group.endswith("Rebuilt_Data_001")
+        rebuilt = f[second.group]["Rebuilt_Data"][()]
+        np.testing.assert_allclose(rebuilt, (u[:, [0, 2]] * s[[0, 2]]) @ vh[[0, 2]], atol=1e-9 * s[0])
+        assert rebuild(grp, components=4).reused  # the same components again: the finished group
         with pytest.raises(ValueError, match="components must select among the 8"):
-            rebuild(grp, [9])
+            rebuild(grp, components=[9])
 
 
 def test_failed_rebuild_leaves_no_group(tmp_path, rng, monkeypatch):
@@ -101,7 +104,7 @@ def test_failed_rebuild_leaves_no_group(tmp_path, rng, monkeypatch):
         calls = []
         real = dec.from_host
 
-        def broken(*args, **kwargs):  # the first call moves S V; the next, a batch of U, fails
+        def broken(*args, **kwargs):  # the first call moves S V to the backend; the next one fails
             calls.append(1)
             if len(calls) > 1:
                 raise MemoryError("device full")
@@ -109,10 +112,10 @@ def test_failed_rebuild_leaves_no_group(tmp_path, rng, monkeypatch):
 
         monkeypatch.setattr(dec, "from_host", broken)
         with pytest.raises(MemoryError, match="device full"):
-            rebuild(grp, 2, memory_mb=0.05)
+            rebuild(grp, components=2, memory_mb=0.05)
         assert not [n for n in grp if n.startswith("Rebuilt_Data")]
         monkeypatch.undo()
-        assert rebuild(grp, 2).name.endswith("Rebuilt_Data_000/Rebuilt_Data")
+        assert rebuild(grp, components=2).group.endswith("Rebuilt_Data_000")
 
 
 def test_svd_of_dataset_in_memory_result(tmp_path, rng):

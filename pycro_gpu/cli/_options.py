@@ -109,19 +109,6 @@ def executor(args: argparse.Namespace) -> Any:
     return executor_from_args(args) or contextlib.nullcontext()
 
 
-def local_only(args: argparse.Namespace) -> None:
-    """For commands that do not run through the engine yet: one clear error for what they cannot do."""
-    if args.workers is not None or args.scheduler is not None:
-        msg = f"{args.command} does not run on Dask yet; run it without --workers/--scheduler"
-        raise UsageError(msg)
-    if results_elsewhere(args):
-        msg = (
-            f"{args.command} writes its results group into the input file; "
-            "--results elsewhere is not supported yet"
-        )
-        raise UsageError(msg)
-
-
 def report_error(command: str, exc: BaseException) -> int:
     """Print ``exc`` as the one error line of ``pycro-gpu COMMAND`` and return the exit code."""
     if isinstance(exc, KeyboardInterrupt):
@@ -194,14 +181,40 @@ def find_main(f: Any, path: str | None) -> Any:
     return (raw or mains)[0]
 
 
-@contextlib.contextmanager
-def main_dataset(args: argparse.Namespace) -> Iterator[Any]:
-    """For commands not on the engine yet: the Main dataset, its file opened for appending results."""
+def run_dataset_job(args: argparse.Namespace, job: Any, **parameters: Any) -> Any:
+    """Run the dataset job ``job(source, **kw)`` on ``FILE`` as the file options ask; its JobResult.
+
+    The Main dataset is ``--dataset`` (else the first ``Raw_Data``); the input file is opened read-only
+    when ``--results`` names another file; ``--override``, ``--workers``/``--scheduler`` and ``-q`` go to
+    the job (``--backend`` and ``--memory-mb`` are in the configuration).
+    """
     from ..io.hdf5 import open_h5
 
-    local_only(args)
-    with open_h5(args.file, "r+") as f:
-        yield find_main(f, args.dataset)
+    mode = "r" if results_elsewhere(args) else "r+"
+    with executor(args) as ex, open_h5(args.file, mode) as f:
+        main = find_main(f, args.dataset)
+        return job(
+            main,
+            results=args.results,
+            executor=ex,
+            override=args.override,
+            progress=not args.quiet,
+            **parameters,
+        )
+
+
+@contextlib.contextmanager
+def results_group(result: Any, mode: str = "r") -> Iterator[Any]:
+    """The results group of a JobResult, its file open (``mode``) for the ``with`` block."""
+    from ..io.hdf5 import open_h5
+
+    with open_h5(result.file, mode) as f:
+        yield f[result.group]
+
+
+def summary_state(result: Any) -> str:
+    """``reused``, ``resumed`` or ``computed``: what a job did."""
+    return "reused" if result.reused else ("resumed" if result.resumed else "computed")
 
 
 def write_figures(args: argparse.Namespace, name: str, group: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._options import add_components, main_dataset, write_figures
+from ._options import add_components, results_group, run_dataset_job, summary_state, write_figures
 from .svd import add_dataset_options
 
 HELP = "cluster the positions of a USID dataset (Labels, Mean_Response)"
@@ -28,19 +28,21 @@ def run(args: argparse.Namespace) -> int:
     from ..cluster import cluster_dataset
 
     t0 = time.perf_counter()
-    with main_dataset(args) as main:
-        grp = cluster_dataset(
-            main,
-            args.clusters,
-            args.method,
-            components=args.components,
-            seed=args.seed,
-            override=args.override,
-        )
+    res = run_dataset_job(
+        args,
+        cluster_dataset,
+        n_clusters=args.clusters,
+        method=args.method,
+        components=args.components,
+        seed=args.seed,
+    )
+    with results_group(res) as grp:
         if not args.quiet:
             counts = grp["Counts"][()].tolist()
             engine = grp.attrs.get("engine", "?")
-            print(f"{main.name} -> {grp.name} ({engine}, {time.perf_counter() - t0:.2f} s)")
+            print(
+                f"{res.file}:{res.group} ({summary_state(res)}, {engine}, {time.perf_counter() - t0:.2f} s)"
+            )
             print(f"positions per cluster: {counts}")
         write_figures(args, "plot_clusters", grp)
     return 0

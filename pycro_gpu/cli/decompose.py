@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from ._options import add_components, main_dataset, old_spelling, write_figures
+from ._options import (
+    add_components,
+    old_spelling,
+    results_group,
+    run_dataset_job,
+    summary_state,
+    write_figures,
+)
 from .svd import add_dataset_options
 
 HELP = "PCA / IncrementalPCA / TruncatedSVD / NMF / FastICA of a USID dataset"
@@ -26,10 +33,14 @@ def run(args: argparse.Namespace) -> int:
     from ..decomposition import decompose_dataset
 
     t0 = time.perf_counter()
-    with main_dataset(args) as main:
-        grp = decompose_dataset(main, args.method, args.components, seed=args.seed, override=args.override)
+    res = run_dataset_job(
+        args, decompose_dataset, method=args.method, n_components=args.components, seed=args.seed
+    )
+    with results_group(res) as grp:
         if not args.quiet:
             engine = grp.attrs.get("engine", "?")
-            print(f"{main.name} -> {grp.name} ({engine}, {time.perf_counter() - t0:.2f} s)")
+            print(
+                f"{res.file}:{res.group} ({summary_state(res)}, {engine}, {time.perf_counter() - t0:.2f} s)"
+            )
         write_figures(args, "plot_decomposition", grp)
     return 0

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import argparse
 
-from ._options import add_components, add_file_options, main_dataset, write_figures
+from ._options import (
+    add_components,
+    add_file_options,
+    results_group,
+    run_dataset_job,
+    summary_state,
+    write_figures,
+)
 
 HELP = "streamed truncated SVD of a USID dataset (U, S, V written to <Source>-SVD_NNN)"
 
@@ -52,24 +59,19 @@ def run(args: argparse.Namespace) -> int:
     from ..decomposition import rebuild, svd_dataset
 
     t0 = time.perf_counter()
-    with main_dataset(args) as main:
-        grp = svd_dataset(
-            main,
-            args.components,
-            method=args.method,
-            n_iter=args.n_iter,
-            tol=args.tol,
-            override=args.override,
-        )
+    res = run_dataset_job(
+        args, svd_dataset, k=args.components, method=args.method, n_iter=args.n_iter, tol=args.tol
+    )
+    with results_group(res, "r" if args.rebuild is None else "r+") as grp:
         S = grp["S"][()]
         if not args.quiet:
-            print(f"{main.name} {main.shape} {main.dtype} -> {grp.name}")
+            print(f"{res.file}:{res.group} ({summary_state(res)})")
             used, reads = grp.attrs.get("method_used", "?"), grp.attrs.get("reads", "?")
             print(f"method {used}, reads of the data {reads}, {time.perf_counter() - t0:.2f} s")
             print("S: " + " ".join(f"{s:.5g}" for s in S))
         if args.rebuild is not None:
-            out = rebuild(grp, args.rebuild)
+            out = rebuild(grp, components=args.rebuild, progress=not args.quiet)
             if not args.quiet:
-                print(f"rebuilt from {args.rebuild} components -> {out.name}")
+                print(f"rebuilt from {args.rebuild} components -> {out.group}/Rebuilt_Data")
         write_figures(args, "plot_svd", grp)
     return 0

@@ -12,19 +12,20 @@ components are put back together as complex spectra.
 from __future__ import annotations
 
 import importlib
-import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from .._config import rows_for_budget
-from .._lib.checks import require_finite
+from .._lib.checks import check_dataset_path
 from .._lib.optional import ml_engine
 from .._lib.typing import Array, Namespace
-from ..backend import array_namespace, device_of, from_host, get_namespace, to_host
+from ..backend import device_of, from_host, get_namespace, to_host
 from ..errors import DataError
-from ._svd import _usid
+from ..process import JobResult
+from ..process.rows import feature_rows
 
 __all__ = ["CAPABILITIES", "Decomposition", "decompose"]
 
@@ -100,26 +101,24 @@ def _estimator(method: str, engine: str, n_components: int, seed: int, params: d
     return skd.FastICA(n_components=n_components, **kw)
 
 
-def _to_features(x: Any, engine: str) -> Any:
-    """Host or CuPy 2-D array of real features (complex -> [Re, Im])."""
-    if engine == "sklearn":
-        x = np.asarray(to_host(x))
-    if x.dtype.kind == "c":
-        lib = np if engine == "sklearn" else importlib.import_module("cupy")
-        x = lib.concatenate([x.real, x.imag], axis=1)
-    return x
-
-
 def _from_features(comp: Any, n: int, was_complex: bool) -> Any:
     return comp[:, :n] + 1j * comp[:, n:] if was_complex else comp
 
 
-def _row_slices(n_rows: int, rows: int, min_rows: int) -> list[tuple[int, int]]:
-    """Batches of about ``rows`` rows, none shorter than ``min_rows`` (partial_fit needs that)."""
-    rows = max(rows, min_rows)
-    nb = max(1, n_rows // rows)
-    size = math.ceil(n_rows / nb)
-    return [(s, min(s + size, n_rows)) for s in range(0, n_rows, size)]
+def check_method(method: str) -> None:
+    """Raise ``ValueError`` naming the choices for an unknown decomposition method."""
+    if method not in CAPABILITIES:
+        msg = f"method must be one of {', '.join(CAPABILITIES)}; got {method!r}"
+        raise ValueError(msg)
+
+
+def check_n_components(n_components: Any, shape: tuple[int, int]) -> int:
+    """``n_components`` as an int between 1 and ``min(shape)``, else ``ValueError``."""
+    k = int(n_components)
+    if not 1 <= k <= min(shape):
+        msg = f"n_components must be between 1 and {min(shape)}, got {n_components!r}"
+        raise ValueError(msg)
+    return k
 
 
 def decompose(
@@ -130,6 +129,7 @@ def decompose(
     xp: Namespace | None = None,
     memory_mb: float | None = None,
     seed: int = 0,
+    progress: bool | None = None,
     **params: Any,
 ) -> Decomposition:
     """Decompose ``data`` (positions x spectral points) into components and their abundances.
@@ -146,9 +146,11 @@ def decompose(
     xp : namespace, optional
         Namespace of the results for a dataset input (default: configured backend).
     memory_mb : float, optional
-        Budget that sets the ``incremental_pca`` batches.
+        Budget that sets the batches of the reads.
     seed : int
         Random state of the estimators that use one.
+    progress : bool, optional
+        Progress bars of the reads (default: configuration).
     **params
         Passed to the estimator.
 
@@ -166,62 +168,109 @@ def decompose(
     >>> d.components.shape, d.weights.shape, d.engine
     ((1, 4), (50, 1), 'sklearn')
     """
-    if method not in CAPABILITIES:
-        msg = f"method must be one of {', '.join(CAPABILITIES)}; got {method!r}"
-        raise ValueError(msg)
     import h5py
 
-    is_file = isinstance(data, h5py.Dataset)
-    if is_file:
-        xp = get_namespace() if xp is None else xp
-        device = None
+    from ..process.rows import as_row_source
+
+    check_method(method)
+    if isinstance(data, h5py.Dataset):
         if data.ndim != 2 or data.dtype.kind not in "fciu":
             msg = (
                 f"decompose: {data.name} must be a 2-D real or complex dataset, got {data.shape} {data.dtype}"
             )
             raise DataError(msg)
-    else:
-        xp = array_namespace(data) if xp is None else xp
-        device = device_of(data)
-        if data.ndim != 2:
-            msg = f"decompose: data must be 2-D (positions x spectral points), got shape {tuple(data.shape)}"
-            raise DataError(msg)
-    n_samples, n_features = (int(s) for s in data.shape)
-    k = int(n_components)
-    if not 1 <= k <= min(n_samples, n_features):
-        msg = f"n_components must be between 1 and {min(n_samples, n_features)}, got {n_components!r}"
-        raise ValueError(msg)
+        xp = get_namespace() if xp is None else xp
+    elif getattr(data, "ndim", 2) != 2:
+        msg = f"decompose: data must be 2-D (positions x spectral points), got shape {tuple(data.shape)}"
+        raise DataError(msg)
+    return decompose_rows(
+        as_row_source(data, xp=xp), method, n_components, memory_mb=memory_mb, seed=seed,
+        progress=progress, params=params,
+    )  # fmt: skip
+
+
+def decompose_rows(
+    source: Any,
+    method: str,
+    n_components: int,
+    *,
+    memory_mb: float | None = None,
+    seed: int = 0,
+    progress: bool | None = None,
+    params: dict[str, Any] | None = None,
+    checkpoint: Any = None,
+) -> Decomposition:
+    """:func:`decompose` on a row source (:mod:`pycro_gpu.process.rows` or a dataset job's runner).
+
+    In-memory methods read the data once and fit. ``incremental_pca`` has two stages: ``fit``
+    (``partial_fit`` over the batches; its components, mean and variances are checkpointed) and a read
+    that projects every batch (``(X - mean) C^T``, as scikit-learn's ``transform``).
+    """
+    from ..process.passes import NoCheckpoint, PassSpec, run_pass
+
+    check_method(method)
+    ckpt = NoCheckpoint() if checkpoint is None else checkpoint
+    xp = source.xp
+    n_samples, n_features = source.shape
+    k = check_n_components(n_components, (n_samples, n_features))
     engine = ml_engine(xp, CAPABILITIES[method]["gpu"] is not None)
-    est = _estimator(method, engine, k, seed, params)
-    was_complex = data.dtype.kind == "c" if is_file else _is_complex(data, xp)
+    est = _estimator(method, engine, k, seed, dict(params or {}))
+    was_complex = np.dtype(source.dtype).kind == "c"
     if method == "nmf" and was_complex:
         msg = "decompose: NMF needs non-negative real data, got complex values"
         raise DataError(msg)
+    f_cols = n_features * (2 if was_complex else 1)
+    rows = rows_for_budget(n_features, 4 * 8 * (2 if was_complex else 1), memory_mb)
+    rows = min(n_samples, max(rows, k))
+    if 0 < n_samples % rows < k and n_samples // rows:  # partial_fit needs >= k rows per batch
+        rows = -(-n_samples // (n_samples // rows))
+    features = PassSpec(partial(feature_rows, what="decompose"), rows={"F": ((f_cols,), np.float64)})
 
-    def load(s: int, e: int) -> Any:
-        block = data[s:e] if is_file else data[s:e, :]
-        require_finite(block, f"decompose: rows {s}:{e} of the data")
-        if engine == "cuml":
-            return _to_features(from_host(block, xp) if is_file else block, engine)
-        return _to_features(block, engine)
+    def read(desc: str, each: Any) -> None:
+        run_pass(source, features, rows=rows, desc=desc, progress=progress,
+                 on_rows=lambda s, e, r: each(_to_engine(r["F"], xp, engine)))  # fmt: skip
 
     if method == "incremental_pca":
-        rows = rows_for_budget(n_features, 4 * 8 * (2 if was_complex else 1), memory_mb)
-        spans = _row_slices(n_samples, rows, k)
-        for s, e in spans:
-            est.partial_fit(load(s, e))
-        weights = [est.transform(load(s, e)) for s, e in spans]
-        lib = np if engine == "sklearn" else importlib.import_module("cupy")
-        W = lib.concatenate(weights, axis=0)
+
+        def fit_stage() -> dict[str, Any]:
+            read("IncrementalPCA: fit", est.partial_fit)
+            return {
+                "components": est.components_,
+                "mean": est.mean_,
+                "explained_variance": est.explained_variance_,
+                "explained_variance_ratio": est.explained_variance_ratio_,
+            }
+
+        fit = ckpt.stage("fit", fit_stage)
+        # C order whether the fit ran here or comes from the checkpoint: BLAS rounds by memory layout
+        comp_h = np.ascontiguousarray(to_host(fit["components"]), dtype=np.float64)
+        scale = None
+        if bool(getattr(est, "whiten", False)):
+            var = np.asarray(to_host(fit["explained_variance"]), dtype=np.float64)
+            scale = np.maximum(np.sqrt(var), np.finfo(np.float64).eps)
+        project = PassSpec(
+            partial(
+                project_rows, components=comp_h, mean=np.ascontiguousarray(to_host(fit["mean"])), scale=scale
+            ),
+            rows={"W": ((k,), np.float64)},
+        )
+        parts: list[Any] = []
+        run_pass(source, project, rows=rows, desc="IncrementalPCA: transform", progress=progress,
+                 on_rows=lambda s, e, r: parts.append(np.asarray(to_host(r["W"]))))  # fmt: skip
+        W = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+        comp, evr = comp_h, fit["explained_variance_ratio"]
     else:
-        X = load(0, n_samples)
+        parts = []
+        read(f"{method}: data", parts.append)
+        X = _concat(parts, engine)
         if method == "nmf" and engine == "sklearn" and X.size and float(X.min()) < 0:
             msg = f"decompose: NMF needs non-negative data, got a minimum of {float(X.min())!r}"
             raise DataError(msg)
         W = est.fit_transform(X)
-    comp = est.mixing_.T if method == "fast_ica" else est.components_
+        comp = est.mixing_.T if method == "fast_ica" else est.components_
+        evr = getattr(est, "explained_variance_ratio_", None)
     comp = _from_features(comp, n_features, was_complex)
-    evr = getattr(est, "explained_variance_ratio_", None)
+    device = source.device
     return Decomposition(
         method=method,
         engine=engine,
@@ -232,8 +281,32 @@ def decompose(
     )
 
 
-def _is_complex(a: Array, xp: Namespace) -> bool:
-    return bool(xp.isdtype(a.dtype, "complex floating"))
+def project_rows(
+    block: Array, xp: Namespace, start: int, stop: int, *, components: Any, mean: Any, scale: Any
+) -> dict[str, Array]:
+    """``(X - mean) C^T`` of a batch (divided by ``scale`` when whitening), as PCA's ``transform``."""
+    x = feature_rows(block, xp, start, stop, what="decompose")["F"]
+    dev = device_of(x)
+    C = from_host(np.asarray(components), xp, device=dev)
+    w = x @ C.mT
+    w = w - xp.reshape(from_host(np.asarray(mean, dtype=np.float64), xp, device=dev), (1, -1)) @ C.mT
+    if scale is not None:
+        w = w / xp.reshape(from_host(scale, xp, device=dev), (1, -1))
+    return {"W": w}
+
+
+def _to_engine(x: Array, xp: Namespace, engine: str) -> Any:
+    """Features as the estimator takes them: host ndarray for scikit-learn, CuPy for cuML."""
+    if engine == "cuml":
+        return importlib.import_module("cupy").asarray(x)
+    return np.asarray(to_host(x))
+
+
+def _concat(parts: list[Any], engine: str) -> Any:
+    if len(parts) == 1:
+        return parts[0]
+    lib = np if engine == "sklearn" else importlib.import_module("cupy")
+    return lib.concatenate(parts, axis=0)
 
 
 def _back(a: Any, xp: Namespace, device: Any, engine: str) -> Array:
@@ -244,69 +317,77 @@ def _back(a: Any, xp: Namespace, device: Any, engine: str) -> Array:
 
 
 def decompose_dataset(
-    h5_main: Any,
+    source: Any,
+    dataset_path: str | None = None,
+    *,
+    results: Any = None,
+    backend: str | None = None,
+    memory_mb: float | None = None,
+    executor: Any = None,
+    override: bool = False,
+    progress: bool | None = None,
     method: str = "pca",
     n_components: int = 8,
-    *,
-    memory_mb: float | None = None,
     seed: int = 0,
-    backend: str | None = None,
-    override: bool = False,
-) -> Any:
+) -> JobResult:
     """Run :func:`decompose` on a USID Main dataset and write ``<Source>-Decomposition_NNN``.
+
+    A multi-pass job (:func:`pycro_gpu.process.run_passes`): resumable after a kill (``incremental_pca``
+    checkpoints its fit before the projection read; the in-memory methods read once and fit again),
+    results elsewhere with ``results=``, reads on Dask workers with ``executor=``.
 
     Parameters
     ----------
-    h5_main : h5py.Dataset
-        USID Main dataset ``(N_pos, N_spec)`` in a writable file.
-    method, n_components, memory_mb, seed
+    source : str, path-like or h5py.Dataset
+        USID Main dataset ``(N_pos, N_spec)``, or the path of its file.
+    dataset_path : str, optional
+        Path of the Main dataset when ``source`` is a file path (default: the first ``Raw_Data``).
+    results, backend, memory_mb, executor, override, progress
+        As in :func:`pycro_gpu.process.run_job`.
+    method, n_components, seed
         As in :func:`decompose`.
-    backend : str, optional
-        Compute backend.
-    override : bool
-        Compute again even when a finished group with the same parameters exists.
 
     Returns
     -------
-    h5py.Group
-        Main datasets ``Components`` ``(n_components, N_spec)`` (source's spectroscopic ancillaries)
-        and ``Projection`` ``(N_pos, n_components)`` (source's position ancillaries), as pycroscopy.
+    JobResult
+        ``file`` and ``group`` of ``<Source>-Decomposition_NNN``: Main datasets ``Components``
+        ``(n_components, N_spec)`` (source's spectroscopic dimensions) and ``Projection``
+        ``(N_pos, n_components)`` (source's position dimensions), as pycroscopy.
     """
-    from ..io.usid import Dimension, create_results_group, write_main, writing_results
+    from ..io.usid import Dimension, write_main
+    from ..process import run_passes, source_ancillaries
 
-    main = _usid(h5_main)
-    if method not in CAPABILITIES:
-        msg = f"method must be one of {', '.join(CAPABILITIES)}; got {method!r}"
-        raise ValueError(msg)
+    check_dataset_path(dataset_path, "decompose_dataset", "method")
+    check_method(method)
     params = {"method": method, "n_components": int(n_components), "seed": int(seed)}
-    group, existing = create_results_group(main, "Decomposition", params, override=override, status="running")
-    if existing:
-        return group
-    with writing_results(group):
-        res = decompose(main, method, n_components, xp=get_namespace(backend), memory_mb=memory_mb, seed=seed)
+
+    def validate(main: Any) -> None:
+        if main.dtype.kind not in "fciu":
+            msg = f"decompose_dataset: {main.name} has dtype {main.dtype}; it needs real or complex numbers"
+            raise DataError(msg)
+        check_n_components(n_components, main.shape)
+
+    def algorithm(runner: Any, checkpoint: Any, group: Any) -> None:
+        main = runner.source
+        res = decompose_rows(
+            runner, method, n_components, memory_mb=memory_mb, seed=seed, progress=progress,
+            checkpoint=checkpoint,
+        )  # fmt: skip
+        same_file = group.file.id == main.file.id
+        pos = source_ancillaries(main, group, same_file, "Position")
+        spec = source_ancillaries(main, group, same_file, "Spectroscopic")
         comp = Dimension("Component", "a.u.", int(n_components))
-        C = to_host(res.components)
         write_main(
-            group,
-            "Components",
-            C,
-            comp,
-            None,
-            main.quantity,
-            main.units,
-            h5_spec_inds=main.h5_spec_inds,
-            h5_spec_vals=main.h5_spec_vals,
-        )
+            group, "Components", to_host(res.components), comp, None, main.quantity, main.units,
+            h5_spec_inds=spec[0], h5_spec_vals=spec[1],
+        )  # fmt: skip
         write_main(
-            group,
-            "Projection",
-            to_host(res.weights),
-            None,
-            comp,
-            "Abundance",
-            "a.u.",
-            h5_pos_inds=main.h5_pos_inds,
-            h5_pos_vals=main.h5_pos_vals,
-        )
+            group, "Projection", to_host(res.weights), None, comp, "Abundance", "a.u.",
+            h5_pos_inds=pos[0], h5_pos_vals=pos[1],
+        )  # fmt: skip
         group.attrs["engine"] = res.engine
-    return group
+
+    return run_passes(
+        "Decomposition", params, algorithm, source, dataset_path, validate=validate,
+        results=results, backend=backend, executor=executor, override=override,
+    )  # fmt: skip

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .._lib.checks import require_finite
+from .._lib.checks import check_dataset_path, require_finite
 from .._lib.typing import Namespace
 from ..backend import array_namespace, to_host
 from ..errors import DataError
@@ -125,16 +125,6 @@ def _result_dtypes(src_dtype: np.dtype) -> tuple[np.dtype, np.dtype]:
         )
     real = np.dtype(np.float32 if single else np.float64)
     return real, real
-
-
-def check_dataset_path(dataset_path: Any, function: str, first_parameter: str) -> None:
-    """One clear error for the pre-0.4 call ``function(h5_main, <number>)``: parameters are keywords now."""
-    if dataset_path is not None and not isinstance(dataset_path, str):
-        msg = (
-            f"{function}: dataset_path must be the path of the Main dataset (a str), got {dataset_path!r}; "
-            f"give the tool's parameters as keywords, e.g. {function}(source, {first_parameter}=...)"
-        )
-        raise TypeError(msg)
 
 
 def _source_float_dtype(main: Any) -> np.dtype:

@@ -112,6 +112,7 @@ def find_group(
     *,
     override: bool,
     resumable: Callable[[h5py.Group], bool],
+    name_prefix: str | None = None,
 ) -> tuple[h5py.Group | None, bool]:
     """A finished group to reuse ``(group, True)``, an unfinished one to resume ``(group, False)``, or
     ``(None, False)``.
@@ -119,13 +120,17 @@ def find_group(
     Groups whose setup was interrupted (status ``creating``) are deleted on the way.
     """
     src, parent = target.source, target.parent
+
+    def groups(status: str) -> list[h5py.Group]:
+        return find_results(src, tool, parameters, h5_parent=parent, status=status, name_prefix=name_prefix)
+
     if not override:
-        done = find_results(src, tool, parameters, h5_parent=parent, status="complete")
+        done = groups("complete")
         if done:
             return done[-1], True
-    for g in find_results(src, tool, parameters, h5_parent=parent, status="creating"):
+    for g in groups("creating"):
         del parent[g.name]
-    for g in reversed(find_results(src, tool, parameters, h5_parent=parent, status="running")):
+    for g in reversed(groups("running")):
         if resumable(g):
             return g, False
     return None, False
@@ -137,6 +142,7 @@ def new_group(
     parameters: Mapping[str, Any],
     setup: Callable[[h5py.Group], None],
     backend: str,
+    name_prefix: str | None = None,
 ) -> h5py.Group:
     """Create ``<Source>-<tool>_NNN`` with status ``running`` after ``setup(group)`` allocated its outputs.
 
@@ -145,7 +151,13 @@ def new_group(
     """
     parent = target.parent
     group, _ = create_results_group(
-        target.source, tool, parameters, h5_parent=parent, override=True, status="creating"
+        target.source,
+        tool,
+        parameters,
+        h5_parent=parent,
+        override=True,
+        status="creating",
+        name_prefix=name_prefix,
     )
     try:
         setup(group)

@@ -301,6 +301,7 @@ def run_passes(
     backend: str | None = None,
     executor: Executor | None = None,
     override: bool = False,
+    name_prefix: str | None = None,
 ) -> JobResult:
     """Run a multi-pass job on a Main dataset: reuse, resume or create ``<Source>-<tool>_NNN``.
 
@@ -321,6 +322,8 @@ def run_passes(
     backend : {'auto', 'numpy', 'cupy'}, optional
     executor : Executor, optional
         Where the reads are computed (default: this process, with prefetch).
+    name_prefix : str, optional
+        Name the group ``<name_prefix>NNN`` instead of ``<Source>-<tool>_NNN``.
 
     Returns
     -------
@@ -332,14 +335,21 @@ def run_passes(
         if validate is not None:
             validate(src)
         name = resolve_backend(backend)
-        group, reused = find_group(target, tool, parameters, override=override, resumable=lambda g: True)
+        group, reused = find_group(
+            target, tool, parameters, override=override, resumable=lambda g: True, name_prefix=name_prefix
+        )
         if reused:
             return JobResult(str(group.file.filename), group.name, True, False, 0, 0)
         resumed = group is not None
         if group is None:
             same_file = target.same_file
             group = new_group(
-                target, tool, parameters, lambda g: setup(g, src, same_file) if setup else None, name
+                target,
+                tool,
+                parameters,
+                lambda g: setup(g, src, same_file) if setup else None,
+                name,
+                name_prefix,
             )
         else:
             clear_unfinished_outputs(group, keep=(CHECKPOINT,))

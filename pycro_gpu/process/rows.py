@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from .._lib.typing import Array, Namespace
-from ..backend import array_namespace, from_host, get_namespace
+from ..backend import array_namespace, device_of, from_host, get_namespace
 from ..errors import DataError
 
-__all__ = ["ArrayRows", "HDF5Rows", "as_row_source", "sample_spans"]
+__all__ = ["ArrayRows", "HDF5Rows", "as_row_source", "feature_rows", "real_features", "sample_spans"]
 
 #: Evenly spaced blocks that :meth:`ArrayRows.sample` and :meth:`HDF5Rows.sample` read.
 SAMPLE_BLOCKS = 16
@@ -74,6 +74,7 @@ class ArrayRows:
             raise DataError(msg)
         self.a = a
         self.xp = xp
+        self.device = device_of(a)
         self.shape = (int(a.shape[0]), int(a.shape[1]))
         self.dtype = _numpy_dtype(a.dtype, xp)
         self.chunk_rows = 1
@@ -182,3 +183,21 @@ def _numpy_dtype(dtype: Any, xp: Namespace) -> np.dtype:
 def n_batches(n_rows: int, rows: int) -> int:
     """Number of batches of ``rows`` rows that cover ``n_rows``."""
     return math.ceil(n_rows / max(1, rows))
+
+
+def real_features(block: Array, xp: Namespace) -> Array:
+    """Real float64 features of a batch: complex spectra become ``[Re, Im]`` (as pycroscopy does)."""
+    if xp.isdtype(block.dtype, "complex floating"):
+        block = xp.concat([xp.real(block), xp.imag(block)], axis=1)
+    return xp.astype(block, xp.float64)
+
+
+def feature_rows(
+    block: Array, xp: Namespace, start: int, stop: int, *, what: str = "data"
+) -> dict[str, Array]:
+    """One batch of a features read (clustering, decomposition): ``{"F": real_features(block)}``,
+    checked finite (``what`` names the routine in the error)."""
+    from .._lib.checks import require_finite
+
+    require_finite(block, f"{what}: rows {start}:{stop} of the data")
+    return {"F": real_features(block, xp)}

@@ -100,6 +100,7 @@ def find_results(
     *,
     h5_parent: h5py.Group | None = None,
     status: str | None = "complete",
+    name_prefix: str | None = None,
 ) -> list[h5py.Group]:
     """Results groups of ``tool`` applied to ``source``, newest index last.
 
@@ -116,13 +117,16 @@ def find_results(
     status : str or None
         Keep only groups with this ``status`` attribute (``"complete"``, ``"running"``); ``None``
         keeps all. Groups written by pyUSID (no ``status``) count as complete.
+    name_prefix : str, optional
+        Group names ``<name_prefix>NNN`` instead of ``<Source>-<Tool>_NNN`` (e.g. pycroscopy's
+        ``Rebuilt_Data_NNN`` inside an SVD group).
 
     Returns
     -------
     list of h5py.Group
     """
     parent = source.parent if h5_parent is None else h5_parent
-    prefix = f"{_basename(source)}-{tool}_"
+    prefix = f"{_basename(source)}-{tool}_" if name_prefix is None else name_prefix
     want = None if parameters is None else _canonical_parameters(parameters)
     out = []
     for name in sorted(_numbered(parent, prefix)):
@@ -147,6 +151,7 @@ def create_results_group(
     h5_parent: h5py.Group | None = None,
     override: bool = False,
     status: str = "complete",
+    name_prefix: str | None = None,
 ) -> tuple[h5py.Group, bool]:
     """Create ``<Source>-<Tool>_NNN`` for results, or find the finished one with the same parameters.
 
@@ -168,6 +173,8 @@ def create_results_group(
     status : str
         ``status`` attribute of a new group: ``"complete"`` when the caller fills it at once,
         ``"running"`` for a streamed job (:mod:`pycro_gpu.process` sets ``"complete"`` at the end).
+    name_prefix : str, optional
+        Name the group ``<name_prefix>NNN`` (see :func:`find_results`).
 
     Returns
     -------
@@ -184,10 +191,12 @@ def create_results_group(
     canon = _canonical_parameters(parameters)
     parent = source.parent if h5_parent is None else h5_parent
     if not override:
-        found = find_results(source, tool, parameters or {}, h5_parent=parent, status="complete")
+        found = find_results(
+            source, tool, parameters or {}, h5_parent=parent, status="complete", name_prefix=name_prefix
+        )
         if found:
             return found[-1], True
-    prefix = f"{_basename(source)}-{tool}_"
+    prefix = f"{_basename(source)}-{tool}_" if name_prefix is None else name_prefix
     used = [int(n[len(prefix) :]) for n in _numbered(parent, prefix)]
     name = f"{prefix}{max(used) + 1 if used else 0:03d}"
     grp = parent.create_group(name)
