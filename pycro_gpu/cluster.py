@@ -31,7 +31,7 @@ from ._lib.optional import ml_engine
 from ._lib.typing import Array, Namespace
 from .backend import array_namespace, device_of, from_host, get_namespace, to_host
 from .errors import DataError
-from .process.rows import feature_rows, real_features
+from .process.rows import batch_rows_at_least, feature_rows, real_features
 
 __all__ = ["CAPABILITIES", "ClusterResult", "cluster", "cluster_dataset", "dendrogram_order"]
 
@@ -216,15 +216,6 @@ def check_n_clusters(n_clusters: Any, n_positions: int) -> int:
     return k
 
 
-def _batch_rows(n: int, cols: int, k: int, memory_mb: float | None) -> int:
-    """Rows per batch under the budget; no batch shorter than ``k`` (``partial_fit`` needs that)."""
-    rows = min(n, max(k, rows_for_budget(cols, 4 * 16, memory_mb)))
-    n_full = n // rows
-    if 0 < n % rows < k and n_full:
-        rows = -(-n // n_full)
-    return rows
-
-
 def cluster_rows(
     source: Any,
     n_clusters: int,
@@ -268,7 +259,7 @@ def cluster_rows(
         )
         raise ValueError(msg)
     engine = ml_engine(xp, not streaming and CAPABILITIES[method]["gpu"] is not None)
-    rows = _batch_rows(n, max(n_spec, f_cols), k, memory_mb)
+    rows = batch_rows_at_least(n, rows_for_budget(max(n_spec, f_cols), 4 * 16, memory_mb), k)
     feature_pass = PassSpec(partial(feature_rows, what="cluster"), rows={"F": ((f_cols,), np.float64)})
 
     def read_features(desc: str, each: Any) -> None:
@@ -300,7 +291,26 @@ def cluster_rows(
         },
     )
     out = run_pass(source, sums_pass, rows=rows, desc="cluster: mean responses", progress=progress)
+    mean, cent, counts, labels_x, linkage = _cluster_means(out, labels, xp, complex_, reorder)
+    return ClusterResult(
+        labels=labels_x,
+        mean_response=mean,
+        centroids=cent,
+        counts=counts,
+        linkage=linkage,
+        method=method,
+        engine=engine,
+        streamed=bool(streaming),
+    )
+
+
+def _cluster_means(
+    out: dict[str, Array], labels: np.ndarray, xp: Namespace, complex_: bool, reorder: bool
+) -> tuple:
+    """Mean responses, centroids, counts and int32 labels from the summed read, in dendrogram order
+    (with its Ward linkage) when ``reorder``."""
     sums, fsum, counts = out["sums"], out["fsum"], out["counts"]
+    k = int(counts.shape[0])
     device = device_of(sums)
     cdt = xp.complex128 if complex_ else xp.float64
     safe = xp.where(counts > 0, counts, xp.ones_like(counts))
@@ -318,16 +328,7 @@ def cluster_rows(
         from scipy.cluster.hierarchy import linkage as _linkage
 
         linkage = _linkage(np.asarray(to_host(cent)), method="ward")
-    return ClusterResult(
-        labels=xp.astype(labels_x, xp.int32),
-        mean_response=mean,
-        centroids=cent,
-        counts=counts,
-        linkage=linkage,
-        method=method,
-        engine=engine,
-        streamed=bool(streaming),
-    )
+    return mean, cent, counts, xp.astype(labels_x, xp.int32), linkage
 
 
 def cluster_sums(

@@ -25,7 +25,7 @@ from .._lib.typing import Array, Namespace
 from ..backend import device_of, from_host, get_namespace, to_host
 from ..errors import DataError
 from ..process import JobResult
-from ..process.rows import feature_rows
+from ..process.rows import batch_rows_at_least, feature_rows
 
 __all__ = ["CAPABILITIES", "Decomposition", "decompose"]
 
@@ -220,10 +220,9 @@ def decompose_rows(
         msg = "decompose: NMF needs non-negative real data, got complex values"
         raise DataError(msg)
     f_cols = n_features * (2 if was_complex else 1)
-    rows = rows_for_budget(n_features, 4 * 8 * (2 if was_complex else 1), memory_mb)
-    rows = min(n_samples, max(rows, k))
-    if 0 < n_samples % rows < k and n_samples // rows:  # partial_fit needs >= k rows per batch
-        rows = -(-n_samples // (n_samples // rows))
+    rows = batch_rows_at_least(
+        n_samples, rows_for_budget(n_features, 4 * 8 * (2 if was_complex else 1), memory_mb), k
+    )
     features = PassSpec(partial(feature_rows, what="decompose"), rows={"F": ((f_cols,), np.float64)})
 
     def read(desc: str, each: Any) -> None:
@@ -231,34 +230,7 @@ def decompose_rows(
                  on_rows=lambda s, e, r: each(_to_engine(r["F"], xp, engine)))  # fmt: skip
 
     if method == "incremental_pca":
-
-        def fit_stage() -> dict[str, Any]:
-            read("IncrementalPCA: fit", est.partial_fit)
-            return {
-                "components": est.components_,
-                "mean": est.mean_,
-                "explained_variance": est.explained_variance_,
-                "explained_variance_ratio": est.explained_variance_ratio_,
-            }
-
-        fit = ckpt.stage("fit", fit_stage)
-        # C order whether the fit ran here or comes from the checkpoint: BLAS rounds by memory layout
-        comp_h = np.ascontiguousarray(to_host(fit["components"]), dtype=np.float64)
-        scale = None
-        if bool(getattr(est, "whiten", False)):
-            var = np.asarray(to_host(fit["explained_variance"]), dtype=np.float64)
-            scale = np.maximum(np.sqrt(var), np.finfo(np.float64).eps)
-        project = PassSpec(
-            partial(
-                project_rows, components=comp_h, mean=np.ascontiguousarray(to_host(fit["mean"])), scale=scale
-            ),
-            rows={"W": ((k,), np.float64)},
-        )
-        parts: list[Any] = []
-        run_pass(source, project, rows=rows, desc="IncrementalPCA: transform", progress=progress,
-                 on_rows=lambda s, e, r: parts.append(np.asarray(to_host(r["W"]))))  # fmt: skip
-        W = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
-        comp, evr = comp_h, fit["explained_variance_ratio"]
+        comp, W, evr = _incremental_pca(source, est, k, rows, read, ckpt, progress)
     else:
         parts = []
         read(f"{method}: data", parts.append)
@@ -279,6 +251,40 @@ def decompose_rows(
         explained_variance_ratio=None if evr is None else _back(evr, xp, device, engine),
         estimator=est,
     )
+
+
+def _incremental_pca(
+    source: Any, est: Any, k: int, rows: int, read: Any, ckpt: Any, progress: bool | None
+) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Stage ``fit`` (``partial_fit`` over every batch; components, mean and variances checkpointed),
+    then one read projecting every batch: ``(components, weights, explained_variance_ratio)``."""
+    from ..process.passes import PassSpec, run_pass
+
+    def fit_stage() -> dict[str, Any]:
+        read("IncrementalPCA: fit", est.partial_fit)
+        return {
+            "components": est.components_,
+            "mean": est.mean_,
+            "explained_variance": est.explained_variance_,
+            "explained_variance_ratio": est.explained_variance_ratio_,
+        }
+
+    fit = ckpt.stage("fit", fit_stage)
+    # C order whether the fit ran here or comes from the checkpoint: BLAS rounds by memory layout
+    comp = np.ascontiguousarray(to_host(fit["components"]), dtype=np.float64)
+    scale = None
+    if bool(getattr(est, "whiten", False)):
+        var = np.asarray(to_host(fit["explained_variance"]), dtype=np.float64)
+        scale = np.maximum(np.sqrt(var), np.finfo(np.float64).eps)
+    mean = np.ascontiguousarray(to_host(fit["mean"]))
+    project = PassSpec(
+        partial(project_rows, components=comp, mean=mean, scale=scale), rows={"W": ((k,), np.float64)}
+    )
+    parts: list[Any] = []
+    run_pass(source, project, rows=rows, desc="IncrementalPCA: transform", progress=progress,
+             on_rows=lambda s, e, r: parts.append(np.asarray(to_host(r["W"]))))  # fmt: skip
+    W = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+    return comp, W, fit["explained_variance_ratio"]
 
 
 def project_rows(

@@ -297,29 +297,12 @@ def streamed_svd(
     if auto:
         method = choose_method((m, n), source.dtype, memory_mb, k=k, oversample=oversample)
     cdt = _compute_dtype(source.dtype, xp)
-    citem = _itemsize(xp, cdt)
-    store = np.dtype(source.dtype).itemsize
     device = getattr(source, "device", None)
     l_cols = min(n, k + max(0, int(oversample)))
-    if method == "gram":
-        reserve, l_batch = 3 * n * n * citem, k
-    elif method == "sketch":
-        reserve, l_batch = 3 * n * l_cols * citem, l_cols
-    else:
-        if n_iter < 1:
-            msg = f"n_iter must be >= 1 for the randomized method, got {n_iter}"
-            raise ValueError(msg)
-        reserve, l_batch = 4 * n * l_cols * citem, l_cols
-    rows = rows_for_budget(n, 2 * store + citem + 2 * l_batch * citem / n, memory_mb, reserve=reserve)
-    rows = max(rows, 32)  # a budget spent on the Gram matrix (forced method) still reads usable batches
-    chunk = int(getattr(source, "chunk_rows", 1))
-    if chunk > 1 and rows > chunk:  # whole HDF5 chunks per read
-        rows = (rows // chunk) * chunk
-    rows = min(rows, m)
-    light_rows = rows
-    if is_numpy_namespace(xp):
-        step = max(chunk, 1)
-        light_rows = min(rows, max(step, LIGHT_BATCH_BYTES // (n * store) // step * step))
+    if method == "randomized" and n_iter < 1:
+        msg = f"n_iter must be >= 1 for the randomized method, got {n_iter}"
+        raise ValueError(msg)
+    rows, light_rows = _plan_rows(source, method, k, l_cols, memory_mb, cdt)
     first = rows if method == "gram" else light_rows  # rows per batch of the first read
     info: dict[str, Any] = {
         "batch_rows": first,
@@ -379,28 +362,7 @@ def streamed_svd(
 
         state = ckpt.stage("gram", gram_stage)
     else:
-        rng = np.random.default_rng(seed)
-        omega = rng.standard_normal((n, l_cols))
-        Q, _ = xp.linalg.qr(from_host(omega, xp, device=device, dtype=cdt))
-        T = None
-        for it in range(n_iter + 1):
-
-            def range_stage(Q: Array = Q, it: int = it) -> dict[str, Any]:
-                spec = PassSpec(
-                    partial(power_batch, Q=Q, cdt=cdt_name), sums={"Y": ((n, l_cols), np.dtype(cdt_name))}
-                )
-                Y = read(f"SVD: range finder {it + 1}/{n_iter + 1}", spec)["Y"]
-                _check_finite(Y, xp)
-                return {"Y": Y, **_info_payload(info)}
-
-            step = ckpt.stage(f"range-{it + 1}", range_stage)
-            _restore_info(step, info)
-            if it == n_iter:
-                T = hermitian_part(herm(Q, xp) @ step["Y"], xp)
-            else:
-                Q, _ = xp.linalg.qr(step["Y"])
-        S, Z = _top_eigh(T, k, xp)
-        state = {"S": S, "V": Q @ Z}
+        state = _range_finder(n, l_cols, k, n_iter, seed, xp, cdt, cdt_name, device, ckpt, read, info)
     _restore_info(state, info)
     S, V = state["S"], state["V"]
     c = _phase_fix(V, xp)
@@ -411,6 +373,76 @@ def streamed_svd(
     _restore_info(state, info)
     U = sink.U if u_sink is None else None
     return StreamedSVD(U, state["S"], herm(state["V"], xp), method, info)
+
+
+def _plan_rows(
+    source: Any, method: str, k: int, l_cols: int, memory_mb: float | None, cdt: Any
+) -> tuple[int, int]:
+    """Rows per batch of the heavy reads (Gram) and of the light ones (sketch, range finder, ``U``).
+
+    The budget holds two read buffers and a compute copy of a batch plus the method's matrices (Gram
+    matrix with its eigensolver workspace, or the sketch matrices); batches are whole HDF5 chunks. On
+    NumPy the light reads use batches of at most ``LIGHT_BATCH_BYTES`` (cache-resident products).
+    """
+    xp = source.xp
+    m, n = source.shape
+    citem = _itemsize(xp, cdt)
+    store = np.dtype(source.dtype).itemsize
+    if method == "gram":
+        reserve, l_batch = 3 * n * n * citem, k
+    elif method == "sketch":
+        reserve, l_batch = 3 * n * l_cols * citem, l_cols
+    else:
+        reserve, l_batch = 4 * n * l_cols * citem, l_cols
+    rows = rows_for_budget(n, 2 * store + citem + 2 * l_batch * citem / n, memory_mb, reserve=reserve)
+    rows = max(rows, 32)  # a budget spent on the Gram matrix (forced method) still reads usable batches
+    chunk = int(getattr(source, "chunk_rows", 1))
+    if chunk > 1 and rows > chunk:  # whole HDF5 chunks per read
+        rows = (rows // chunk) * chunk
+    rows = min(rows, m)
+    light_rows = rows
+    if is_numpy_namespace(xp):
+        step = max(chunk, 1)
+        light_rows = min(rows, max(step, LIGHT_BATCH_BYTES // (n * store) // step * step))
+    return rows, light_rows
+
+
+def _range_finder(
+    n: int,
+    l_cols: int,
+    k: int,
+    n_iter: int,
+    seed: int,
+    xp: Namespace,
+    cdt: Any,
+    cdt_name: str,
+    device: Any,
+    ckpt: Any,
+    read: Callable[..., dict[str, Array]],
+    info: dict[str, Any],
+) -> dict[str, Any]:
+    """``S`` and ``V`` of the randomized method: ``n_iter + 1`` power reads, each a checkpointed stage."""
+    rng = np.random.default_rng(seed)
+    Q, _ = xp.linalg.qr(from_host(rng.standard_normal((n, l_cols)), xp, device=device, dtype=cdt))
+    T = None
+    for it in range(n_iter + 1):
+
+        def range_stage(Q: Array = Q, it: int = it) -> dict[str, Any]:
+            spec = PassSpec(
+                partial(power_batch, Q=Q, cdt=cdt_name), sums={"Y": ((n, l_cols), np.dtype(cdt_name))}
+            )
+            Y = read(f"SVD: range finder {it + 1}/{n_iter + 1}", spec)["Y"]
+            _check_finite(Y, xp)
+            return {"Y": Y, **_info_payload(info)}
+
+        step = ckpt.stage(f"range-{it + 1}", range_stage)
+        _restore_info(step, info)
+        if it == n_iter:
+            T = hermitian_part(herm(Q, xp) @ step["Y"], xp)
+        else:
+            Q, _ = xp.linalg.qr(step["Y"])
+    S, Z = _top_eigh(T, k, xp)
+    return {"S": S, "V": Q @ Z}
 
 
 def _u_stage(

@@ -357,6 +357,53 @@ def _create_outputs(
     create_dataset(group, COMPLETED, (n_pos,), np.uint8, fillvalue=0, early_allocation=True)
 
 
+def _write_batches(
+    ex: Executor,
+    task: SliceTask,
+    slices: Sequence[slice],
+    src: Any,
+    group: h5py.Group,
+    outputs: Sequence[Output],
+    done_mask: np.ndarray,
+    progress: bool | None,
+    on_batch: Callable[[int, int], None] | None,
+    computed: list[int],
+) -> None:
+    """The batch loop: write each batch's outputs, flush, mark its positions, flush.
+
+    ``computed[0]`` counts the positions computed so far (also when the loop is interrupted).
+    """
+    n_pos = int(done_mask.shape[0])
+    completed = group[COMPLETED]
+    dsets = {o.name: group[o.name] for o in outputs}
+    show = get_config()["progress"] if progress is None else progress
+    n_done = int(np.count_nonzero(done_mask))
+    bar = None
+    if show and slices:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_pos, initial=n_done, desc=str(group.attrs.get("tool", "")), unit="pos")
+    ones = np.ones(max((s.stop - s.start for s in slices), default=1), dtype=np.uint8)
+    try:
+        for sl, res in ex.map(task, slices, src):
+            for o in outputs:
+                dsets[o.name][sl] = res[o.name]
+            group.file.flush()
+            newly = int(np.count_nonzero(done_mask[sl] == 0))
+            completed[sl] = ones[: sl.stop - sl.start]
+            done_mask[sl] = 1
+            group.file.flush()
+            n_done += newly
+            computed[0] += sl.stop - sl.start
+            if bar is not None:
+                bar.update(newly)
+            if on_batch is not None:
+                on_batch(n_done, n_pos)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def run_job(
     job: Job,
     source: Any,
@@ -435,8 +482,6 @@ def run_job(
                 _create_outputs(g, src, job.outputs, same_file)
 
             group = new_group(target, job.tool, job.parameters, setup, name)
-        completed = group[COMPLETED]
-        dsets = {o.name: group[o.name] for o in job.outputs}
         # --- plan ---------------------------------------------------------------------------------
         in_dtype = np.dtype(src.dtype if job.input_dtype is None else job.input_dtype)
         if batch_rows is None:
@@ -448,45 +493,22 @@ def run_job(
                 work_multiplier=job.work_multiplier,
                 chunk_rows=None if src.chunks is None else src.chunks[0],
             )
-        done_mask = completed[()]
+        done_mask = group[COMPLETED][()]
         slices = batch_slices(n_pos, int(batch_rows), done_mask)
         task = SliceTask(
             str(src.file.filename), src.name, job.compute, name, tuple(job.outputs), job.input_dtype
         )
         ex = executor if executor is not None else LocalExecutor()
-        show = get_config()["progress"] if progress is None else progress
-        n_done = int(np.count_nonzero(done_mask))
-        bar = None
-        if show and slices:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=n_pos, initial=n_done, desc=job.tool, unit="pos")
-        n_computed = 0
-        ones = np.ones(int(batch_rows), dtype=np.uint8)
+        computed = [0]
         try:
-            for sl, res in ex.map(task, slices, src):
-                for o in job.outputs:
-                    dsets[o.name][sl] = res[o.name]
-                parent.file.flush()
-                newly = int(np.count_nonzero(done_mask[sl] == 0))
-                completed[sl] = ones[: sl.stop - sl.start]
-                done_mask[sl] = 1
-                parent.file.flush()
-                n_done += newly
-                n_computed += sl.stop - sl.start
-                if bar is not None:
-                    bar.update(newly)
-                if on_batch is not None:
-                    on_batch(n_done, n_pos)
+            _write_batches(ex, task, slices, src, group, job.outputs, done_mask, progress, on_batch, computed)
         except BaseException:
-            if not resumed and n_computed == 0 and group.name in parent:
+            if not resumed and computed[0] == 0 and group.name in parent:
                 # nothing was computed: leave no empty results group behind
                 del parent[group.name]
                 parent.file.flush()
             raise
-        finally:
-            if bar is not None:
-                bar.close()
+        n_computed = computed[0]
         group.attrs["status"] = "complete"
         parent.file.flush()
         return JobResult(str(parent.file.filename), group.name, False, resumed, n_computed, int(batch_rows))

@@ -26,7 +26,15 @@ from .._lib.typing import Array, Namespace
 from ..backend import array_namespace, device_of, from_host, get_namespace
 from ..errors import DataError
 
-__all__ = ["ArrayRows", "HDF5Rows", "as_row_source", "feature_rows", "real_features", "sample_spans"]
+__all__ = [
+    "ArrayRows",
+    "HDF5Rows",
+    "as_row_source",
+    "batch_rows_at_least",
+    "feature_rows",
+    "real_features",
+    "sample_spans",
+]
 
 #: Evenly spaced blocks that :meth:`ArrayRows.sample` and :meth:`HDF5Rows.sample` read.
 SAMPLE_BLOCKS = 16
@@ -201,3 +209,13 @@ def feature_rows(
 
     require_finite(block, f"{what}: rows {start}:{stop} of the data")
     return {"F": real_features(block, xp)}
+
+
+def batch_rows_at_least(n_rows: int, rows: int, minimum: int) -> int:
+    """Rows per batch near ``rows`` such that no batch of ``n_rows`` holds fewer than ``minimum`` rows
+    (``partial_fit`` of ``k`` clusters or components needs ``k`` samples)."""
+    rows = min(int(n_rows), max(int(rows), int(minimum)))
+    n_full = n_rows // rows
+    if 0 < n_rows % rows < minimum and n_full:
+        rows = -(-n_rows // n_full)
+    return rows
