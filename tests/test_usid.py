@@ -378,8 +378,9 @@ def test_to_xarray(h5, rng):
                    Dimension("Bias", "V", [-1, 0, 1, 2]), "Current", "A")  # fmt: skip
     da = m.to_xarray()
     assert isinstance(da, xr.DataArray)
-    assert da.dims == ("X", "Y", "Bias") and da.name == "Current" and da.attrs["units"] == "A"
-    np.testing.assert_array_equal(da.values, nd)
+    # slowest first: X is listed first, so it varies fastest (the stored C order is Y, X)
+    assert da.dims == ("Y", "X", "Bias") and da.name == "Current" and da.attrs["units"] == "A"
+    np.testing.assert_array_equal(da.values, nd.transpose(1, 0, 2))
     np.testing.assert_array_equal(da.coords["Bias"].values, [-1, 0, 1, 2])
     assert da.coords["X"].attrs["units"] == "m"
     assert float(da.sel(X=2.0, Y=1.0, Bias=0.0)) == nd[1, 1, 1]

@@ -26,9 +26,24 @@ NETCDF_MAGICS = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
 _POS_NAMES = {"x", "y", "z", "row", "rows", "col", "cols", "column", "columns"}
 
 
+def _stepped(obj: Any, name: str) -> Any:
+    """The coordinate holding the values of a step dimension written by ``to_xarray`` (or None)."""
+    for coord in obj.coords.values():
+        if coord.dims == (name,) and coord.attrs.get("usid_dimension") is not None:
+            return coord
+    return None
+
+
 def _dim(obj: Any, name: str, n: int) -> Dim:
     units = ""
     values = np.arange(n, dtype=np.float64)
+    stepped = _stepped(obj, name)
+    if stepped is not None:  # a dimension with repeated values (bipolar sweep), as to_xarray writes it
+        return Dim(
+            str(stepped.attrs["usid_dimension"]),
+            str(stepped.attrs.get("units", "")),
+            np.asarray(stepped.values, dtype=np.float64),
+        )
     if name in obj.coords:
         coord = obj.coords[name]
         units = str(coord.attrs.get("units", ""))
@@ -71,6 +86,36 @@ def _channel(da: Any, pos_dims: Sequence[str] | None, name: str) -> Channel:
     return Channel(name, arr, pos, spec, quantity, units, meta)
 
 
+def _compound_channel(ds: Any, pos_dims: Sequence[str] | None) -> Channel:
+    """One channel of compound records from a Dataset that ``to_xarray`` made of compound results."""
+    names = [str(k) for k in ds.data_vars]
+    first = ds[names[0]]
+    fields = [str(ds[k].attrs.get("field", k)) for k in names]
+    dtype = np.dtype([(f, ds[k].dtype) for f, k in zip(fields, names, strict=True)])
+    records = np.empty(first.shape, dtype=dtype)
+    for f, k in zip(fields, names, strict=True):
+        records[f] = ds[k].transpose(*first.dims).values
+    carrier = first.copy(data=np.zeros(first.shape))  # dims and coords of the records
+    carrier.attrs = {k: v for k, v in ds.attrs.items() if k not in ("usid_compound", "source")}
+    channel = _channel(carrier, pos_dims, str(ds.attrs.get("quantity", "Data")))
+    pos_names = (
+        [str(d) for d in np.atleast_1d(ds.attrs.get("usid_pos_dims", [])).tolist()]
+        if pos_dims is None
+        else list(pos_dims)
+    )
+    order = [d for d in first.dims if d in pos_names] + [d for d in first.dims if d not in pos_names]
+    data = np.transpose(records, [first.dims.index(d) for d in order]).reshape(channel.data.shape)
+    return Channel(
+        channel.name,
+        data,
+        channel.pos_dims,
+        channel.spec_dims,
+        channel.quantity,
+        channel.units,
+        channel.metadata,
+    )
+
+
 def from_xarray(
     obj: Any, pos_dims: Sequence[str] | None = None, *, source: str | Path = "<xarray>"
 ) -> RawData:
@@ -88,12 +133,17 @@ def from_xarray(
     Returns
     -------
     RawData
-        One channel per data variable (one for a DataArray).
+        One channel per data variable (one for a DataArray); a Dataset that
+        :meth:`~pycro_gpu.io.usid.USIDataset.to_xarray` made of compound results (``usid_compound``)
+        is one channel of compound records again. Step dimensions (``<name>_step`` with the
+        coordinate ``<name>``, repeated sweep values) become the dimension ``<name>`` again.
     """
     xr = require("xarray", feature="from_xarray")
     if isinstance(obj, xr.DataArray):
         arrays = [(str(obj.name) if obj.name is not None else "Data", obj)]
         attrs: dict[str, Any] = {}
+    elif isinstance(obj, xr.Dataset) and obj.attrs.get("usid_compound"):
+        return RawData(Path(source), "xarray", [_compound_channel(obj, pos_dims)], {})
     elif isinstance(obj, xr.Dataset):
         arrays = [(str(k), obj[k]) for k in obj.data_vars]
         attrs = {str(k): v for k, v in obj.attrs.items()}

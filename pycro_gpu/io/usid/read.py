@@ -251,27 +251,16 @@ class USIDataset(h5py.Dataset):
     def to_xarray(self) -> Any:
         """Return the N-D data as an ``xarray.DataArray`` (needs the optional package xarray).
 
-        Dims are :attr:`n_dim_labels`, coords the dimension values (with ``units`` attributes); the
-        array's ``name`` is the quantity and ``attrs['units']`` its units.
+        Dims are the dimension names, slowest first within positions and within spectroscopic steps (a
+        map with x fastest is ``("Y", "X")``), coords their values with ``units`` attributes; ``name``
+        is the quantity and ``attrs['units']`` its units. A dimension whose values repeat (a bipolar
+        DC sweep) becomes ``<name>_step`` with ``<name>`` as a coordinate along it. Compound data (fit
+        results) give an ``xarray.Dataset``, one variable per field with its units. See
+        :mod:`pycro_gpu.io.usid._xarray`.
         """
-        from ..._lib.optional import require
+        from ._xarray import to_xarray
 
-        xr = require("xarray", feature="USIDataset.to_xarray")
-        data = self.get_n_dim_form()
-        coords = {}
-        for d in self.pos_dims + self.spec_dims:
-            coords[d.name] = xr.Variable((d.name,), d.values, attrs={"units": d.units})
-        return xr.DataArray(
-            data,
-            dims=self.n_dim_labels,
-            coords=coords,
-            name=self.quantity,
-            attrs={
-                "units": self.units,
-                "quantity": self.quantity,
-                "source": f"{self.file.filename}:{self.name}",
-            },
-        )
+        return to_xarray(self)
 
     def describe(self) -> str:
         """One-paragraph text summary (used by ``pycro-gpu info``)."""
