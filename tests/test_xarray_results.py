@@ -1,4 +1,4 @@
-"""USIDataset.to_xarray on results: compound fits as Datasets, bipolar DC sweeps, map orientation, round trip."""
+"""USIDataset.to_xarray of results: compound fits as Datasets, bipolar sweeps, map orientation, round trip."""
 
 from __future__ import annotations
 

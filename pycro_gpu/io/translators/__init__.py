@@ -55,6 +55,7 @@ from ._writer import check_output, write_usid
 from .arrays import NPY_MAGIC, from_array, read_numpy
 from .dm import read_dm
 from .gwyddion import GSF_MAGIC, GWY1_MAGIC, GWY_MAGIC, read_gsf, read_gwy
+from .hyperspy import HYPERSPY_EXTENSIONS, export_hyperspy, read_hyperspy
 from .igor import read_ibw
 from .image import PNG_MAGIC, TIFF_MAGICS, read_image, read_tiff
 from .nanonis import DAT_MAGIC, GRID_MAGIC, SXM_MAGIC, read_3ds, read_dat, read_sxm
@@ -73,6 +74,7 @@ __all__ = [
     "UnsupportedFormatError",
     "check_usid",
     "detect_format",
+    "export_hyperspy",
     "flatten_metadata",
     "from_array",
     "from_xarray",
@@ -191,6 +193,8 @@ FORMATS: dict[str, Format] = {
                read_numpy),
         Format("netcdf", "netCDF through xarray, one channel per variable", (".nc", ".cdf"), _sniff_netcdf,
                read_netcdf, ("xarray",)),
+        Format("hyperspy", "HyperSpy .hspy / .zspy, one channel per signal (rosettasciio)",
+               HYPERSPY_EXTENSIONS, _magic(HDF5_MAGIC, strength=WEAK), read_hyperspy, ("rsciio",)),
     )
 }  # fmt: skip
 
@@ -211,6 +215,8 @@ def detect_format(path: str | os.PathLike) -> Format:
     UnsupportedFormatError
         Neither the content nor the extension names a supported format.
     """
+    if Path(path).is_dir() and Path(path).suffix.lower() == ".zspy":  # a zarr store is a directory
+        return FORMATS["hyperspy"]
     p = check_file(path)
     with p.open("rb") as fh:
         head = fh.read(_HEAD)
@@ -239,7 +245,8 @@ def _format(path: Path, format: str | None) -> Format:
     if format not in FORMATS:
         msg = f"unknown format {format!r}; choose one of {', '.join(FORMATS)}"
         raise UnsupportedFormatError(msg)
-    check_file(path)
+    if not (format == "hyperspy" and path.is_dir()):
+        check_file(path)
     return FORMATS[format]
 
 
