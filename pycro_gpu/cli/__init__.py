@@ -30,6 +30,7 @@ COMMANDS: tuple[str, ...] = (
     "compile",
     "decompose",
     "demo",
+    "export",
     "filter",
     "fit",
     "info",
