@@ -33,6 +33,7 @@ COMMANDS: tuple[str, ...] = (
     "export",
     "filter",
     "fit",
+    "image",
     "info",
     "svd",
     "translate",

@@ -4,6 +4,7 @@
 * :func:`plot_clusters`: label map and the mean response of each cluster of a Cluster group.
 * :func:`plot_decomposition`: the components of a Decomposition group.
 * :func:`plot_fit`: a map of each fitted parameter (mean over the spectroscopic steps) of a fit group.
+* :func:`plot_image`: the source image and the processed one of an Image group (axes in units).
 
 Position data are shown as maps when the source has two position dimensions on a complete grid, as
 curves over the position index otherwise.
@@ -18,7 +19,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-__all__ = ["plot_clusters", "plot_decomposition", "plot_fit", "plot_svd"]
+__all__ = ["plot_clusters", "plot_decomposition", "plot_fit", "plot_image", "plot_svd"]
 
 
 def _usid(h5_main: Any) -> Any:
@@ -247,3 +248,46 @@ def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return path
+
+
+def plot_image(h5_image_group: Any, out_dir: str | Path) -> list[Path]:
+    """Write ``image.png``: the source image and the processed one side by side (first spectroscopic step).
+
+    Parameters
+    ----------
+    h5_image_group : h5py.Group
+        Group written by :func:`pycro_gpu.filters.image_dataset.process_image_dataset`.
+    out_dir : path
+        Folder (created).
+
+    Returns
+    -------
+    list of Path
+    """
+    out = _folder(out_dir)
+    processed = _usid(h5_image_group["Processed"])
+    path = h5_image_group.attrs.get("source_path")
+    source = h5_image_group.file.get(str(path)) if path is not None else None
+    panels = (
+        [("processed", processed)]
+        if source is None
+        else [("source", _usid(source)), ("processed", processed)]
+    )
+    fig = Figure(figsize=(5.2 * len(panels), 4.4))
+    for i, (title, main) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        da = main.to_xarray()
+        y, x = da.dims[:2]
+        image = np.asarray(da.values).reshape(da.sizes[y], da.sizes[x], -1)[..., 0]
+        xs, ys = np.asarray(da[x].values), np.asarray(da[y].values)
+        im = ax.imshow(
+            image, origin="lower", extent=(xs[0], xs[-1], ys[0], ys[-1]), cmap="viridis", aspect="auto"
+        )
+        ax.set_xlabel(f"{x} ({da[x].attrs.get('units', '')})")
+        ax.set_ylabel(f"{y} ({da[y].attrs.get('units', '')})")
+        ax.set_title(
+            title if title == "source" else f"{title}: {h5_image_group.attrs.get('operations', '')}",
+            fontsize=8,
+        )
+        fig.colorbar(im, ax=ax, label=f"{main.quantity} ({main.units})")
+    return [_save(fig, out / "image.png")]
