@@ -87,3 +87,14 @@ def test_image_fft_low_pass_and_errors(tmp_path, capsys):
     assert "needs two cutoffs" in capsys.readouterr().err
     assert main(["image", str(tmp_path / "i.h5"), "-q"]) == 1
     assert "nothing to do" in capsys.readouterr().err
+
+
+def test_filter_refuses_an_image_and_points_to_the_image_command(test_data, tmp_path, capsys):
+    raw = translate(test_data / "IgorIBWReader_P0089OP0027.ibw", tmp_path / "scan.h5")
+    with h5py.File(raw, "r") as f:
+        name = find_main_datasets(f)[0].name
+    before = raw.read_bytes()
+    assert main(["filter", str(raw), "--dataset", name, "--samp-rate", "1", "--low-pass", "0.1", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs a time axis" in err and "pycro-gpu image" in err
+    assert raw.read_bytes() == before

@@ -72,9 +72,19 @@ def _main_dataset(f, path):
 
 
 def build_filters(args: argparse.Namespace, n: int, samp_rate: float) -> list:
-    """Frequency filters described by the command-line options (possibly none)."""
+    """Frequency filters described by the command-line options (possibly none).
+
+    Refuses signals of fewer than two samples (an image stored one value per position has no time axis).
+    """
+    from ..errors import DataError
     from ..filters import BandPassFilter, HarmonicPassFilter, LowPassFilter, NoiseBandFilter
 
+    if n < 2:
+        msg = (
+            f"the dataset has {n} sample per position (an image, not time series): the signal filter needs a "
+            "time axis; filter images with `pycro-gpu image FILE --fft low --cutoff C`"
+        )
+        raise DataError(msg)
     filters = []
     if args.low_pass is not None:
         filters.append(LowPassFilter(n, samp_rate, args.low_pass, args.roll_off))
