@@ -91,7 +91,8 @@ def test_missed_localised_component_costs_a_second_read(rng):
 def test_auto_falls_back_to_gram_on_a_slow_spectrum(rng):
     A = spectrum_matrix(rng, "power05")
     res = streamed_svd(ArrayRows(A), 8, progress=False)
-    assert res.method == "gram" and not res.info["converged"]
+    # the sketch did not reach tol; the exact Gram method that followed does, and says so
+    assert res.method == "gram" and res.info["converged"] and res.info["error_estimate"] < 1e-12
     assert res.info["reads"] == res.info["sketch_reads"] + 2
     assert np.max(rel_err(res.S, A, 8)) < 1e-12
 

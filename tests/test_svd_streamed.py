@@ -161,13 +161,37 @@ def test_non_finite_data_is_a_data_error(rng):
             streamed_svd(ArrayRows(A), 2, method=method, progress=False)
 
 
-def test_auto_picks_gram_only_for_tall_data():
+def test_auto_picks_gram_only_for_tall_data_and_dense_where_the_matrix_fits():
     from pycro_gpu.decomposition._svd_streamed import choose_method
 
     assert choose_method((1_000_000, 256), np.float64, memory_mb=256) == "gram"
     assert choose_method((1_000_000, 256), np.float64, memory_mb=256, k=16) == "sketch"
-    assert choose_method((144, 1536), np.float64, memory_mb=4096) == "randomized"
-    assert choose_method((144, 1536), np.float64, memory_mb=4096, k=8) == "randomized"
-    assert choose_method((1000, 1000), np.float64, memory_mb=4096) == "randomized"
+    # wide or square data that fit the budget: the exact dense SVD (milliseconds for these sizes)
+    assert choose_method((144, 1536), np.float64, memory_mb=4096) == "dense"
+    assert choose_method((144, 1536), np.float64, memory_mb=4096, k=8) == "dense"
+    assert choose_method((1000, 1000), np.float64, memory_mb=4096) == "dense"
+    # wide data that do not fit: the randomized range finder
+    assert choose_method((2000, 16384), np.float64, memory_mb=64) == "randomized"
     # tall, but the 20000 x 20000 Gram matrix does not fit a 256 MiB budget
     assert choose_method((10_000_000, 20_000), np.float64, memory_mb=256) == "randomized"
+
+
+def test_dense_method_is_exact_and_randomized_reports_its_error(rng):
+    from pycro_gpu.decomposition import svd
+
+    A = rng.standard_normal((120, 400)) * (1.0 / np.arange(1, 401)) ** 0.3  # slow decay, wide
+    ref = np.linalg.svd(A, compute_uv=False)[:8]
+    dense = svd(A, 8, memory_mb=64, progress=False)
+    assert dense.method == "dense" and dense.info["reads"] == 1 and dense.info["converged"]
+    np.testing.assert_allclose(np.asarray(dense.S), ref, rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(dense.U) * np.asarray(dense.S) @ np.asarray(dense.V),
+        A @ np.asarray(dense.V).T @ np.asarray(dense.V),
+        atol=1e-10,
+    )
+    with pytest.warns(RuntimeWarning, match="above tol"):
+        rnd = svd(A, 8, method="randomized", n_iter=1, tol=1e-12, progress=False)
+    err = np.max(np.abs(np.asarray(rnd.S) - ref) / ref)
+    assert not rnd.info["converged"] and rnd.info["error_estimate"] > 1e-12
+    # the estimate backs up the error it reports (it is not smaller than the true error)
+    assert rnd.info["error_estimate"] >= 0.5 * err

@@ -65,14 +65,14 @@ from .._config import budget_mb, rows_for_budget
 from .._lib.checks import require_finite
 from .._lib.linalg import herm, hermitian_part
 from .._lib.typing import Array, Namespace
-from ..backend import device_of, from_host, is_numpy_namespace
+from ..backend import device_of, from_host, is_numpy_namespace, to_host
 from ..process.passes import NoCheckpoint, PassSpec, run_pass
 from ..process.rows import n_batches
 from ._svd_sinks import ArrayUSink
 
 __all__ = ["ArrayUSink", "StreamedSVD", "choose_method", "streamed_svd"]
 
-METHODS = ("auto", "sketch", "gram", "randomized")
+METHODS = ("auto", "sketch", "gram", "randomized", "dense")
 #: ``method="auto"`` takes the Gram or sketch path only for matrices with at least this many rows per column.
 GRAM_MIN_ASPECT = 4
 #: ``method="auto"`` sketches when ``k + oversample`` is at most this fraction of the columns: below it,
@@ -146,6 +146,14 @@ def _gram_fits(shape: tuple[int, int], np_dtype: Any, memory_mb: float | None) -
     return 3 * n * n * item <= 0.5 * budget_mb(memory_mb) * 2**20 and m >= GRAM_MIN_ASPECT * n
 
 
+def _dense_fits(shape: tuple[int, int], np_dtype: Any, memory_mb: float | None) -> bool:
+    """The whole matrix in the compute dtype, with the SVD's factors and workspace (about three copies),
+    fits half of the budget."""
+    m, n = int(shape[0]), int(shape[1])
+    item = 16 if np.dtype(np_dtype).kind == "c" else 8
+    return 3 * m * n * item <= 0.5 * budget_mb(memory_mb) * 2**20
+
+
 def choose_method(
     shape: tuple[int, int],
     np_dtype: Any,
@@ -166,7 +174,7 @@ def choose_method(
     against 0.013 s for k = 8).
     """
     if not _gram_fits(shape, np_dtype, memory_mb):
-        return "randomized"
+        return "dense" if _dense_fits(shape, np_dtype, memory_mb) else "randomized"
     n = int(shape[1])
     if k is not None and min(n, int(k) + max(0, int(oversample))) <= SKETCH_MAX_FRACTION * n:
         return "sketch"
@@ -288,8 +296,44 @@ def streamed_svd(
     Warns
     -----
     RuntimeWarning
-        ``method="sketch"`` ended its ``n_iter + 1`` reads above ``tol``.
+        The error estimate of the result is above ``tol`` (``info["converged"]`` is False): the
+        randomized method's power iterations or the sketch's reads did not reach it.
     """
+    result = _streamed_svd(
+        source, k, method=method, n_iter=n_iter, oversample=oversample, tol=tol, refine=refine,
+        memory_mb=memory_mb, seed=seed, u_sink=u_sink, compute_u=compute_u, progress=progress,
+        on_batch=on_batch, checkpoint=checkpoint,
+    )  # fmt: skip
+    info = result.info
+    if not info.get("converged", True) and result.method != "sketch":  # the sketch warns itself
+        warnings.warn(
+            f"{result.method} SVD: estimated relative error of the singular values "
+            f"{info.get('error_estimate', float('nan')):.1e} is above tol={tol:g}; raise n_iter, or use "
+            "method='gram' (tall data) or 'dense' (data that fit in memory)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return result
+
+
+def _streamed_svd(
+    source: Any,
+    k: int,
+    *,
+    method: str = "auto",
+    n_iter: int = 4,
+    oversample: int = 10,
+    tol: float = SKETCH_TOL,
+    refine: bool = True,
+    memory_mb: float | None = None,
+    seed: int = 0,
+    u_sink: Any = None,
+    compute_u: bool = True,
+    progress: bool | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+    checkpoint: Any = None,
+) -> StreamedSVD:
+    """:func:`streamed_svd` without the final warning."""
     xp = source.xp
     m, n = source.shape
     k = check_svd_arguments((m, n), k, method)
@@ -351,6 +395,13 @@ def streamed_svd(
             return StreamedSVD(U, state["S"], herm(state["V"], xp), method, info)
         method = "gram"
 
+    if method == "dense":
+        state = ckpt.stage(
+            "dense", lambda: _dense_stage(source, k, xp, cdt_name, sink, read, info, compute_u)
+        )
+        _restore_info(state, info)
+        U = sink.U if (u_sink is None and compute_u) else None
+        return StreamedSVD(U, state["S"], herm(state["V"], xp), method, info)
     if method == "gram":
 
         def gram_stage() -> dict[str, Any]:
@@ -358,11 +409,13 @@ def streamed_svd(
             G = gram_result(read("SVD: Gram matrix", spec, heavy=True)["G"], xp)
             _check_finite(G, xp)
             S, V = _top_eigh(G, k, xp)
+            # exact up to rounding: eps (s_1 / s_k)^2 from squaring, eps s_1 / s_k once refined with U
+            _record_error(info, _rounding_error(S, squared=not refine), tol)
             return {"S": S, "V": V, **_info_payload(info)}
 
         state = ckpt.stage("gram", gram_stage)
     else:
-        state = _range_finder(n, l_cols, k, n_iter, seed, xp, cdt, cdt_name, device, ckpt, read, info)
+        state = _range_finder(n, l_cols, k, n_iter, seed, xp, cdt, cdt_name, device, ckpt, read, info, tol)
     _restore_info(state, info)
     S, V = state["S"], state["V"]
     c = _phase_fix(V, xp)
@@ -420,8 +473,15 @@ def _range_finder(
     ckpt: Any,
     read: Callable[..., dict[str, Array]],
     info: dict[str, Any],
+    tol: float,
 ) -> dict[str, Any]:
-    """``S`` and ``V`` of the randomized method: ``n_iter + 1`` power reads, each a checkpointed stage."""
+    """``S`` and ``V`` of the randomized method: ``n_iter + 1`` power reads, each a checkpointed stage.
+
+    The last read gives ``Y = A^H A Q``: the residuals of the Ritz pairs of ``Q^H Y`` estimate the
+    relative error of the singular values, as for the sketch (recorded as ``error_estimate``).
+    """
+    from ._svd_sketch import ritz_estimate
+
     rng = np.random.default_rng(seed)
     Q, _ = xp.linalg.qr(from_host(rng.standard_normal((n, l_cols)), xp, device=device, dtype=cdt))
     T = None
@@ -439,10 +499,59 @@ def _range_finder(
         _restore_info(step, info)
         if it == n_iter:
             T = hermitian_part(herm(Q, xp) @ step["Y"], xp)
+            _lam, _E, est = ritz_estimate(herm(step["Y"], xp), Q, k, xp)
+            _record_error(info, float(np.max(est)), tol)
         else:
             Q, _ = xp.linalg.qr(step["Y"])
     S, Z = _top_eigh(T, k, xp)
     return {"S": S, "V": Q @ Z}
+
+
+def _dense_stage(
+    source: Any,
+    k: int,
+    xp: Namespace,
+    cdt_name: str,
+    sink: Any,
+    read: Callable[..., dict[str, Array]],
+    info: dict[str, Any],
+    compute_u: bool,
+) -> dict[str, Any]:
+    """One read of the whole matrix and LAPACK's SVD of it: exact (backward stable), for data that fit."""
+    m, n = source.shape
+    dt = np.dtype(cdt_name)
+    parts: list[Array] = []
+    spec = PassSpec(partial(rows_batch, cdt=cdt_name), rows={"A": ((n,), dt)})
+    read("SVD: data", spec, on_rows=lambda s, e, r: parts.append(xp.asarray(r["A"])))
+    A = parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
+    _check_finite(A, xp)
+    U, S, Vh = xp.linalg.svd(A, full_matrices=False)
+    U, S, V = U[:, :k], S[:k], herm(Vh[:k, :], xp)
+    c = _phase_fix(V, xp)
+    V, U = (
+        V * xp.reshape(c, (1, -1)),
+        U * xp.reshape(xp.conj(c) if xp.isdtype(c.dtype, "complex floating") else c, (1, -1)),
+    )
+    if compute_u:
+        sink.write(0, m, U)
+        sink.apply(xp.eye(k, dtype=U.dtype, device=device_of(U)))
+    _record_error(info, _rounding_error(S, squared=False), None)
+    return {"S": S, "V": V, **_info_payload(info)}
+
+
+def _rounding_error(S: Array, *, squared: bool) -> float:
+    """Relative rounding error of the smallest kept singular value: ``eps s_1 / s_k`` (squared for Gram)."""
+    s = np.asarray(to_host(S), dtype=np.float64)
+    eps = float(np.finfo(np.float64).eps)
+    if s.size == 0 or s[0] == 0:
+        return 0.0
+    ratio = s[0] / s[-1] if s[-1] > 0 else np.inf
+    return float(min(1.0, eps * (ratio**2 if squared else ratio)))
+
+
+def _record_error(info: dict[str, Any], estimate: float, tol: float | None) -> None:
+    info["error_estimate"] = float(estimate)
+    info["converged"] = bool(tol is None or estimate <= tol)
 
 
 def _u_stage(
@@ -506,6 +615,11 @@ def _restore_info(state: dict[str, Any], info: dict[str, Any]) -> None:
 
 def _as_compute(a: Array, xp: Namespace, cdt: str) -> Array:
     return xp.astype(a, getattr(xp, cdt), copy=False)
+
+
+def rows_batch(a: Array, xp: Namespace, start: int, stop: int, *, cdt: str) -> dict[str, Array]:
+    """The batch itself in the compute dtype (the dense method reads the whole matrix)."""
+    return {"A": _as_compute(a, xp, cdt)}
 
 
 def gram_batch(a: Array, xp: Namespace, start: int, stop: int, *, cdt: str) -> dict[str, Array]:
