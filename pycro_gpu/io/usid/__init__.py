@@ -32,10 +32,11 @@ form is always returned with its axes in the order of the ``labels`` attribute (
 spectroscopic), whatever the storage order; that is pyUSID's ``get_n_dim_form()`` layout.
 
 *Maps* (:meth:`USIDataset.position_maps`, :func:`position_maps`): per-position values (one per row,
-e.g. a fitted parameter, SVD scores, cluster labels) become images with the position dimensions in
-reverse label order, ``(n_y, n_x, ...)`` for ``pos_dims=[X, Y]``: Y down the rows, X across the
-columns, as ``imshow`` draws them. Every map of the library, its figures and its notebooks is built by
-this one function, never by a hand-written ``reshape``.
+e.g. a fitted parameter, SVD scores, cluster labels) become images with the position dimensions from
+the slowest- to the fastest-varying, ``(n_y, n_x, ...)`` for a scan stored X fastest
+(``pos_dims=[X, Y]`` as written here): Y down the rows, X across the columns, as ``imshow`` draws them.
+Every map of the library, its figures and its notebooks is built by this one function, never by a
+hand-written ``reshape``.
 
 Incomplete grids
 ----------------

@@ -251,20 +251,31 @@ class USIDataset(h5py.Dataset):
 
     @property
     def map_dims(self) -> list[Dimension]:
-        """The position dimensions along the axes of :meth:`position_maps`: rows first, columns last.
+        """The position dimensions along the axes of :meth:`position_maps`, rows first.
 
-        The reverse of :attr:`pos_dims`: for ``pos_dims = [X, Y]`` this is ``[Y, X]``.
+        Slowest-varying first, the fastest-varying (the columns) last: ``[Y, X]`` for a raster scan
+        stored X fastest, however the ``labels`` list them. Rows stored out of grid order (shuffled)
+        have no scan order; their maps take the USID convention that the first label varies fastest,
+        i.e. the labels reversed.
         """
-        return self.pos_dims[::-1]
+        return [self.pos_dims[k] for k in self._map_order()]
+
+    def _map_order(self) -> list[int]:
+        """Indices into :attr:`pos_dims` of the map axes (see :attr:`map_dims`)."""
+        if self._pos["perm"] is None:
+            return list(reversed(self.pos_order))
+        return list(reversed(range(len(self.pos_dims))))
 
     def position_maps(self, values: Any, *, axis: int = 0) -> np.ndarray:
         """Arrange per-position values (one per row of this dataset) as maps over the position grid.
 
-        The one place where positions become images: the rows of a Main dataset list the positions
-        with the first position dimension varying fastest (X fastest for ``pos_dims = [X, Y]``), so an
-        image is ``(n_y, n_x)``: Y down the rows, X across the columns. In general the map axes are the
-        position dimensions in reverse label order (:attr:`map_dims`); rows stored in another order
-        (slowest dimension first, shuffled) are put in place from the index datasets.
+        The one place where positions become images. The rows of a Main dataset list the positions
+        with one dimension varying fastest (X for a raster scan, ``pos_dims = [X, Y]`` as
+        :func:`~pycro_gpu.io.usid.write_main` writes it), so an image is ``(n_y, n_x)``: Y down the
+        rows, X across the columns, ``values.reshape(n_y, n_x)`` for rows in that order. In general the
+        map axes are the position dimensions from the slowest- to the fastest-varying
+        (:attr:`map_dims`, read from the index datasets whichever order the ``labels`` list them in);
+        rows stored out of grid order are put in place, their axes in reversed label order.
 
         Parameters
         ----------
@@ -326,12 +337,12 @@ class USIDataset(h5py.Dataset):
             raise USIDError(msg)
         arr = np.moveaxis(arr, ax, 0)
         if pos["perm"] is not None:
-            arr = arr[pos["perm"]]
-        slow_first = list(pos["order"])[::-1]  # label indices, slowest-varying first (C order of the rows)
-        n_p = len(slow_first)
-        arr = arr.reshape(*(pos["shape"][k] for k in slow_first), *arr.shape[1:])
-        to_maps = [slow_first.index(k) for k in reversed(range(n_p))] + list(range(n_p, arr.ndim))
-        return np.moveaxis(arr.transpose(to_maps), list(range(n_p)), list(range(ax, ax + n_p)))
+            arr = arr[pos["perm"]]  # rows in grid order: pos_order[0] varies fastest
+        stored = list(reversed(self.pos_order))  # slowest first: the C order of the rows
+        arr = arr.reshape(*(len(self.pos_dims[k]) for k in stored), *arr.shape[1:])
+        n_p = len(stored)
+        arr = arr.transpose([stored.index(k) for k in self._map_order()] + list(range(n_p, arr.ndim)))
+        return np.moveaxis(arr, list(range(n_p)), list(range(ax, ax + n_p)))
 
     def to_xarray(self) -> Any:
         """Return the N-D data as an ``xarray.DataArray`` (needs the optional package xarray).
@@ -392,7 +403,8 @@ def position_maps(h5_main: Any, values: Any, *, axis: int = 0) -> np.ndarray:
     Returns
     -------
     ndarray
-        ``(n_y, n_x, ...)`` for ``axis=0`` (rows Y, columns X for ``pos_dims = [X, Y]``).
+        ``(n_y, n_x, ...)`` for ``axis=0``: rows the slowest-varying position dimension (Y of a scan
+        stored X fastest), columns the fastest.
 
     Examples
     --------
