@@ -160,7 +160,7 @@ def check_memory_mb(value: Any, name: str = "memory_mb") -> float | None:
     >>> check_memory_mb(0)
     Traceback (most recent call last):
     ...
-    pycro_gpu.errors.ParameterError: memory_mb must be a number > 0 (MiB), got 0
+    pycro_gpu.errors.ParameterError: memory_mb must be a positive finite number of MiB, got 0
     """
     if value is None:
         return None
@@ -168,12 +168,10 @@ def check_memory_mb(value: Any, name: str = "memory_mb") -> float | None:
         not _is_bool(value)
         and isinstance(value, (int, float, np.integer, np.floating))
         and math.isfinite(float(value))
+        and float(value) > 0
     )
     if not ok:
-        msg = f"{name} must be a finite number of MiB, got {value!r}"
-        raise ParameterError(msg)
-    if not float(value) > 0:
-        msg = f"{name} must be a number > 0 (MiB), got {value!r}"
+        msg = f"{name} must be a positive finite number of MiB, got {value!r}"
         raise ParameterError(msg)
     return float(value)
 
