@@ -16,6 +16,7 @@ from .errors import (
     BackendUnavailableError,
     DataError,
     MissingDependencyError,
+    ParameterError,
     PycroGPUError,
     USIDError,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "BackendUnavailableError",
     "DataError",
     "MissingDependencyError",
+    "ParameterError",
     "PycroGPUError",
     "USIDError",
     "__version__",

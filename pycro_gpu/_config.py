@@ -18,6 +18,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ._lib.checks import check_memory_mb
+from .errors import ParameterError
+
 BACKENDS = ("auto", "numpy", "cupy")
 
 _DEFAULT_MEMORY_MB = 1024.0
@@ -57,8 +60,8 @@ def validate_backend(name: str) -> str:
 
 
 def budget_mb(memory_mb: float | None = None) -> float:
-    """The working-memory budget in MiB: ``memory_mb`` when given, else the configured one."""
-    return get_config()["memory_mb"] if memory_mb is None else float(memory_mb)
+    """The working-memory budget in MiB: ``memory_mb`` when given (checked), else the configured one."""
+    return get_config()["memory_mb"] if memory_mb is None else validate_memory_mb(memory_mb)
 
 
 def rows_for_budget(n_cols: int, bytes_per_value: float, memory_mb: float | None, *, reserve: int = 0) -> int:
@@ -79,16 +82,16 @@ def rows_for_budget(n_cols: int, bytes_per_value: float, memory_mb: float | None
     return max(1, int(avail // max(1.0, n_cols * bytes_per_value)))
 
 
-def validate_memory_mb(value: Any) -> float:
-    """Return ``value`` as a positive float number of MiB, or raise ``ValueError``."""
-    try:
-        mb = float(value)
-    except (TypeError, ValueError):
-        msg = f"memory_mb must be a positive number of MiB, got {value!r}"
-        raise ValueError(msg) from None
-    if not mb > 0 or mb == float("inf"):
-        msg = f"memory_mb must be a positive finite number of MiB, got {value!r}"
-        raise ValueError(msg)
+def validate_memory_mb(value: Any, name: str = "memory_mb") -> float:
+    """Return ``value`` as a positive finite float number of MiB, or raise ``ParameterError``.
+
+    Python and NumPy real numbers only: ``0``, negative numbers, NaN, infinities, strings, booleans
+    and ``None`` are refused with one line naming ``name`` and the value.
+    """
+    mb = check_memory_mb(value, name)
+    if mb is None:
+        msg = f"{name} must be a positive number of MiB, got None"
+        raise ParameterError(msg)
     return mb
 
 
@@ -104,7 +107,7 @@ def _config() -> dict[str, Any]:
     if _local.config is None:
         _local.config = {
             "backend": validate_backend(_env_backend()),
-            "memory_mb": validate_memory_mb(_env_memory_mb()),
+            "memory_mb": validate_memory_mb(_env_memory_mb(), "PYCRO_GPU_MEMORY_MB"),
             "progress": _env_progress(),
         }
     return _local.config

@@ -26,11 +26,18 @@ from typing import Any
 import numpy as np
 
 from ._config import budget_mb, rows_for_budget
-from ._lib.checks import check_dataset_path, require_finite
+from ._lib.checks import (
+    check_choice,
+    check_dataset_path,
+    check_int,
+    check_memory_mb,
+    check_seed,
+    require_finite,
+)
 from ._lib.optional import ml_engine
 from ._lib.typing import Array, Namespace
 from .backend import array_namespace, device_of, from_host, get_namespace, to_host
-from .errors import DataError
+from .errors import DataError, ParameterError
 from .process.rows import batch_rows_at_least, feature_rows, real_features
 
 __all__ = ["CAPABILITIES", "ClusterResult", "cluster", "cluster_dataset", "dendrogram_order"]
@@ -184,7 +191,9 @@ def cluster(
     """
     from .process.rows import as_row_source
 
-    check_method(method)
+    check_cluster_parameters(
+        n_clusters=n_clusters, method=method, memory_mb=memory_mb, seed=seed, epochs=epochs
+    )
     if isinstance(features, (list, tuple)) or (features is not None and not hasattr(features, "shape")):
         msg = f"features must be a 2-D array, got {type(features).__name__}"
         raise DataError(msg)
@@ -201,19 +210,31 @@ def cluster(
 
 
 def check_method(method: str) -> None:
-    """Raise ``ValueError`` naming the choices for an unknown clustering method."""
-    if method not in CAPABILITIES:
-        msg = f"method must be one of {', '.join(CAPABILITIES)}; got {method!r}"
-        raise ValueError(msg)
+    """Raise :class:`~pycro_gpu.errors.ParameterError` naming the choices for an unknown method."""
+    check_choice(method, "method", CAPABILITIES)
 
 
 def check_n_clusters(n_clusters: Any, n_positions: int) -> int:
-    """``n_clusters`` as an int between 1 and the number of positions, else ``ValueError``."""
-    k = int(n_clusters)
+    """``n_clusters`` as an int between 1 and the number of positions, else ``ParameterError``."""
+    k = check_int(n_clusters, "n_clusters")
     if not 1 <= k <= n_positions:
         msg = f"n_clusters must be between 1 and the number of positions {n_positions}, got {n_clusters!r}"
-        raise ValueError(msg)
+        raise ParameterError(msg)
     return k
+
+
+def check_cluster_parameters(
+    *, n_clusters: Any, method: Any, memory_mb: Any, seed: Any, epochs: Any = 1
+) -> None:
+    """Types and ranges of the scalar parameters of :func:`cluster` (before anything is read).
+
+    ``n_clusters`` is checked for its type here, for its range against the data by :func:`check_n_clusters`.
+    """
+    check_int(n_clusters, "n_clusters")
+    check_method(method)
+    check_memory_mb(memory_mb)
+    check_seed(seed)
+    check_int(epochs, "epochs", minimum=1)
 
 
 def cluster_rows(
@@ -238,7 +259,9 @@ def cluster_rows(
     """
     from .process.passes import NoCheckpoint, PassSpec, run_pass
 
-    check_method(method)
+    check_cluster_parameters(
+        n_clusters=n_clusters, method=method, memory_mb=memory_mb, seed=seed, epochs=epochs
+    )
     xp = source.xp
     ckpt = NoCheckpoint() if checkpoint is None else checkpoint
     n, n_spec = source.shape
@@ -275,8 +298,8 @@ def cluster_rows(
             parts: list[Any] = []
             read_features("cluster: features", parts.append)
             return {"labels": _labels_host(est.fit_predict(_concat(parts, engine)))}
-        for epoch in range(max(1, int(epochs))):
-            read_features(f"MiniBatchKMeans {epoch + 1}/{max(1, int(epochs))}", est.partial_fit)
+        for epoch in range(int(epochs)):
+            read_features(f"MiniBatchKMeans {epoch + 1}/{int(epochs)}", est.partial_fit)
         labels: list[Any] = []
         read_features("MiniBatchKMeans: labels", lambda X: labels.append(_labels_host(est.predict(X))))
         return {"labels": np.concatenate(labels)}
@@ -445,10 +468,9 @@ def cluster_dataset(
     from .process import run_passes, source_ancillaries
 
     check_dataset_path(dataset_path, "cluster_dataset", "n_clusters")
-    check_method(method)
-    if components is not None and int(components) < 1:
-        msg = f"components must be a number of SVD components >= 1, got {components!r}"
-        raise ValueError(msg)
+    check_cluster_parameters(n_clusters=n_clusters, method=method, memory_mb=memory_mb, seed=seed)
+    if components is not None:
+        check_int(components, "components", minimum=1)
     params = {
         "n_clusters": int(n_clusters),
         "method": method,
@@ -463,6 +485,8 @@ def cluster_dataset(
             )
             raise DataError(msg)
         check_n_clusters(n_clusters, main.shape[0])
+        if components is not None:
+            check_int(components, "components", minimum=1, maximum=min(main.shape))
 
     def algorithm(runner: Any, checkpoint: Any, group: Any) -> None:
         main = runner.source

@@ -34,6 +34,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage, special
 
+from ._lib.checks import check_int, check_positive_float, check_seed
+from .errors import ParameterError
+
 __all__ = [
     "LOOP_PARAMETER_NAMES",
     "SHO_PARAMETER_NAMES",
@@ -213,30 +216,34 @@ def loop_switching_parameters(params) -> dict[str, np.ndarray]:
 
 
 def _check_shape(shape, name: str = "shape") -> tuple[int, int]:
-    try:
-        ny, nx = (int(s) for s in shape)
-    except (TypeError, ValueError):
+    """``(rows, columns)``: a pair of Python or NumPy integers >= 1 (else ``ParameterError``)."""
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 2:
         msg = f"{name} must be a pair of positive integers (rows, columns), got {shape!r}"
-        raise ValueError(msg) from None
-    if ny < 1 or nx < 1:
-        msg = f"{name} must be a pair of positive integers (rows, columns), got {shape!r}"
-        raise ValueError(msg)
-    return ny, nx
+        raise ParameterError(msg)
+    return check_int(shape[0], f"{name}[0]", minimum=1), check_int(shape[1], f"{name}[1]", minimum=1)
 
 
 def _check_positive(value, name: str, *, minimum: float = 0.0, integer: bool = False):
-    ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
-    if not ok or isinstance(value, bool) or not value > minimum or not math.isfinite(value):
+    ok = (
+        isinstance(value, (int, np.integer))
+        if integer
+        else isinstance(value, (int, float, np.integer, np.floating))
+    )
+    if not ok or isinstance(value, (bool, np.bool_)) or not value > minimum or not math.isfinite(value):
         kind = "an integer" if integer else "a number"
         msg = f"{name} must be {kind} > {minimum:g}, got {value!r}"
-        raise ValueError(msg)
+        raise ParameterError(msg)
     return int(value) if integer else float(value)
 
 
 def _check_noise(noise) -> float:
-    if isinstance(noise, bool) or not isinstance(noise, (int, float, np.number)) or not noise >= 0:
-        msg = f"noise must be a number >= 0, got {noise!r}"
-        raise ValueError(msg)
+    if isinstance(noise, (bool, np.bool_)) or not isinstance(noise, (int, float, np.integer, np.floating)):
+        ok = False
+    else:
+        ok = math.isfinite(noise) and noise >= 0
+    if not ok:
+        msg = f"noise must be a finite number >= 0, got {noise!r}"
+        raise ParameterError(msg)
     return float(noise)
 
 
@@ -403,8 +410,9 @@ def band_excitation(
     )
     noise = _check_noise(noise)
     dtype = _check_dtype(dtype, _COMPLEX)
+    pixel_size = check_positive_float(pixel_size, "pixel_size")
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     freq = np.linspace(center_frequency - bandwidth / 2, center_frequency + bandwidth / 2, n_freq)
     labels = _domains(rng, (ny, nx), n_domains)
     walls = 1.0 - 0.5 * np.exp(-(_wall_distance(labels) ** 2))
@@ -514,8 +522,9 @@ def beps(
     )
     noise = _check_noise(noise)
     dtype = _check_dtype(dtype, _COMPLEX)
+    pixel_size = check_positive_float(pixel_size, "pixel_size")
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     freq = np.linspace(center_frequency - bandwidth / 2, center_frequency + bandwidth / 2, n_freq)
     dc = _triangle_dc(n_dc, v_max)
     labels = _domains(rng, (ny, nx), n_domains)
@@ -640,8 +649,9 @@ def gmode(
     n_domains = _check_positive(n_domains, "n_domains", minimum=0, integer=True)
     noise = _check_noise(noise)
     dtype = _check_dtype(dtype, _FLOAT)
+    pixel_size = check_positive_float(pixel_size, "pixel_size")
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     t = np.arange(n_samples) / sample_rate
     labels = _domains(rng, (ny, nx), n_domains)
     a1 = _domain_values(n_domains, amplitude, 0.3)[labels] * (1 + 0.05 * _variation(rng, (ny, nx)))
@@ -759,8 +769,9 @@ def sts_grid(
     n_domains = _check_positive(n_domains, "n_domains", minimum=0, integer=True)
     noise = _check_noise(noise)
     dtype = _check_dtype(dtype, _FLOAT)
+    pixel_size = check_positive_float(pixel_size, "pixel_size")
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     bias = np.linspace(-v_max, v_max, n_bias)
     labels = _domains(rng, (ny, nx), n_domains)
     gaps = _domain_values(n_domains, gap, 0.3)[labels] * (1 + 0.03 * _variation(rng, (ny, nx)))
@@ -848,8 +859,9 @@ def lattice_image(
         raise ValueError(msg)
     noise = _check_noise(noise)
     dtype = _check_dtype(dtype, _FLOAT)
+    pixel_size = check_positive_float(pixel_size, "pixel_size")
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     th = math.radians(angle)
     a = spacing * np.array([math.sin(th), math.cos(th)])  # (row, col)
     b = spacing * np.array([math.cos(th), -math.sin(th)])

@@ -95,7 +95,7 @@ class _Ctx:
     h5: Any = None
     main: Any = None
     sho: dict[str, np.ndarray] | None = None
-    loops: np.ndarray | None = None
+    loops: np.ndarray | None = None  # (N_pos, n_dc) piezoresponse loops, one row per position
     loops_main: Any = None
     loop_fit: np.ndarray | None = None
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -179,12 +179,10 @@ def _step_translate(ctx: _Ctx, sec: Section) -> None:
     with h5py.File(out, "r") as f:
         mains = find_main_datasets(f)
         for m in mains[:4]:
-            nd = m.get_n_dim_form()
-            img = np.asarray(nd[..., 0], dtype=float).T  # (X, Y) -> rows Y, columns X
+            img = np.asarray(m.position_maps(m[:, 0]), dtype=float)  # rows Y, columns X
             factor, unit = si_scale(float(np.nanmax(np.abs(img))), m.units)
             panels.append(Panel(m.quantity, img / factor, f"{m.quantity} ({unit})", cmap="afmhot"))
-        x = mains[0].pos_dims[0].values
-        y = mains[0].pos_dims[1].values
+        y, x = (d.values for d in mains[0].map_dims)
         shape = mains[0].n_dim_shape
     sec.text = (
         f"{src.name} (Igor binary wave, AFM image) translated to USID: {len(mains)} channels, each a Main "
@@ -239,13 +237,13 @@ def _step_sho(ctx: _Ctx, sec: Section) -> None:
     result = fit_sho_dataset(ctx.main, backend=ctx.backend, progress=ctx.progress, override=True)
     fit_s = time.perf_counter() - t0
     grp = ctx.h5[result.group]
-    fit = np.asarray(grp["Fit"][()]).reshape(ny, nx, n_dc)
+    fit = ctx.main.position_maps(grp["Fit"][()])  # (ny, nx, n_dc)
     amp, w0, q, phi, r2 = (fit[k].astype(np.float64) for k in SHO_FIELDS)
     converged = float(np.mean(grp["Converged"][()]))
     n_spectra = ny * nx * n_dc
     # the projected piezoresponse loops A cos(phi), a Main dataset next to the fit (loop-fit input)
     ctx.loops_main = project_loops(grp["Fit"])
-    loops = np.asarray(ctx.loops_main[()], dtype=np.float64).reshape(ny, nx, n_dc)
+    loops = np.asarray(ctx.loops_main[()], dtype=np.float64)  # (N_pos, n_dc)
 
     # accuracy where the response is clearly above zero (the fit is ill-posed where the loop crosses 0)
     strong = t["amplitude"] > 0.3 * np.max(t["amplitude"])
@@ -370,7 +368,7 @@ def _step_loop(ctx: _Ctx, sec: Section) -> None:
     ny, nx = ctx.params["shape"]
     t = ctx.beps.truth
     dc_h = t["dc_offset"]
-    loops = ctx.loops.reshape(ny * nx, -1)
+    loops = ctx.loops
     first = from_host(np.asarray(ctx.loops_main[0:2], dtype=np.float64), ctx.xp)
     compile_s = _timed_warmup(fit_loop, from_host(dc_h, ctx.xp), first)
     t0 = time.perf_counter()
@@ -381,7 +379,8 @@ def _step_loop(ctx: _Ctx, sec: Section) -> None:
     params = np.stack([fit[k].astype(np.float64) for k in LOOP_FIELDS[:9]], axis=-1)
     r2 = fit["R2 Criterion"]
     converged = float(np.mean(grp["Converged"][()]))
-    switching = np.asarray(grp["Switching"][()]).reshape(ny, nx)
+    per_position = np.asarray(grp["Switching"][()]).reshape(ctx.main.n_positions)
+    switching = ctx.main.position_maps(per_position)  # (ny, nx)
     derived = {k: switching[k].astype(np.float64) for k in SWITCHING_FIELDS}
     truth_p = t["loop_parameters"].reshape(ny * nx, 9)
     truth_s = t["switching"]
@@ -508,10 +507,9 @@ def _step_svd(ctx: _Ctx, sec: Section) -> None:
     )
     ctx.metrics["svd"] = metrics
     ctx.figure(scree_figure(S), "svd_scree", "Scree plot: singular values and cumulative variance.", sec)
-    ny, nx = ctx.params["shape"]
     n_show = min(4, k)
     scores = _rotate_real(U[:, :n_show] * S[:n_show]).real
-    maps = scores.T.reshape(n_show, ny, nx)
+    maps = ctx.main.position_maps(scores.T, axis=-1)  # (n_show, ny, nx)
     comps = V[:n_show].reshape(n_show, ctx.params["n_dc"], ctx.params["n_freq"])
     freq = ctx.beps.truth["frequency"] / 1e3
     x, y = _xy(ctx.beps)
@@ -545,17 +543,16 @@ def _step_cluster(ctx: _Ctx, sec: Section) -> None:
     from .cluster import cluster
     from .viz import cluster_figure
 
-    ny, nx = ctx.params["shape"]
     if ctx.loops is not None:
-        loops = ctx.loops.reshape(ny * nx, -1)
+        loops = ctx.loops
         what = "the piezoresponse loops from the SHO fit (amplitude x cos(phase))"
         ylabel = "mean piezoresponse (mV)"
     else:
-        loops = _quadrature_loops(ctx.beps.data).reshape(ny * nx, -1)
+        loops = _quadrature_loops(ctx.beps.data).reshape(ctx.main.n_positions, -1)  # rows of the file
         what = "model-free loops (imaginary part of each spectrum at its peak; no SHO fit available)"
         ylabel = "mean Im(response) at peak (mV)"
     res = cluster(from_host(loops, ctx.xp), n_clusters=_N_DOMAINS, seed=ctx.seed)
-    labels = to_host(res.labels).reshape(ny, nx).astype(np.int64)
+    labels = ctx.main.position_maps(to_host(res.labels)).astype(np.int64)
     centers = to_host(res.mean_response) * 1e3  # mV
     truth = np.asarray(ctx.beps.truth["domains"])
     ari = float(adjusted_rand_score(truth.ravel(), labels.ravel()))

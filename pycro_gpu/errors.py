@@ -10,6 +10,7 @@ __all__ = [
     "BackendUnavailableError",
     "DataError",
     "MissingDependencyError",
+    "ParameterError",
     "PycroGPUError",
     "USIDError",
 ]
@@ -29,6 +30,14 @@ class MissingDependencyError(PycroGPUError, ImportError):
 
 class DataError(PycroGPUError, ValueError):
     """Input data is malformed: wrong shape, non-finite values, truncated or corrupt file."""
+
+
+class ParameterError(PycroGPUError, ValueError, TypeError):
+    """A parameter of a public function has the wrong type or lies outside its range.
+
+    A ``ValueError`` and a ``TypeError`` at once (as scikit-learn's ``InvalidParameterError``), so
+    code that catches either keeps working; the message names the parameter and the bad value.
+    """
 
 
 class USIDError(DataError):

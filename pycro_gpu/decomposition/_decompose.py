@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._config import rows_for_budget
-from .._lib.checks import check_dataset_path
+from .._lib.checks import check_choice, check_dataset_path, check_int, check_memory_mb, check_seed
 from .._lib.optional import ml_engine
 from .._lib.typing import Array, Namespace
 from ..backend import device_of, from_host, get_namespace, to_host
@@ -106,19 +106,25 @@ def _from_features(comp: Any, n: int, was_complex: bool) -> Any:
 
 
 def check_method(method: str) -> None:
-    """Raise ``ValueError`` naming the choices for an unknown decomposition method."""
-    if method not in CAPABILITIES:
-        msg = f"method must be one of {', '.join(CAPABILITIES)}; got {method!r}"
-        raise ValueError(msg)
+    """Raise :class:`~pycro_gpu.errors.ParameterError` naming the choices for an unknown method."""
+    check_choice(method, "method", CAPABILITIES)
 
 
 def check_n_components(n_components: Any, shape: tuple[int, int]) -> int:
-    """``n_components`` as an int between 1 and ``min(shape)``, else ``ValueError``."""
-    k = int(n_components)
-    if not 1 <= k <= min(shape):
-        msg = f"n_components must be between 1 and {min(shape)}, got {n_components!r}"
-        raise ValueError(msg)
-    return k
+    """``n_components`` as an int between 1 and ``min(shape)``, else ``ParameterError``."""
+    return check_int(n_components, "n_components", minimum=1, maximum=min(int(s) for s in shape))
+
+
+def check_decompose_parameters(*, method: Any, n_components: Any, memory_mb: Any, seed: Any) -> None:
+    """Types and ranges of the scalar parameters of :func:`decompose` (before anything is read).
+
+    ``n_components`` is checked for its type here, for its range against the data by
+    :func:`check_n_components`.
+    """
+    check_method(method)
+    check_int(n_components, "n_components")
+    check_memory_mb(memory_mb)
+    check_seed(seed)
 
 
 def decompose(
@@ -172,7 +178,7 @@ def decompose(
 
     from ..process.rows import as_row_source
 
-    check_method(method)
+    check_decompose_parameters(method=method, n_components=n_components, memory_mb=memory_mb, seed=seed)
     if isinstance(data, h5py.Dataset):
         if data.ndim != 2 or data.dtype.kind not in "fciu":
             msg = (
@@ -208,7 +214,7 @@ def decompose_rows(
     """
     from ..process.passes import NoCheckpoint, PassSpec, run_pass
 
-    check_method(method)
+    check_decompose_parameters(method=method, n_components=n_components, memory_mb=memory_mb, seed=seed)
     ckpt = NoCheckpoint() if checkpoint is None else checkpoint
     xp = source.xp
     n_samples, n_features = source.shape
@@ -364,7 +370,7 @@ def decompose_dataset(
     from ..process import run_passes, source_ancillaries
 
     check_dataset_path(dataset_path, "decompose_dataset", "method")
-    check_method(method)
+    check_decompose_parameters(method=method, n_components=n_components, memory_mb=memory_mb, seed=seed)
     params = {"method": method, "n_components": int(n_components), "seed": int(seed)}
 
     def validate(main: Any) -> None:

@@ -9,28 +9,41 @@ from typing import Any
 import numpy as np
 
 from .._config import rows_for_budget
+from .._lib.checks import check_int, check_memory_mb
 from ..backend import device_of, from_host, to_host
-from ..errors import USIDError
+from ..errors import ParameterError, USIDError
 from ..process import JobResult
 from ._svd import _usid
 
 
 def _components_list(components: Any, k: int) -> list[int]:
+    """The component indices chosen by ``components`` among ``k`` stored ones (ParameterError if invalid)."""
     if components is None:
-        comps = list(range(k))
-    elif isinstance(components, (int, np.integer)):
-        comps = list(range(int(components)))
-    elif isinstance(components, slice):
+        return list(range(k))
+    if _is_integer(components):
+        return list(range(check_int(components, "components", minimum=1, maximum=k)))
+    if isinstance(components, slice):
         comps = list(range(k))[components]
-    elif isinstance(components, (Sequence, np.ndarray)):
-        comps = [int(c) for c in components]
+    elif isinstance(components, (Sequence, np.ndarray)) and not isinstance(components, (str, bytes)):
+        if np.ndim(components) != 1:
+            msg = f"components must be an int, a slice or a 1-D list of ints, got {components!r}"
+            raise ParameterError(msg)
+        comps = [check_int(c, f"components[{i}]") for i, c in enumerate(components)]
+        if len(set(comps)) != len(comps):
+            msg = f"components must not repeat an index, got {components!r}"
+            raise ParameterError(msg)
     else:
         msg = f"components must be None, an int, a slice or a list of ints, got {components!r}"
-        raise ValueError(msg)
+        raise ParameterError(msg)
     if not comps or any(c < 0 or c >= k for c in comps):
         msg = f"components must select among the {k} stored components (0..{k - 1}), got {components!r}"
-        raise ValueError(msg)
+        raise ParameterError(msg)
     return comps
+
+
+def _is_integer(value: Any) -> bool:
+    """An int-like scalar (not a bool): the number of leading components."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _svd_group(source: Any, dataset_path: str | None) -> tuple[Any, Any]:
@@ -96,6 +109,7 @@ def rebuild(
     from ..io.usid import create_main
     from ..process import PassSpec, run_pass, run_passes, source_ancillaries
 
+    check_memory_mb(memory_mb)
     svd, opened = _svd_group(source, dataset_path)
     try:
         for name in ("U", "S", "V"):

@@ -13,7 +13,13 @@ from ..errors import DataError
 from ..process import JobResult, source_ancillaries
 from ..process.rows import ArrayRows, HDF5Rows
 from ._svd_sinks import HDF5USink
-from ._svd_streamed import SKETCH_TOL, StreamedSVD, check_svd_arguments, streamed_svd
+from ._svd_streamed import (
+    SKETCH_TOL,
+    StreamedSVD,
+    check_svd_arguments,
+    check_svd_parameters,
+    streamed_svd,
+)
 
 #: Result of :func:`svd`: ``U`` (n_rows, k), ``S`` (k,), ``V`` (k, n_cols), ``method``, ``info``.
 SVDResult = StreamedSVD
@@ -86,6 +92,9 @@ def svd(
     >>> round(float(res.S[0]), 6) == round(float(np.linalg.norm(a, 2)), 6)
     True
     """
+    check_svd_parameters(
+        k=k, method=method, n_iter=n_iter, oversample=oversample, tol=tol, memory_mb=memory_mb, seed=seed
+    )
     if _is_h5_dataset(data):
         source = HDF5Rows(data, xp=xp)
     elif hasattr(data, "batches"):
@@ -180,6 +189,7 @@ def svd_dataset(
     from ..process.passes import PassRunner
 
     check_dataset_path(dataset_path, "svd_dataset", "k")
+    check_svd_parameters(k=k, method=method, n_iter=n_iter, tol=tol, memory_mb=memory_mb, seed=seed)
     params = {
         "num_components": int(k),
         "method": method,

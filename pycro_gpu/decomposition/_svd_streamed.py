@@ -62,10 +62,18 @@ from typing import Any
 import numpy as np
 
 from .._config import budget_mb, rows_for_budget
-from .._lib.checks import require_finite
+from .._lib.checks import (
+    check_choice,
+    check_int,
+    check_memory_mb,
+    check_real,
+    check_seed,
+    require_finite,
+)
 from .._lib.linalg import herm, hermitian_part
 from .._lib.typing import Array, Namespace
 from ..backend import device_of, from_host, is_numpy_namespace, to_host
+from ..errors import ParameterError
 from ..process.passes import NoCheckpoint, PassSpec, run_pass
 from ..process.rows import n_batches
 from ._svd_sinks import ArrayUSink
@@ -125,18 +133,47 @@ def check_svd_arguments(shape: tuple[int, int], k: Any, method: str) -> int:
 
     Raises
     ------
-    ValueError
-        ``k`` outside ``1 .. min(shape)`` or an unknown ``method`` (the message names the bad value).
+    ParameterError
+        ``k`` not an integer or outside ``1 .. min(shape)``, or an unknown ``method`` (the message
+        names the bad value).
     """
     m, n = int(shape[0]), int(shape[1])
-    k = int(k)
-    if not 1 <= k <= min(m, n):
+    check_choice(method, "method", METHODS)
+    k = check_int(k, "k", minimum=1)
+    if k > min(m, n):
         msg = f"k must be between 1 and min(n_rows, n_cols) = {min(m, n)}, got {k}"
-        raise ValueError(msg)
-    if method not in METHODS:
-        msg = f"method must be one of {', '.join(METHODS)}; got {method!r}"
-        raise ValueError(msg)
+        raise ParameterError(msg)
     return k
+
+
+def check_svd_parameters(
+    *,
+    k: Any,
+    method: Any,
+    n_iter: Any,
+    oversample: Any = 0,
+    tol: Any,
+    memory_mb: Any,
+    seed: Any,
+) -> None:
+    """Check the type and range of every scalar parameter of the SVD before anything is read.
+
+    ``k``, ``n_iter``, ``oversample`` and ``seed`` are integers (``k >= 1``, the others ``>= 0``;
+    ``k <= min(shape)`` is checked against the data by :func:`check_svd_arguments`), ``method`` one of
+    :data:`METHODS`, ``tol`` in ``[0, 1]`` and ``memory_mb`` ``None`` or a positive number.
+
+    Raises
+    ------
+    ParameterError
+        The first parameter that is wrong, named with its value.
+    """
+    check_int(k, "k", minimum=1)
+    check_choice(method, "method", METHODS)
+    check_int(n_iter, "n_iter", minimum=0)
+    check_int(oversample, "oversample", minimum=0)
+    check_real(tol, "tol", minimum=0, maximum=1)
+    check_memory_mb(memory_mb)
+    check_seed(seed)
 
 
 def _gram_fits(shape: tuple[int, int], np_dtype: Any, memory_mb: float | None) -> bool:
@@ -173,6 +210,10 @@ def choose_method(
     eigen-decomposition cost far more than a few range-finder passes (a 144 x 1536 matrix: 1.2 s
     against 0.013 s for k = 8).
     """
+    if k is not None:
+        check_int(k, "k", minimum=1)
+    check_int(oversample, "oversample", minimum=0)
+    check_memory_mb(memory_mb)
     if not _gram_fits(shape, np_dtype, memory_mb):
         return "dense" if _dense_fits(shape, np_dtype, memory_mb) else "randomized"
     n = int(shape[1])
@@ -299,6 +340,9 @@ def streamed_svd(
         The error estimate of the result is above ``tol`` (``info["converged"]`` is False): the
         randomized method's power iterations or the sketch's reads did not reach it.
     """
+    check_svd_parameters(
+        k=k, method=method, n_iter=n_iter, oversample=oversample, tol=tol, memory_mb=memory_mb, seed=seed
+    )
     result = _streamed_svd(
         source, k, method=method, n_iter=n_iter, oversample=oversample, tol=tol, refine=refine,
         memory_mb=memory_mb, seed=seed, u_sink=u_sink, compute_u=compute_u, progress=progress,
@@ -344,8 +388,8 @@ def _streamed_svd(
     device = getattr(source, "device", None)
     l_cols = min(n, k + max(0, int(oversample)))
     if method == "randomized" and n_iter < 1:
-        msg = f"n_iter must be >= 1 for the randomized method, got {n_iter}"
-        raise ValueError(msg)
+        msg = f"n_iter must be >= 1 for the randomized method, got {n_iter!r}"
+        raise ParameterError(msg)
     rows, light_rows = _plan_rows(source, method, k, l_cols, memory_mb, cdt)
     first = rows if method == "gram" else light_rows  # rows per batch of the first read
     info: dict[str, Any] = {

@@ -25,8 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from .._lib.checks import check_int, check_positive_float, check_real, check_real_vector
 from .._lib.typing import Array, Device, Namespace
 from ..backend import array_namespace, device_of, from_host, is_cupy_namespace, is_numpy_namespace
+from ..errors import ParameterError
 
 __all__ = [
     "BandPassFilter",
@@ -113,18 +115,8 @@ def _real_dtype(xp: Namespace, x: Array) -> Any:
 
 
 def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not float(value).is_integer() or int(value) < 1:
-        msg = f"{name} must be a positive integer, got {value!r}"
-        raise ValueError(msg)
-    return int(value)
-
-
-def _positive_float(value: Any, name: str) -> float:
-    v = float(value)
-    if not (v > 0 and math.isfinite(v)):
-        msg = f"{name} must be a positive finite number, got {value!r}"
-        raise ValueError(msg)
-    return v
+    """``value`` as an int >= 1 (Python or NumPy integers only), else ``ParameterError`` naming ``name``."""
+    return check_int(value, name, minimum=1)
 
 
 class FrequencyFilter:
@@ -147,7 +139,7 @@ class FrequencyFilter:
 
     def __init__(self, signal_length: int, samp_rate: float) -> None:
         self.signal_length = _positive_int(signal_length, "signal_length")
-        self.samp_rate = _positive_float(samp_rate, "samp_rate")
+        self.samp_rate = check_positive_float(samp_rate, "samp_rate")
         self._host: np.ndarray | None = None
 
     @property
@@ -258,14 +250,11 @@ class LowPassFilter(FrequencyFilter):
 
     def __init__(self, signal_length: int, samp_rate: float, f_cutoff: float, roll_off: float = 0.05) -> None:
         super().__init__(signal_length, samp_rate)
-        self.f_cutoff = _positive_float(f_cutoff, "f_cutoff")
+        self.f_cutoff = check_positive_float(f_cutoff, "f_cutoff")
         if self.f_cutoff >= self.nyquist:
             msg = f"f_cutoff must be below the Nyquist frequency {self.nyquist:g}, got {f_cutoff!r}"
-            raise ValueError(msg)
-        self.roll_off = float(roll_off)
-        if not 0 <= self.roll_off < 1:
-            msg = f"roll_off must be in [0, 1), got {roll_off!r}"
-            raise ValueError(msg)
+            raise ParameterError(msg)
+        self.roll_off = check_real(roll_off, "roll_off", minimum=0, maximum=1, max_open=True)
 
     def _design(self, freqs: np.ndarray) -> np.ndarray:
         return _erf_step_down(freqs, self.f_cutoff * (1 - self.roll_off), self.f_cutoff)
@@ -310,21 +299,21 @@ class BandPassFilter(FrequencyFilter):
         fir_taps: int = 1999,
     ) -> None:
         super().__init__(signal_length, samp_rate)
-        self.f_center = _positive_float(f_center, "f_center")
-        self.f_width = _positive_float(f_width, "f_width")
+        self.f_center = check_positive_float(f_center, "f_center")
+        self.f_width = check_positive_float(f_width, "f_width")
         self.fir = bool(fir)
         self.fir_taps = _positive_int(fir_taps, "fir_taps")
         lo, hi = self.f_center - self.f_width / 2, self.f_center + self.f_width / 2
         if hi > self.nyquist:
             msg = f"band f_center + f_width / 2 = {hi:g} exceeds the Nyquist frequency {self.nyquist:g}"
-            raise ValueError(msg)
+            raise ParameterError(msg)
         if self.fir:
             if lo <= 0 or hi >= self.nyquist:
                 msg = f"FIR band ({lo:g}, {hi:g}) must lie strictly between 0 and Nyquist {self.nyquist:g}"
-                raise ValueError(msg)
+                raise ParameterError(msg)
             if self.fir_taps > self.signal_length or self.fir_taps % 2 == 0:
                 msg = f"fir_taps must be odd and at most signal_length={self.signal_length}, got {fir_taps!r}"
-                raise ValueError(msg)
+                raise ParameterError(msg)
 
     def _design(self, freqs: np.ndarray) -> np.ndarray:
         half = self.f_width / 2
@@ -380,11 +369,11 @@ class HarmonicPassFilter(FrequencyFilter):
         keep_dc: bool = False,
     ) -> None:
         super().__init__(signal_length, samp_rate)
-        self.first_freq = _positive_float(first_freq, "first_freq")
+        self.first_freq = check_positive_float(first_freq, "first_freq")
         if self.first_freq >= self.nyquist:
             msg = f"first_freq must be below the Nyquist frequency {self.nyquist:g}, got {first_freq!r}"
-            raise ValueError(msg)
-        self.band_width = _positive_float(band_width, "band_width")
+            raise ParameterError(msg)
+        self.band_width = check_positive_float(band_width, "band_width")
         self.num_harm = _positive_int(num_harm, "num_harm")
         self.keep_dc = bool(keep_dc)
 
@@ -417,7 +406,13 @@ class NoiseBandFilter(FrequencyFilter):
     freqs : sequence of float
         Center frequencies of the noise bands (0 removes DC).
     freq_widths : float or sequence of float
-        Full width of each band (one value for all, or one per frequency).
+        Full width (> 0) of each band: one value for all, or one per frequency.
+
+    Raises
+    ------
+    ParameterError
+        ``freqs`` negative, above the Nyquist frequency or not finite real numbers; ``freq_widths`` not
+        positive, or neither one value nor one per frequency.
     """
 
     kind = "noise_band"
@@ -430,22 +425,19 @@ class NoiseBandFilter(FrequencyFilter):
         freq_widths: Sequence[float] | float,
     ) -> None:
         super().__init__(signal_length, samp_rate)
-        f = np.atleast_1d(np.asarray(freqs, dtype=np.float64))
-        w = np.atleast_1d(np.asarray(freq_widths, dtype=np.float64))
-        if f.ndim != 1 or f.size == 0:
-            msg = f"freqs must be a non-empty 1-D sequence of frequencies, got {freqs!r}"
-            raise ValueError(msg)
+        f = check_real_vector(freqs, "freqs", minimum=0)
+        w = check_real_vector(freq_widths, "freq_widths", minimum=0, min_open=True)
         if w.size == 1:
             w = np.full(f.shape, w[0])
         if w.shape != f.shape:
-            msg = f"freq_widths must be one value or one per frequency ({f.size}), got {w.size} values"
-            raise ValueError(msg)
-        if np.any(f < 0) or np.any(f > self.nyquist) or np.any(w < 0) or not np.all(np.isfinite(w)):
             msg = (
-                f"freqs must lie in [0, {self.nyquist:g}] and freq_widths be >= 0; got freqs={f.tolist()}, "
-                f"freq_widths={w.tolist()}"
+                f"freq_widths must be one value or one per frequency ({f.size}), got {w.size} values: "
+                f"freqs={f.tolist()}, freq_widths={w.tolist()}"
             )
-            raise ValueError(msg)
+            raise ParameterError(msg)
+        if np.any(f > self.nyquist):
+            msg = f"freqs must lie in [0, {self.nyquist:g}] (the Nyquist frequency), got {f.tolist()}"
+            raise ParameterError(msg)
         self.freqs = f
         self.freq_widths = w
 
@@ -492,11 +484,11 @@ class CompositeFilter(FrequencyFilter):
                 raise TypeError(msg)
         if not flat:
             msg = "filters must hold at least one FrequencyFilter"
-            raise ValueError(msg)
+            raise ParameterError(msg)
         if not are_compatible_filters(flat):
             sizes = sorted({(f.signal_length, f.samp_rate) for f in flat})
             msg = f"filters act on different (signal_length, samp_rate): {sizes}"
-            raise ValueError(msg)
+            raise ParameterError(msg)
         super().__init__(flat[0].signal_length, flat[0].samp_rate)
         self.filters = flat
 
@@ -917,17 +909,17 @@ _KINDS = ("low", "high", "band")
 def _check_cutoffs(cutoff: Any, kind: str) -> tuple[float, float | None]:
     if kind not in _KINDS:
         msg = f"kind must be one of {', '.join(_KINDS)}; got {kind!r}"
-        raise ValueError(msg)
+        raise ParameterError(msg)
     if kind == "band":
         if not (isinstance(cutoff, (tuple, list)) and len(cutoff) == 2):
             msg = f"kind='band' needs cutoff=(low, high) in cycles per pixel, got {cutoff!r}"
-            raise ValueError(msg)
-        lo, hi = (_positive_float(c, "cutoff") for c in cutoff)
+            raise ParameterError(msg)
+        lo, hi = (check_positive_float(c, "cutoff") for c in cutoff)
         if not lo < hi:
             msg = f"band cutoff must satisfy low < high, got {cutoff!r}"
-            raise ValueError(msg)
+            raise ParameterError(msg)
         return lo, hi
-    return _positive_float(cutoff, "cutoff"), None
+    return check_positive_float(cutoff, "cutoff"), None
 
 
 def gaussian_mask(
@@ -1010,7 +1002,7 @@ def butterworth_mask(
         xp = array_namespace()
     dtype = dtype or xp.float64
     c, c_hi = _check_cutoffs(cutoff, kind)
-    order = _positive_float(order, "order")
+    order = check_positive_float(order, "order")
     r2 = _radius2(shape, xp, dtype, device)
 
     def low(cut):
@@ -1024,6 +1016,17 @@ def butterworth_mask(
     if kind == "high":
         return root(1 - low(c))
     return root(1 - low(c)) * root(low(c_hi))
+
+
+def _check_spots(spots: Any) -> list[tuple[float, float]]:
+    """``spots`` as a list of ``(fy, fx)`` float pairs within [-0.5, 0.5] (else ``ParameterError``)."""
+    out = []
+    for i, s in enumerate(spots):
+        if isinstance(s, (str, bytes)) or not hasattr(s, "__len__") or len(s) != 2:
+            msg = f"each spot must be (fy, fx) in cycles per pixel within [-0.5, 0.5], got spots[{i}]={s!r}"
+            raise ParameterError(msg)
+        out.append(tuple(check_real(v, f"spots[{i}]", minimum=-0.5, maximum=0.5) for v in s))
+    return out
 
 
 def notch_mask(
@@ -1059,14 +1062,10 @@ def notch_mask(
         xp = array_namespace()
     dtype = dtype or xp.float64
     ny, nx = _shape2(shape)
-    radius = _positive_float(radius, "radius")
+    radius = check_positive_float(radius, "radius")
     fy, fx = image_frequencies(shape, xp=xp, dtype=dtype, device=device)
     out = xp.ones((ny, nx // 2 + 1), dtype=dtype, device=device)
-    spots = [tuple(map(float, s)) for s in spots]
-    for s in spots:
-        if len(s) != 2 or not all(-0.5 <= v <= 0.5 for v in s):
-            msg = f"each spot must be (fy, fx) in cycles per pixel within [-0.5, 0.5], got {s!r}"
-            raise ValueError(msg)
+    for s in _check_spots(spots):
         for sy, sx in (s, (-s[0], -s[1])):
             # distance on the periodic frequency grid (wrap fy: -0.5 and 0.5 are the same frequency)
             dy = xp.abs(fy - sy)

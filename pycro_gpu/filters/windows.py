@@ -14,18 +14,23 @@ from typing import Any
 
 import numpy as np
 
+from .._lib.checks import check_int
 from .._lib.typing import Array, Namespace
 from ..backend import array_namespace, device_of, from_host
+from ..errors import ParameterError
 
 __all__ = ["extract_windows", "stitch_windows", "svd_denoise", "window_starts"]
 
 
 def _pair(value: Any, name: str) -> tuple[int, int]:
-    vals = (value, value) if np.isscalar(value) else tuple(value)
-    if len(vals) != 2 or any(isinstance(v, bool) or int(v) != v or int(v) < 1 for v in vals):
+    """``value`` (an int or a pair of ints, each >= 1) as ``(rows, cols)``, else ``ParameterError``."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        v = check_int(value, name, minimum=1)
+        return v, v
+    if len(value) != 2:
         msg = f"{name} must be a positive integer or a pair of them, got {value!r}"
-        raise ValueError(msg)
-    return int(vals[0]), int(vals[1])
+        raise ParameterError(msg)
+    return check_int(value[0], f"{name}[0]", minimum=1), check_int(value[1], f"{name}[1]", minimum=1)
 
 
 def _starts(n: int, w: int, step: int) -> list[int]:
@@ -198,16 +203,16 @@ def svd_denoise(
     ``U[:, :k] S[:k] V[:k]^T``; each pixel is the mean over the windows that cover it. Repeating
     structure (a lattice) lives in few components; white noise spreads over all.
     """
+    k = check_int(n_components, "n_components")
     if xp is None:
         xp = array_namespace(image)
     if not xp.isdtype(image.dtype, "real floating"):
         image = xp.astype(image, xp.float64)
     win = extract_windows(image, window_size, step, xp=xp)
     n_win, wy, wx = win.shape
-    k = int(n_components)
     if not 1 <= k <= min(n_win, wy * wx):
         msg = f"n_components must be in [1, {min(n_win, wy * wx)}] for {n_win} windows of {wy}x{wx}, got {k}"
-        raise ValueError(msg)
+        raise ParameterError(msg)
     u, s, vh = xp.linalg.svd(xp.reshape(win, (n_win, wy * wx)), full_matrices=False)
     low = (u[:, :k] * s[:k]) @ vh[:k, :]
     cleaned = stitch_windows(xp.reshape(low, (n_win, wy, wx)), image.shape, step, xp=xp)

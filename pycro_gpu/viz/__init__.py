@@ -2,7 +2,9 @@
 
 Every function returns a :class:`matplotlib.figure.Figure` built directly (no ``pyplot`` state, so
 nothing leaks between calls or into a user's session) and takes host NumPy arrays; save it with
-:func:`save_figure`. Axes carry labels with units, every image a colorbar.
+:func:`save_figure`. Axes carry labels with units, every image a colorbar. Maps are ``(ny, nx)`` arrays
+drawn as given (row 0 at the top, X across); build them from per-position values with
+:meth:`pycro_gpu.io.usid.USIDataset.position_maps`, which orients them from the file's dimensions.
 
 Modules: :mod:`~pycro_gpu.viz.figures` (one figure per kind of data),
 :mod:`~pycro_gpu.viz.results` (the figures of SVD, decomposition, cluster and fit results groups) and
@@ -23,13 +25,25 @@ from .figures import (
     si_scale,
     spectra_figure,
 )
-from .results import plot_clusters, plot_decomposition, plot_fit, plot_svd
+from .results import (
+    cluster_figures,
+    decomposition_figures,
+    fit_figures,
+    plot_clusters,
+    plot_decomposition,
+    plot_fit,
+    plot_svd,
+    svd_figures,
+)
 
 __all__ = [
     "Panel",
     "cluster_figure",
+    "cluster_figures",
     "components_figure",
+    "decomposition_figures",
     "filter_figure",
+    "fit_figures",
     "loops_figure",
     "map_figure",
     "plot_clusters",
@@ -40,4 +54,5 @@ __all__ = [
     "scree_figure",
     "si_scale",
     "spectra_figure",
+    "svd_figures",
 ]

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..errors import DataError
+
 __all__ = [
     "Panel",
     "cluster_figure",
@@ -89,6 +91,19 @@ class Panel:
     vmax: float | None = None
 
 
+def _as_map(data: Any, what: str, ndim: int = 2) -> np.ndarray:
+    """``data`` as an ndarray of ``ndim`` dimensions (a map ``(ny, nx)`` or a stack), else ``DataError``."""
+    arr = np.asarray(data)
+    if arr.ndim != ndim or 0 in arr.shape:
+        shape = "(ny, nx)" if ndim == 2 else "(k, ny, nx)"
+        msg = (
+            f"{what} must be a non-empty {shape} array (build maps with USIDataset.position_maps), "
+            f"got shape {arr.shape}"
+        )
+        raise DataError(msg)
+    return arr
+
+
 def _extent(shape, x, y) -> tuple[list[float] | None, str, str]:
     """Image extent and axis labels from position values in m (pixel indices when absent)."""
     ny, nx = shape
@@ -147,7 +162,8 @@ def map_figure(
     Parameters
     ----------
     panels : sequence of Panel
-        The maps; each ``(ny, nx)``.
+        The maps; each ``(ny, nx)``, drawn with row 0 at the top and X across (per-position values
+        become maps with :meth:`~pycro_gpu.io.usid.USIDataset.position_maps`).
     title : str
         Figure title.
     x, y : (nx,), (ny,) arrays, optional
@@ -156,9 +172,9 @@ def map_figure(
         Panels per row (default up to 4).
     """
     n = len(panels)
+    data_maps = [_as_map(p.data, f"panel {p.title!r}").astype(float) for p in panels]
     fig, axes = _panel_grid(n, ncols or min(n, 4), 3.4, 3.0)
-    for ax, panel in zip(axes, panels, strict=True):
-        data = np.asarray(panel.data, dtype=float)
+    for ax, panel, data in zip(axes, panels, data_maps, strict=True):
         ext, xl, yl = _extent(data.shape, x, y)
         vmin, vmax = _limits(data, panel.vmin, panel.vmax)
         im = ax.imshow(
@@ -338,7 +354,8 @@ def components_figure(
     Parameters
     ----------
     maps : (k, ny, nx) array
-        Score (abundance) maps.
+        Score (abundance) maps, e.g. ``raw.position_maps((U * S).T, axis=-1)`` for SVD scores ``U S``
+        of the Main dataset ``raw`` (:meth:`~pycro_gpu.io.usid.USIDataset.position_maps`).
     components : (k, n) or (k, a, b) array (real or complex: the magnitude is shown)
         Component vectors; 2-D components are drawn as images.
     component_axis : (n,) array, optional
@@ -350,9 +367,12 @@ def components_figure(
     x, y : arrays, optional
         Position values (m) of the maps.
     """
-    maps = np.asarray(maps)
+    maps = _as_map(maps, "maps", ndim=3)
     comps = np.asarray(components)
     k = maps.shape[0]
+    if comps.ndim < 2 or comps.shape[0] < k:
+        msg = f"components must hold one vector per map ({k}), got shape {comps.shape}"
+        raise DataError(msg)
     fig = Figure(figsize=(3.2 * k, 6.0), layout="constrained")
     axes = fig.subplots(2, k, squeeze=False)
     for i in range(k):
@@ -437,7 +457,8 @@ def cluster_figure(
     Parameters
     ----------
     labels : (ny, nx) int array
-        Cluster of each position.
+        Cluster of each position as a map (``raw.position_maps(labels)`` for one label per row of the
+        Main dataset ``raw``, :meth:`~pycro_gpu.io.usid.USIDataset.position_maps`).
     centers : (k, n) array, optional
         Mean response of each cluster, drawn against ``center_axis``.
     truth : (ny, nx) int array, optional
@@ -445,7 +466,10 @@ def cluster_figure(
     closed : bool
         Close the center curves on themselves (loops over a DC cycle).
     """
-    labels = np.asarray(labels)
+    labels = _as_map(labels, "labels")
+    if truth is not None and np.shape(truth) != labels.shape:
+        msg = f"truth must have the shape of labels {labels.shape}, got {np.shape(truth)}"
+        raise DataError(msg)
     k = int(labels.max()) + 1
     colors = [f"C{i % 10}" for i in range(k)]
     n_panels = 1 + (truth is not None) + (centers is not None)

@@ -31,6 +31,13 @@ pyUSID does: a dimension whose index changes more often along the flattened axis
 form is always returned with its axes in the order of the ``labels`` attribute (positions then
 spectroscopic), whatever the storage order; that is pyUSID's ``get_n_dim_form()`` layout.
 
+*Maps* (:meth:`USIDataset.position_maps`, :func:`position_maps`): per-position values (one per row,
+e.g. a fitted parameter, SVD scores, cluster labels) become images with the position dimensions from
+the slowest- to the fastest-varying, ``(n_y, n_x, ...)`` for a scan stored X fastest
+(``pos_dims=[X, Y]`` as written here): Y down the rows, X across the columns, as ``imshow`` draws them.
+Every map of the library, its figures and its notebooks is built by this one function, never by a
+hand-written ``reshape``.
+
 Incomplete grids
 ----------------
 A position grid is *complete* when the index tuples of the rows are exactly the Cartesian product of
@@ -51,7 +58,15 @@ finished group (:func:`find_results`).
 from __future__ import annotations
 
 from .dimensions import ANCILLARY_NAMES, INDICES_DTYPE, VALUES_DTYPE, Dimension
-from .read import DEFAULT_RAW_DATA, USIDataset, check_main, find_main_datasets, is_main, open_main
+from .read import (
+    DEFAULT_RAW_DATA,
+    USIDataset,
+    check_main,
+    find_main_datasets,
+    is_main,
+    open_main,
+    position_maps,
+)
 from .results import (
     create_results_group,
     describe_file,
@@ -79,6 +94,7 @@ __all__ = [
     "is_main",
     "iter_results_groups",
     "open_main",
+    "position_maps",
     "results_parameters",
     "write_main",
     "writing_results",

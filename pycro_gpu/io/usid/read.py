@@ -1,4 +1,4 @@
-"""Checking and reading USID Main datasets (check_main, USIDataset, find_main_datasets)."""
+"""Checking and reading USID Main datasets (check_main, USIDataset, position_maps, find_main_datasets)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..._lib.checks import check_int
 from ...errors import DataError, USIDError
 from ._attrs import _scalar, _str_attr, _str_list
 from .dimensions import ANCILLARY_NAMES, Dimension, _anc_grid, _from_n_dim, _nd_shape, _to_n_dim
@@ -248,6 +249,101 @@ class USIDataset(h5py.Dataset):
             raise DataError(msg)
         return _from_n_dim(arr, self._pos, self._spec)
 
+    @property
+    def map_dims(self) -> list[Dimension]:
+        """The position dimensions along the axes of :meth:`position_maps`, rows first.
+
+        Slowest-varying first, the fastest-varying (the columns) last: ``[Y, X]`` for a raster scan
+        stored X fastest, however the ``labels`` list them. Rows stored out of grid order (shuffled)
+        have no scan order; their maps take the USID convention that the first label varies fastest,
+        i.e. the labels reversed.
+        """
+        return [self.pos_dims[k] for k in self._map_order()]
+
+    def _map_order(self) -> list[int]:
+        """Indices into :attr:`pos_dims` of the map axes (see :attr:`map_dims`)."""
+        if self._pos["perm"] is None:
+            return list(reversed(self.pos_order))
+        return list(reversed(range(len(self.pos_dims))))
+
+    def position_maps(self, values: Any, *, axis: int = 0) -> np.ndarray:
+        """Arrange per-position values (one per row of this dataset) as maps over the position grid.
+
+        The one place where positions become images. The rows of a Main dataset list the positions
+        with one dimension varying fastest (X for a raster scan, ``pos_dims = [X, Y]`` as
+        :func:`~pycro_gpu.io.usid.write_main` writes it), so an image is ``(n_y, n_x)``: Y down the
+        rows, X across the columns, ``values.reshape(n_y, n_x)`` for rows in that order. In general the
+        map axes are the position dimensions from the slowest- to the fastest-varying
+        (:attr:`map_dims`, read from the index datasets whichever order the ``labels`` list them in);
+        rows stored out of grid order are put in place, their axes in reversed label order.
+
+        Parameters
+        ----------
+        values : (N_pos,) or (N_pos, ...) array_like
+            One value (or one vector, e.g. ``k`` SVD scores) per position, in the row order of this
+            dataset, along ``axis``. A host (NumPy) array or anything ``numpy.asarray`` reads.
+        axis : int
+            Axis of ``values`` that runs over the positions (``-1`` for ``(k, N_pos)`` values).
+
+        Returns
+        -------
+        ndarray
+            ``values`` with the position axis replaced by the map axes, in place: ``(n_y, n_x, ...)``
+            for ``axis=0``, ``(k, n_y, n_x)`` for ``(k, N_pos)`` values and ``axis=-1``. A single
+            position dimension gives ``(n_x, ...)``.
+
+        Raises
+        ------
+        USIDError
+            The positions do not form a complete grid (sparse sampling): there are no maps.
+        DataError
+            ``values`` does not hold one entry per position along ``axis``.
+
+        Examples
+        --------
+        >>> import h5py, numpy as np
+        >>> from pycro_gpu.io.usid import Dimension, write_main
+        >>> f = h5py.File("doc_position_maps.h5", "w", driver="core", backing_store=False)
+        >>> x, y = np.meshgrid(np.arange(3), np.arange(2))  # a 2 x 3 image: rows Y, columns X
+        >>> truth = 10 * x + y
+        >>> raw = write_main(f, "Raw_Data", truth.reshape(-1, 1),
+        ...                  [Dimension("X", "m", 3), Dimension("Y", "m", 2)],
+        ...                  Dimension("Bias", "V", 1), "Current", "A")
+        >>> raw.position_maps(raw[:, 0])
+        array([[ 0, 10, 20],
+               [ 1, 11, 21]])
+        >>> raw.position_maps(np.stack([raw[:, 0], -raw[:, 0]]), axis=-1).shape  # (k, n_y, n_x)
+        (2, 2, 3)
+        >>> f.close()
+        """
+        arr = np.asarray(values)
+        if arr.ndim == 0:
+            msg = f"position_maps: values must hold one value per position ({self.n_positions}), got a scalar"
+            raise DataError(msg)
+        ax = check_int(axis, "axis", minimum=-arr.ndim, maximum=arr.ndim - 1) % arr.ndim
+        if arr.shape[ax] != self.n_positions:
+            msg = (
+                f"position_maps: values must hold one entry per position of {self.name} "
+                f"({self.n_positions}) along axis {axis}, got shape {arr.shape}"
+            )
+            raise DataError(msg)
+        pos = self._pos
+        if pos["shape"] is None:
+            sizes = {d.name: len(d) for d in self.pos_dims}
+            msg = (
+                f"{self.name}: its {self.n_positions} positions do not form the full grid of {sizes} "
+                "(e.g. sparse sampling), so they have no maps; plot the values against position_table()"
+            )
+            raise USIDError(msg)
+        arr = np.moveaxis(arr, ax, 0)
+        if pos["perm"] is not None:
+            arr = arr[pos["perm"]]  # rows in grid order: pos_order[0] varies fastest
+        stored = list(reversed(self.pos_order))  # slowest first: the C order of the rows
+        arr = arr.reshape(*(len(self.pos_dims[k]) for k in stored), *arr.shape[1:])
+        n_p = len(stored)
+        arr = arr.transpose([stored.index(k) for k in self._map_order()] + list(range(n_p, arr.ndim)))
+        return np.moveaxis(arr, list(range(n_p)), list(range(ax, ax + n_p)))
+
     def to_xarray(self) -> Any:
         """Return the N-D data as an ``xarray.DataArray`` (needs the optional package xarray).
 
@@ -278,6 +374,41 @@ class USIDataset(h5py.Dataset):
             f"<USIDataset {self.name!r}: {self.quantity} [{self.units}] {self.shape} {self.dtype}; "
             f"N-D {self.n_dim_shape} {self.n_dim_labels}>"
         )
+
+
+def position_maps(h5_main: Any, values: Any, *, axis: int = 0) -> np.ndarray:
+    """Per-position ``values`` of the Main dataset ``h5_main`` as maps: :meth:`USIDataset.position_maps`.
+
+    Parameters
+    ----------
+    h5_main : USIDataset or h5py.Dataset
+        The Main dataset whose rows the values follow (e.g. ``Raw_Data``, or a results dataset such as
+        ``U`` or ``Labels`` that shares its position ancillaries).
+    values : (N_pos, ...) array_like
+        One value or vector per position along ``axis``.
+    axis : int
+        Axis of ``values`` over the positions.
+
+    Returns
+    -------
+    ndarray
+        ``(n_y, n_x, ...)`` for ``axis=0``: rows the slowest-varying position dimension (Y of a scan
+        stored X fastest), columns the fastest.
+
+    Examples
+    --------
+    >>> import h5py, numpy as np
+    >>> from pycro_gpu.io.usid import Dimension, position_maps, write_main
+    >>> f = h5py.File("doc_position_maps_fn.h5", "w", driver="core", backing_store=False)
+    >>> raw = write_main(f, "Raw_Data", np.arange(6.0).reshape(6, 1),
+    ...                  [Dimension("X", "m", 3), Dimension("Y", "m", 2)],
+    ...                  Dimension("Bias", "V", 1), "Current", "A")
+    >>> position_maps(f["Raw_Data"], np.arange(6)).tolist()  # X fastest: row y holds 3 y .. 3 y + 2
+    [[0, 1, 2], [3, 4, 5]]
+    >>> f.close()
+    """
+    main = h5_main if isinstance(h5_main, USIDataset) else USIDataset(h5_main)
+    return main.position_maps(values, axis=axis)
 
 
 def find_main_datasets(h5_obj: h5py.Group | h5py.File) -> list[USIDataset]:
