@@ -596,7 +596,8 @@ def get_noise_floor(
     Returns
     -------
     (...,) real array
-        One floor per spectrum, in the amplitude units of ``spectra``.
+        One floor per spectrum, in the amplitude units of ``spectra``; NaN for a spectrum that holds
+        NaN or inf (it has no noise floor; the iteration would otherwise settle on 0).
 
     Notes
     -----
@@ -639,6 +640,7 @@ def get_noise_floor(
 
         flat = np.ascontiguousarray(spectra).reshape(-1, n_bins)
         floors = noise_floor_rows(flat, tol, n, rtol=rtol, max_iter=max_iter)
+        floors[~np.all(np.isfinite(flat), axis=-1)] = np.nan
         return floors.reshape(spectra.shape[:-1]).astype(rdt, copy=False)
     device = device_of(spectra)
     re, im = xp.real(spectra), xp.imag(spectra)
@@ -658,7 +660,8 @@ def get_noise_floor(
         active = active & (residual > rtol * xp.sqrt(new2))
         if not bool(xp.any(active)):
             break
-    return xp.sqrt(thr2)
+    finite = xp.all(xp.isfinite(spectra), axis=-1)
+    return xp.where(finite, xp.sqrt(thr2), xp.asarray(math.nan, dtype=rdt, device=device))
 
 
 def threshold_spectrum(spectra: Array, floors: Array | float, *, xp: Namespace | None = None) -> Array:
