@@ -244,6 +244,22 @@ def test_interrupted_override_run_names_the_override_option(pristine, tmp_path, 
     assert code == 0 and f"{second}/Piezoresponse-Loop_Fit_000" in out
 
 
+def test_interrupted_sho_fit_in_a_results_file_names_both_files(pristine, tmp_path, capsys):
+    path = _copy(pristine, tmp_path)
+    res = tmp_path / "sho results.h5"
+    assert _cli(capsys, "fit", "sho", path, "--results", res, "--backend", "numpy", "--maxiter", 50)[0] == 0
+    with h5py.File(res, "r+") as f:
+        f["Raw_Data-SHO_Fit_000"].attrs["status"] = "running"
+        f["Raw_Data-SHO_Fit_000/completed_positions"][40:] = 0
+    code, _, err = _cli(capsys, "fit", "loop", res, "--backend", "numpy")
+    assert code == 1 and len(err) == 1 and "SHO fit /Raw_Data-SHO_Fit_000 is interrupted" in err[0]
+    advised = shlex.split(err[0].split("`")[1])
+    assert advised == ["pycro-gpu", "fit", "sho", str(path), "--maxiter", "50", "--results", str(res)]
+    code, out, _ = _cli(capsys, *advised[1:], "--backend", "numpy")
+    assert code == 0 and "resumed: 8 positions" in out
+    assert _cli(capsys, "fit", "loop", res, "--backend", "numpy", "-q")[0] == 0
+
+
 def test_api_refuses_loops_of_an_interrupted_sho_fit(pristine, tmp_path):
     path = _copy(pristine, tmp_path)
     fit_sho_dataset(path, RAW, backend="numpy", progress=False)
@@ -351,15 +367,11 @@ def test_constant_axis_refused(tmp_path, capsys):
     path = _constant_axis_file(tmp_path / "const.h5")
     before = _objects(path)
     code, out, err = _cli(capsys, "fit", "sho", path, "--backend", "numpy")
-    assert (
-        code == 1
-        and out == ""
-        and err
-        == [
-            "pycro-gpu fit: error: the Frequency dimension of /Raw_Data is constant (350000 at all 24 samples): "
-            "a SHO fit needs distinct values"
-        ]
+    want = (
+        "pycro-gpu fit: error: the Frequency dimension of /Raw_Data is constant (350000 at all 24 "
+        "samples): a SHO fit needs distinct values"
     )
+    assert code == 1 and out == "" and err == [want]
     assert _objects(path) == before
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ def _text(value: Any) -> str:
 def _sho_rerun_command(group: h5py.Group) -> str:
     """The ``pycro-gpu fit sho`` command that finishes the interrupted SHO fit ``group``."""
     raw = _text(group.attrs.get("source_file", group.file.filename))
-    words = ["pycro-gpu fit sho", raw]
+    words = ["pycro-gpu fit sho", shlex.quote(raw)]
     try:
         params = json.loads(_text(group.attrs["parameters_json"]))
     except (KeyError, ValueError):
@@ -77,7 +78,7 @@ def _sho_rerun_command(group: h5py.Group) -> str:
     if params.get("maxiter", SHO_MAXITER) != SHO_MAXITER:
         words += ["--maxiter", str(params["maxiter"])]
     if Path(group.file.filename).resolve() != Path(raw).resolve():
-        words += ["--results", str(group.file.filename)]
+        words += ["--results", shlex.quote(str(group.file.filename))]
     twins = [
         g
         for g in group.parent.values()
@@ -86,6 +87,7 @@ def _sho_rerun_command(group: h5py.Group) -> str:
         and _text(g.attrs.get("tool", "")) == "SHO_Fit"
         and _text(g.attrs.get("status", "complete")) == "complete"
         and g.attrs.get("parameters_json") == group.attrs.get("parameters_json")
+        and g.attrs.get("source_path") == group.attrs.get("source_path")
     ]
     if twins:  # a finished fit with equal parameters would be reused: only --override resumes this one
         words.append("--override")
