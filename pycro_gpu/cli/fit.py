@@ -17,10 +17,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p,
         dataset_help="sho: complex Main dataset (default: the first with a Frequency dimension); loop: a "
         "real Main dataset of loops, or an SHO 'Fit' dataset whose A cos(phi) loops are fitted (default: "
-        "the last SHO fit in the file)",
+        "the last SHO fit in the file, which must be finished)",
         plot_help="write a map of each fitted parameter (PNG) into DIR",
     )
-    p.add_argument("--maxiter", type=int, default=None, help="iteration limit per fit")
+    p.add_argument("--maxiter", type=int, default=None, help="iteration limit per fit (an integer >= 1)")
 
 
 def _find_sho_source(f):
@@ -35,13 +35,17 @@ def _find_sho_source(f):
 
 
 def _find_sho_fit(f):
+    """The ``Fit`` of the last SHO fit in ``f`` (finished or not: the loop fit refuses unfinished ones)."""
+    import h5py
+
     from ..errors import DataError
 
     found = []
 
     def visit(name, obj):
         parent = name.rsplit("/", 1)[0] if "/" in name else ""
-        if name.endswith("/Fit") and "-SHO_Fit_" in parent.rsplit("/", 1)[-1] and obj.dtype.names:
+        is_compound = isinstance(obj, h5py.Dataset) and obj.dtype.names is not None
+        if name.endswith("/Fit") and "-SHO_Fit_" in parent.rsplit("/", 1)[-1] and is_compound:
             found.append(name)
 
     f.visititems(visit)
@@ -54,10 +58,8 @@ def _find_sho_fit(f):
 def run(args: argparse.Namespace) -> int:
     import time
 
-    import numpy as np
-
     from ..io.hdf5 import open_h5
-    from ..io.usid import USIDataset, open_main
+    from ..io.usid import open_main
 
     kw = {"override": args.override, "results": args.results}
     if args.maxiter is not None:
@@ -73,20 +75,41 @@ def run(args: argparse.Namespace) -> int:
             main = open_main(f, args.dataset) if args.dataset else _find_sho_source(f)
             res = fit_sho_dataset(main, **kw)
         else:
-            from ..fitting.dataset import fit_loop_dataset, project_loops
+            from ..fitting.dataset import fit_loop_dataset
 
-            dset = f[args.dataset] if args.dataset else _find_sho_fit(f)
-            if dset.dtype.names:
-                dset = project_loops(dset)
-            main = dset if isinstance(dset, USIDataset) else USIDataset(dset)
-            res = fit_loop_dataset(main, **kw)
+            # an SHO Fit (compound) is projected to its loops by the job, once it is known to be finished
+            dset = open_main(f, args.dataset) if args.dataset else _find_sho_fit(f)
+            res = fit_loop_dataset(dset, **kw)
     with open_h5(res.file, "r") as out:
-        conv = float(np.mean(out[res.group]["Converged"][()]))
-        n = int(out[res.group]["Converged"].size)
+        counts = status_counts(out[res.group])
         write_figures(args, "plot_fit", out[res.group])
     dt = time.perf_counter() - t0
     if not args.quiet:
         state = "reused" if res.reused else ("resumed" if res.resumed else "computed")
         print(f"{res.file}:{res.group}")
-        print(f"  {state}: {res.n_computed} positions in {dt:.2f} s; {n} fits, {conv:.2%} converged")
+        print(f"  {state}: {res.n_computed} positions in {dt:.2f} s; {counts}")
     return 0
+
+
+def status_counts(group) -> str:
+    """``N fits: P% converged (C), U not converged, S skipped (non-finite data)`` of a fit results group.
+
+    From the per-fit ``Status`` codes (see the group's ``status_codes`` attribute); groups written
+    before ``Status`` existed count from ``Converged`` (nothing skipped).
+    """
+    import numpy as np
+
+    from ..fitting import STATUS_CONVERGED, STATUS_NONFINITE
+
+    if "Status" in group:
+        codes = np.asarray(group["Status"][()]).reshape(-1)
+    else:
+        codes = np.where(np.asarray(group["Converged"][()]).reshape(-1) != 0, STATUS_CONVERGED, -1)
+    n = int(codes.size)
+    converged = int(np.count_nonzero(codes == STATUS_CONVERGED))
+    skipped = int(np.count_nonzero(codes == STATUS_NONFINITE))
+    share = converged / n if n else 0.0
+    return (
+        f"{n} fits: {share:.2%} converged ({converged}), {n - converged - skipped} not converged, "
+        f"{skipped} skipped (non-finite data)"
+    )

@@ -588,7 +588,8 @@ def get_noise_floor(
     Returns
     -------
     (...,) real array
-        One floor per spectrum, in the amplitude units of ``spectra``.
+        One floor per spectrum, in the amplitude units of ``spectra``; NaN for a spectrum that holds
+        NaN or inf (it has no noise floor; the iteration would otherwise settle on 0).
 
     Notes
     -----
@@ -631,16 +632,19 @@ def get_noise_floor(
 
         flat = np.ascontiguousarray(spectra).reshape(-1, n_bins)
         floors = noise_floor_rows(flat, tol, n, rtol=rtol, max_iter=max_iter)
+        floors[~np.all(np.isfinite(flat), axis=-1)] = np.nan
         return floors.reshape(spectra.shape[:-1]).astype(rdt, copy=False)
     device = device_of(spectra)
     re, im = xp.real(spectra), xp.imag(spectra)
-    amp2 = re * re + im * im
+    zero = xp.zeros((), dtype=rdt, device=device)
+    # a row with NaN or inf has no floor: it iterates as zeros (no invalid arithmetic) and gets NaN
+    finite = xp.all(xp.isfinite(spectra), axis=-1)
+    amp2 = xp.where(finite[..., None], re * re + im * im, zero)
     wamp2 = amp2 * _two_sided_weights(n_bins, n, xp, rdt, device)
     log_term = -2.0 * math.log(tol)
     sigma2 = xp.sum(wamp2, axis=-1) / (2 * n)
     thr2 = sigma2 * log_term
     active = xp.ones(sigma2.shape, dtype=xp.bool, device=device)
-    zero = xp.zeros((), dtype=rdt, device=device)
     for _ in range(1, max_iter):
         kept = xp.where(amp2 <= thr2[..., None], wamp2, zero)
         new2 = xp.sum(kept, axis=-1) / (2 * n)
@@ -650,7 +654,7 @@ def get_noise_floor(
         active = active & (residual > rtol * xp.sqrt(new2))
         if not bool(xp.any(active)):
             break
-    return xp.sqrt(thr2)
+    return xp.where(finite, xp.sqrt(thr2), xp.asarray(math.nan, dtype=rdt, device=device))
 
 
 def threshold_spectrum(spectra: Array, floors: Array | float, *, xp: Namespace | None = None) -> Array:

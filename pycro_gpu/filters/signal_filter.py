@@ -11,7 +11,8 @@ dataset (each row one signal: a G-mode pixel or line) through the batch engine
     filter passes (weight > 0), with a spectroscopic ``Frequency`` dimension. Compact for
     sparse-in-frequency signals (a few harmonics), and enough to rebuild ``Filtered_Data``.
 ``Noise_Floors`` (``noise_threshold`` given)
-    Main dataset ``(N_pos, 1)``: the noise floor of each signal.
+    Main dataset ``(N_pos, 1)``: the noise floor of each signal; NaN for a signal that holds NaN or
+    inf (it has none).
 ``Composite_Filter``
     ``(N_spec // 2 + 1,)`` float32: the filter weights per one-sided frequency bin (with a
     ``Frequency`` attribute dataset ``Composite_Filter_Frequencies``).

@@ -9,7 +9,19 @@ streamed, resumable engine (:func:`fit_sho_dataset`, :func:`fit_loop_dataset`).
 
 from __future__ import annotations
 
-from .api import STATUS_CODES, FitResult, default_bounds, fit, fit_loop, fit_sho, loop_metrics
+from .api import (
+    STATUS_CODES,
+    STATUS_CONSTANT_DATA,
+    STATUS_CONVERGED,
+    STATUS_MAX_ITER,
+    STATUS_NONFINITE,
+    FitResult,
+    default_bounds,
+    fit,
+    fit_loop,
+    fit_sho,
+    loop_metrics,
+)
 from .dataset import fit_loop_dataset, fit_sho_dataset, project_loops
 from .guess import (
     double_exponential_guess,
@@ -35,6 +47,10 @@ from .models import (
 __all__ = [
     "MODEL_NAMES",
     "STATUS_CODES",
+    "STATUS_CONSTANT_DATA",
+    "STATUS_CONVERGED",
+    "STATUS_MAX_ITER",
+    "STATUS_NONFINITE",
     "FitResult",
     "ModelSpec",
     "default_bounds",

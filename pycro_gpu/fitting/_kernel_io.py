@@ -10,6 +10,7 @@ import numpy as np
 from .._lib.typing import Array, Namespace
 from ..backend import is_cupy_namespace, to_host
 from ..errors import DataError
+from ._checks import abscissa, check_determined
 
 
 def host_vector(x: Array, dtype=np.float64) -> np.ndarray:
@@ -35,6 +36,12 @@ def prepare_sho(spectra: Array, frequencies: Array, xp: Namespace):
 
     Returns ``(y_view, x_scaled, fscale, ascale, dtype)`` with ``y_view`` the (n, 2 m) real view of the
     scaled spectra in kernel form (NumPy or CuPy).
+
+    Raises
+    ------
+    DataError
+        Spectra not 2-D complex; frequencies missing, not 1-D, non-finite, of another length than the
+        spectra, constant, or fewer than 5 distinct values (the 4 SHO parameters would not be determined).
     """
     if spectra.ndim != 2:
         msg = f"spectra must be 2-D (n_positions, n_bins), got shape {tuple(spectra.shape)}"
@@ -43,13 +50,8 @@ def prepare_sho(spectra: Array, frequencies: Array, xp: Namespace):
         msg = f"spectra must be complex (SHO fits real and imaginary parts), got dtype {spectra.dtype}"
         raise DataError(msg)
     fdt = float_dtype(spectra.dtype)
-    f = host_vector(frequencies)
-    if f.shape[0] != spectra.shape[1] or f.shape[0] < 4:
-        msg = (
-            f"frequencies must have one value per bin (>= 4) of spectra {tuple(spectra.shape)}, "
-            f"got {f.shape[0]}"
-        )
-        raise DataError(msg)
+    f = abscissa(frequencies, "frequencies", spectra.shape[1], "bin")
+    check_determined(f, 4, model="SHO", name="frequencies")
     fscale = float(np.mean(np.abs(f))) or 1.0
     y = kernel_array(spectra, xp)
     ascale = 1.0

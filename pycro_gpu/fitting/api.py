@@ -24,13 +24,41 @@ from ..backend import (
 )
 from ..errors import DataError
 from . import guess as _guess
-from ._kernel_io import float_dtype, host_vector, kernel_array, prepare_sho, result_namespace_arrays
+from ._checks import abscissa, check_data, check_determined, check_maxiter, check_tolerance
+from ._kernel_io import float_dtype, kernel_array, prepare_sho, result_namespace_arrays
 from .models import ModelSpec, get_model
 
-__all__ = ["STATUS_CODES", "FitResult", "default_bounds", "fit", "fit_loop", "fit_sho", "loop_metrics"]
+__all__ = [
+    "STATUS_CODES",
+    "STATUS_CONSTANT_DATA",
+    "STATUS_CONVERGED",
+    "STATUS_MAX_ITER",
+    "STATUS_NONFINITE",
+    "FitResult",
+    "default_bounds",
+    "fit",
+    "fit_loop",
+    "fit_sho",
+    "loop_metrics",
+]
 
-#: Meaning of :attr:`FitResult.status`.
-STATUS_CODES = {0: "converged", 1: "iteration limit", 2: "non-finite data or start point"}
+#: :attr:`FitResult.status` of a converged fit
+STATUS_CONVERGED = 0
+#: the iteration limit ``maxiter`` was reached before the fit converged
+STATUS_MAX_ITER = 1
+#: NaN or inf in the data or the start point: the fit was skipped
+STATUS_NONFINITE = 2
+#: the data do not vary along the abscissa (an all-zero or constant spectrum): R^2 is undefined and
+#: no parameter is determined
+STATUS_CONSTANT_DATA = 3
+
+#: Meaning of each :attr:`FitResult.status` code (also the ``status_codes`` attribute of dataset fits).
+STATUS_CODES = {
+    STATUS_CONVERGED: "converged",
+    STATUS_MAX_ITER: "not converged: iteration limit (maxiter) reached",
+    STATUS_NONFINITE: "skipped: NaN or inf in the data or the start point",
+    STATUS_CONSTANT_DATA: "not converged: the data do not vary (all-zero or constant), R^2 undefined",
+}
 
 
 @dataclass
@@ -46,6 +74,7 @@ class FitResult:
     chi2 : (n,) real array
         Sum of squared residuals (real and imaginary parts for complex data).
     converged : (n,) bool array
+        ``status == 0``.
     niter : (n,) int32 array
         Levenberg-Marquardt iterations.
     status : (n,) int8 array
@@ -107,7 +136,7 @@ def fit_sho(
     bounds : (lower, upper), optional
         Each a length-4 sequence; default ``A >= 0``, w0 within the band, Q and phi free.
     maxiter : int
-        Iteration limit per fit.
+        Iteration limit per fit (an integer >= 1).
     ftol, xtol : float, optional
         Stop when a step changes chi-square by less than ``ftol`` (relative) or every parameter by less
         than ``xtol`` (relative); default 1e-5 in float32, 1e-7 in float64.
@@ -120,7 +149,16 @@ def fit_sho(
     -------
     FitResult
         ``params`` (n, 4) = ``(A, w0, Q, phi)``, ``r2``, ``chi2``, ``converged``, ``niter``, ``status``.
-        Spectra with NaN/Inf are flagged (status 2, not converged); they never stop the batch.
+        Spectra with NaN/Inf are flagged (status 2, skipped), spectra that do not vary (all zero) too
+        (status 3, R^2 NaN); neither is converged and neither stops the batch.
+
+    Raises
+    ------
+    DataError
+        Spectra not a 2-D complex array; frequencies missing, not 1-D, non-finite, of another length,
+        constant, or with fewer than 5 distinct values (4 parameters per spectrum).
+    ValueError
+        ``maxiter`` not an integer >= 1, ``ftol``/``xtol`` not positive, bad ``bounds``.
 
     Notes
     -----
@@ -138,6 +176,8 @@ def fit_sho(
     >>> np.allclose(res.params, truth, rtol=1e-6), bool(res.converged[0])
     (True, True)
     """
+    spectra = check_data(spectra, "spectra")
+    maxiter, ftol, xtol = _check_stopping(maxiter, ftol, xtol)
     xp = array_namespace(spectra)
     spectra, xp = _to_backend(spectra, backend, xp)
     device = device_of(spectra)
@@ -145,8 +185,8 @@ def fit_sho(
     if guess is None:
         g = _guess._sho_guess_scaled(y_view, x_scaled, xp)
     else:
-        if tuple(guess.shape) != (spectra.shape[0], 4):
-            msg = f"guess must have shape ({spectra.shape[0]}, 4), got {tuple(guess.shape)}"
+        if not hasattr(guess, "shape") or tuple(guess.shape) != (spectra.shape[0], 4):
+            msg = f"guess must have shape ({spectra.shape[0]}, 4), got {getattr(guess, 'shape', guess)!r}"
             raise DataError(msg)
         g = kernel_array(_to_backend(guess, backend, array_namespace(guess))[0], xp)
         g = g.astype(fdt, copy=True)
@@ -182,6 +222,20 @@ def fit_sho(
     )
 
 
+def _check_stopping(maxiter, ftol, xtol) -> tuple[int, float | None, float | None]:
+    """``maxiter`` (an integer >= 1) and the tolerances (positive or None), checked."""
+    return check_maxiter(maxiter), check_tolerance(ftol, "ftol"), check_tolerance(xtol, "xtol")
+
+
+def _flag_constant_data(status, r2) -> None:
+    """Mark fits of data without variation (R^2 undefined) :data:`STATUS_CONSTANT_DATA`, in place.
+
+    The kernel reports such a fit converged (nothing to improve), with R^2 NaN; it is not a fit.
+    """
+    lib = array_namespace(status)
+    status[(status != STATUS_NONFINITE) & ~lib.isfinite(r2)] = STATUS_CONSTANT_DATA
+
+
 def _host_scalar(a) -> float:
     return float(to_host(a)) if not isinstance(a, float) else a
 
@@ -206,7 +260,7 @@ def _run_kernel(spec: ModelSpec, x, y_view, p0, lo, hi, maxiter, ftol, xtol, xp,
         import cupy as lib
     else:
         lib = np
-    return lm_fit_batch(
+    params, chi2, r2, niter, status = lm_fit_batch(
         spec.kernel_model(),
         lib.asarray(x, dtype=fdt),
         y_view,
@@ -217,6 +271,8 @@ def _run_kernel(spec: ModelSpec, x, y_view, p0, lo, hi, maxiter, ftol, xtol, xp,
         ftol=ftol,
         xtol=xtol,
     )
+    _flag_constant_data(status, r2)
+    return params, chi2, r2, niter, status
 
 
 def default_bounds(model: str, n_params: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -299,6 +355,17 @@ def fit(
     Returns
     -------
     FitResult
+        Rows with NaN/Inf are skipped (status 2), rows that do not vary flagged (status 3); see
+        :data:`STATUS_CODES`.
+
+    Raises
+    ------
+    DataError
+        ``y`` not a 2-D real array; ``x`` missing, not 1-D, non-finite, of another length than the rows
+        of ``y``, constant, or with no more distinct values than the model has parameters (for the
+        loop: per branch, summed).
+    ValueError
+        Unknown model, ``n_peaks``, ``maxiter``, ``ftol``/``xtol`` or ``bounds`` out of range.
 
     Examples
     --------
@@ -311,27 +378,27 @@ def fit(
     """
     if model == "sho":
         return fit_sho(y, x, guess=p0, bounds=bounds, maxiter=maxiter, ftol=ftol, xtol=xtol, backend=backend)
+    if isinstance(n_peaks, (bool, np.bool_)) or not isinstance(n_peaks, (int, np.integer)):
+        msg = f"n_peaks must be an integer >= 1, got {n_peaks!r}"
+        raise ValueError(msg)
     spec = get_model(model, n_peaks=n_peaks)
+    maxiter, ftol, xtol = _check_stopping(maxiter, ftol, xtol)
+    y = check_data(y, "y")
     xp = array_namespace(y)
     y, xp = _to_backend(y, backend, xp)
     device = device_of(y)
-    if y.ndim != 2:
-        msg = f"y must be 2-D (n_fits, n_samples), got shape {tuple(y.shape)}"
-        raise DataError(msg)
-    xh = host_vector(x)
-    if xh.shape[0] != y.shape[1]:
-        msg = f"x must have one value per column of y {tuple(y.shape)}, got {xh.shape[0]}"
-        raise DataError(msg)
+    xh = abscissa(x, "x", y.shape[1])
     fdt = float_dtype(y.dtype)
-    if "complex" in str(y.dtype):
+    if "complex" in str(y.dtype) or not xp.isdtype(y.dtype, ("real floating", "integral")):
         msg = f"model {model!r} fits real data, got dtype {y.dtype}"
         raise DataError(msg)
+    check_determined(xh, len(spec.param_names), model=model, name="x", branches=2 if model == "loop" else 1)
     y = xp.astype(y, xp.float32 if fdt == np.float32 else xp.float64)
     n_params = len(spec.param_names)
     if p0 is None:
         p0 = _GUESSES[model](xh, y, xp, int(n_peaks))
-    elif tuple(p0.shape) != (y.shape[0], n_params):
-        msg = f"p0 must have shape ({y.shape[0]}, {n_params}) for {model!r}, got {tuple(p0.shape)}"
+    elif not hasattr(p0, "shape") or tuple(p0.shape) != (y.shape[0], n_params):
+        msg = f"p0 must have shape ({y.shape[0]}, {n_params}) for {model!r}, got {getattr(p0, 'shape', p0)!r}"
         raise DataError(msg)
     else:
         p0 = _to_backend(p0, backend, array_namespace(p0))[0]
@@ -375,6 +442,7 @@ def fit_loop(
     bounds : (lower, upper), optional
         Default: a0..a3 in [-1e3, 1e3], a4 in [-0.1, 0.1], b0..b3 in [1e-3, 100].
     maxiter : int
+        Iteration limit per fit (an integer >= 1).
     backend : str, optional
 
     Returns
@@ -382,6 +450,14 @@ def fit_loop(
     FitResult
         ``params`` (n, 9) = ``(a0, a1, a2, a3, a4, b0, b1, b2, b3)``; see :func:`loop_metrics` for the
         derived switching parameters.
+
+    Raises
+    ------
+    DataError
+        As :func:`fit`; in particular a bias with 9 or fewer distinct values per branch (summed over
+        the two branches): 9 parameters would fit any loop exactly.
+    ValueError
+        ``maxiter`` not an integer >= 1, bad ``bounds``.
     """
     return fit("loop", bias, loops, p0=guess, bounds=bounds, maxiter=maxiter, backend=backend)
 

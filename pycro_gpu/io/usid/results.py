@@ -249,12 +249,53 @@ def iter_results_groups(h5_obj: h5py.Group) -> Iterable[h5py.Group]:
     return found
 
 
+def _status_text(group: h5py.Group) -> str:
+    """``complete``, or ``interrupted: re-run to resume (status running)`` for an unfinished run."""
+    status = _str_attr(group.attrs.get("status", "complete"))
+    return status if status == "complete" else f"interrupted: re-run to resume (status {status})"
+
+
+def _status_codes_text(raw: Any) -> str | None:
+    """``0 converged; 1 ...`` from a ``status_codes`` JSON attribute (None where it is not one)."""
+    try:
+        codes = json.loads(_str_attr(raw))
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(codes, dict):
+        return None
+    return "; ".join(f"{k} {v}" for k, v in codes.items())
+
+
+def _describe_group(f: h5py.File, g: h5py.Group) -> list[str]:
+    """The lines of one results group in :func:`describe_file`."""
+    src = g.attrs.get("source_path")
+    if src is None and isinstance(g.attrs.get("source_000"), h5py.Reference):
+        try:
+            src = f[g.attrs["source_000"]].name
+        except Exception:
+            src = "?"
+    params = results_parameters(g)
+    codes = _status_codes_text(params.pop("status_codes")) if "status_codes" in params else None
+    ptxt = ", ".join(f"{k}={v!r}" for k, v in sorted(params.items())) or "no parameters"
+    version = g.attrs.get("pycro_gpu_version", g.attrs.get("pyUSID_version", "?"))
+    lines = [
+        f"  {g.name}: tool {_str_attr(g.attrs['tool'])}, {_status_text(g)}, source {_str_attr(src or '?')}, "
+        f"written {_str_attr(g.attrs.get('timestamp', '?'))} by version {_str_attr(version)}",
+        f"      parameters: {ptxt}",
+    ]
+    if codes:
+        lines.append(f"      status codes: {codes}")
+    return lines
+
+
 def describe_file(path: Any) -> str:
     """Text listing of a file's Main datasets and results groups (``pycro-gpu info``).
 
     The file is opened read-only. Each Main dataset: path, quantity and units, 2-D shape and dtype,
     N-D shape (or "incomplete grid"), then its position and spectroscopic dimensions with sizes and
-    units. Each results group: path, tool, status, source and parameters.
+    units. Each results group: path, tool, status (``complete``, or ``interrupted: re-run to resume``
+    for a run that did not finish), source and parameters, and the meaning of its per-fit status codes
+    (a ``status_codes`` attribute) where it has one.
 
     Raises
     ------
@@ -268,21 +309,7 @@ def describe_file(path: Any) -> str:
         lines += ["  " + m.describe().replace("\n", "\n  ") for m in mains] or ["  (none)"]
         lines.append(f"Results groups ({len(groups)}):")
         for g in groups:
-            status = _str_attr(g.attrs.get("status", "complete"))
-            src = g.attrs.get("source_path")
-            if src is None and isinstance(g.attrs.get("source_000"), h5py.Reference):
-                try:
-                    src = f[g.attrs["source_000"]].name
-                except Exception:
-                    src = "?"
-            params = results_parameters(g)
-            ptxt = ", ".join(f"{k}={v!r}" for k, v in sorted(params.items())) or "no parameters"
-            version = g.attrs.get("pycro_gpu_version", g.attrs.get("pyUSID_version", "?"))
-            lines.append(
-                f"  {g.name}: tool {_str_attr(g.attrs['tool'])}, {status}, source {_str_attr(src or '?')}, "
-                f"written {_str_attr(g.attrs.get('timestamp', '?'))} by version {_str_attr(version)}"
-            )
-            lines.append(f"      parameters: {ptxt}")
+            lines += _describe_group(f, g)
         if not groups:
             lines.append("  (none)")
     return "\n".join(lines)
