@@ -477,3 +477,18 @@ def test_signal_filter_writes_nan_noise_floor_for_nan_rows(tmp_path):
     assert np.all(np.isnan(floors[nan_rows])) and not np.any(floors == 0.0)
     want = get_noise_floor(rfft(rows[~nan_rows].astype(np.float64)), 1e-3)
     np.testing.assert_allclose(floors[~nan_rows], want, rtol=1e-5)
+
+
+def test_two_raw_files_into_one_results_file_are_not_confused(tmp_path):
+    """A results file shared by two raw files: the second fit computes its own group, never "reused"."""
+    a = write_usid(band_excitation(shape=(2, 3), n_freq=32, seed=1), tmp_path / "a.h5")
+    b = write_usid(band_excitation(shape=(2, 3), n_freq=32, seed=2), tmp_path / "b.h5")
+    res = tmp_path / "r.h5"
+    for raw in (a, b, a):
+        assert main(["fit", "sho", str(raw), "--results", str(res), "--backend", "numpy", "-q"]) == 0
+    with h5py.File(res, "r") as f:
+        groups = sorted(k for k in f if "SHO_Fit" in k)
+        assert groups == ["Raw_Data-SHO_Fit_000", "Raw_Data-SHO_Fit_001"]  # the third run reused a's
+        sources = [f[g].attrs["source_file"] for g in groups]
+        assert sources == [str(a), str(b)]
+        assert not np.array_equal(f[groups[0]]["Fit"][()], f[groups[1]]["Fit"][()])

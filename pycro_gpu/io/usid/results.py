@@ -7,6 +7,7 @@ import platform
 import socket
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import h5py
@@ -139,8 +140,28 @@ def find_results(
             raw = grp.attrs.get("parameters_json")
             if raw is None or _str_attr(raw) != want:
                 continue
+        if not _same_source(grp, source):
+            continue
         out.append(grp)
     return out
+
+
+def _same_source(group: h5py.Group, source: h5py.Dataset) -> bool:
+    """Whether ``group`` was computed from ``source`` (by its recorded path and file, where recorded).
+
+    Results of two raw files written into one results file share names and parameters; only the
+    recorded source tells them apart. Groups without these records (pyUSID's) are taken as matching.
+    """
+    path = group.attrs.get("source_path")
+    if path is not None and _str_attr(path) != source.name:
+        return False
+    recorded = group.attrs.get("source_file")
+    if recorded is None or group.file.id == source.file.id:
+        return True
+    try:
+        return Path(_str_attr(recorded)).resolve() == Path(source.file.filename).resolve()
+    except (OSError, ValueError):
+        return False
 
 
 def create_results_group(
