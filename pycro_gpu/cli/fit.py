@@ -1,4 +1,10 @@
-"""``pycro-gpu fit sho|loop FILE [--dataset PATH]``: batch fits of a USID file, streamed and resumable."""
+"""``pycro-gpu fit sho|loop|peaks|relaxation FILE``: batch fits of a USID file, streamed and resumable.
+
+``sho``: band-excitation spectra; ``loop``: 9-parameter hysteresis loops; ``peaks``: Gaussian /
+Lorentzian / pseudo-Voigt peaks on a linear background (``--shape``, ``--n-peaks``); ``relaxation``:
+exponential, double- or stretched-exponential decays (``--decay``). Peaks and relaxation fit the curve
+of every position over the dataset's spectroscopic dimension (energy, bias, time...).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,14 @@ import argparse
 
 from ._options import add_file_options, executor, results_elsewhere, write_figures
 
-HELP = "fit SHO spectra or hysteresis loops of a USID file (streamed, resumable)"
+HELP = "fit SHO spectra, hysteresis loops, peaks or relaxation curves of a USID file (streamed, resumable)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "model", choices=("sho", "loop"), help="sho: band-excitation spectra; loop: 9-parameter loops"
+        "model",
+        choices=("sho", "loop", "peaks", "relaxation"),
+        help="sho: band-excitation spectra; loop: 9-parameter loops; peaks, relaxation: a curve per position",
     )
     add_file_options(
         p,
@@ -21,6 +29,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         plot_help="write a map of each fitted parameter (PNG) into DIR",
     )
     p.add_argument("--maxiter", type=int, default=None, help="iteration limit per fit (an integer >= 1)")
+    p.add_argument(
+        "--shape",
+        choices=("gaussian", "lorentzian", "pseudo_voigt"),
+        default="gaussian",
+        help="peaks: peak shape",
+    )
+    p.add_argument("--n-peaks", type=int, default=1, help="peaks: number of peaks (default 1)")
+    p.add_argument(
+        "--decay",
+        choices=("exponential", "double_exponential", "stretched_exponential"),
+        default="exponential",
+        help="relaxation: model (default exponential)",
+    )
 
 
 def _find_sho_source(f):
@@ -66,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         kw["maxiter"] = args.maxiter
     t0 = time.perf_counter()
     # raw data stays read-only when the SHO results go to another file
-    mode = "r" if results_elsewhere(args) and args.model == "sho" else "r+"
+    mode = "r" if results_elsewhere(args) and args.model != "loop" else "r+"
     with executor(args) as ex, open_h5(args.file, mode) as f:
         kw["executor"] = ex
         if args.model == "sho":
@@ -74,6 +95,13 @@ def run(args: argparse.Namespace) -> int:
 
             main = open_main(f, args.dataset) if args.dataset else _find_sho_source(f)
             res = fit_sho_dataset(main, **kw)
+        elif args.model in ("peaks", "relaxation"):
+            from ..fitting.curves import fit_curves_dataset
+            from ._options import find_main
+
+            model = args.shape if args.model == "peaks" else args.decay
+            n_peaks = args.n_peaks if args.model == "peaks" else 1
+            res = fit_curves_dataset(find_main(f, args.dataset), model=model, n_peaks=n_peaks, **kw)
         else:
             from ..fitting.dataset import fit_loop_dataset
 

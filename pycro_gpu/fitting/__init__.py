@@ -4,7 +4,8 @@ One bounded Levenberg-Marquardt fit per spectrum, compiled with numba for the CP
 spectra) and for CUDA (one thread per fit on CuPy data). Models: SHO (band excitation), the 9-parameter
 BE loop, Gaussian / Lorentzian / pseudo-Voigt peak sums with a linear background, and exponential,
 double-exponential and stretched-exponential relaxation. Dataset level: USID Main datasets through the
-streamed, resumable engine (:func:`fit_sho_dataset`, :func:`fit_loop_dataset`).
+streamed, resumable engine (:func:`fit_sho_dataset`, :func:`fit_loop_dataset`, and
+:func:`fit_curves_dataset` for peaks and relaxation curves).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .api import (
     fit_sho,
     loop_metrics,
 )
+from .curves import CURVE_MODELS, fit_curves_dataset
 from .dataset import fit_loop_dataset, fit_sho_dataset, project_loops
 from .guess import (
     double_exponential_guess,
@@ -45,6 +47,7 @@ from .models import (
 )
 
 __all__ = [
+    "CURVE_MODELS",
     "MODEL_NAMES",
     "STATUS_CODES",
     "STATUS_CONSTANT_DATA",
@@ -60,6 +63,7 @@ __all__ = [
     "exponential",
     "exponential_guess",
     "fit",
+    "fit_curves_dataset",
     "fit_loop",
     "fit_loop_dataset",
     "fit_sho",
