@@ -52,7 +52,14 @@ def test_signal_filter_writes_filtered_condensed_and_noise_floors(gmode_file):
         np.testing.assert_allclose(grp["Noise_Floors"][()][:, 0], floors, rtol=1e-6)
         np.testing.assert_allclose(floors, get_noise_floor(rfft(x.astype(np.float64)), 1e-3), rtol=1e-3)
         mask = sf.composite_filter.host_mask()
-        np.testing.assert_array_equal(grp["Composite_Filter"][()], mask.astype(np.float32))
+        np.testing.assert_array_equal(grp["Composite_Filter_OneSided"][()], mask.astype(np.float32))
+        # pycroscopy's Composite_Filter: two-sided, FFT-shifted, the weight of |f| at each frequency f
+        two = grp["Composite_Filter"][()]
+        freqs = np.fft.fftshift(np.fft.fftfreq(N, 1 / FS))
+        assert two.shape == (N,)
+        np.testing.assert_array_equal(
+            two, mask.astype(np.float32)[np.rint(np.abs(freqs) * N / FS).astype(int)]
+        )
         hot = np.flatnonzero(mask > 0)
         cond = USIDataset(grp["Condensed_Data"])
         np.testing.assert_allclose(cond.spec_dims[0].values, hot * FS / N)

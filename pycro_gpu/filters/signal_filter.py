@@ -116,6 +116,21 @@ def filter_batch(
     return out
 
 
+def pycroscopy_filter_layout(one_sided: np.ndarray, n_samples: int) -> np.ndarray:
+    """The two-sided, FFT-shifted weights (``n_samples``,) of a real filter given on the ``rfft`` bins.
+
+    pycroscopy stores ``Composite_Filter`` this way (frequencies ``fftshift(fftfreq(n))``); the weight at
+    ``-f`` equals the weight at ``f``.
+    """
+    m = np.asarray(one_sided)
+    n = int(n_samples)
+    if m.shape != (n // 2 + 1,):
+        msg = f"one-sided weights of a {n}-sample signal have {n // 2 + 1} bins, got shape {m.shape}"
+        raise ValueError(msg)
+    full = np.concatenate([m, m[1 : (n + 1) // 2][::-1]])  # FFT order: 0, +f ..., -f ...
+    return np.fft.fftshift(full)
+
+
 class SignalFilter:
     """Filter every signal (row) of a USID Main dataset in the frequency domain.
 
@@ -308,9 +323,11 @@ class SignalFilter:
             grp = f[result.group]
             if "Composite_Filter" in grp:
                 return
-            d = grp.create_dataset(
-                "Composite_Filter", data=self.composite_filter.host_mask().astype(np.float32)
-            )
+            one_sided = self.composite_filter.host_mask().astype(np.float32)
+            # pycroscopy's layout under pycroscopy's name: two-sided, FFT-shifted, one weight per sample
+            n = int(self.composite_filter.signal_length)
+            grp.create_dataset("Composite_Filter", data=pycroscopy_filter_layout(one_sided, n))
+            d = grp.create_dataset("Composite_Filter_OneSided", data=one_sided)
             fr = grp.create_dataset("Composite_Filter_Frequencies", data=self.composite_filter.frequencies)
             fr.attrs["units"] = "Hz"
             d.attrs["Frequencies"] = fr.ref
