@@ -27,6 +27,7 @@ BENCHMARKS = {
         ["--rows", "65536", "--cols", "64"],
     ),
     "distributed": (["--size", "large"], ["--size", "tiny", "--repeats", "1"]),
+    "cluster": (["--rows", "65536", "--cols", "512"], ["--quick"]),
     # whole processes file to file: the defaults are the sizes (1k-1M spectra, 64/1024 rows)
     "end_to_end": ([], ["--quick"]),
 }

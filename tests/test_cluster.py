@@ -142,3 +142,24 @@ def test_cuml_kmeans_on_cupy_matches_sklearn(rng):
     assert adjusted_rand_score(to_numpy(r.labels), truth) == pytest.approx(1.0)
     labels = to_numpy(r.labels)
     np.testing.assert_allclose(to_numpy(r.mean_response), mean_by_label(X, labels, 4), atol=1e-10)
+
+
+def test_wide_spectra_cluster_svd_scores_by_default_with_the_same_labels(tmp_path):
+    """``components='auto'``: spectra of >= 64 points are clustered on 16 SVD scores; same partition."""
+    rng = np.random.default_rng(11)
+    n, n_spec, k = 3000, 128, 4
+    centers = rng.standard_normal((k, n_spec)) * 1.5
+    truth = rng.integers(0, k, n)
+    X = (centers[truth] + rng.standard_normal((n, n_spec))).astype(np.float32)
+    with h5py.File(tmp_path / "w.h5", "w") as f:
+        main = write_main(f, "Raw_Data", X, [Dimension("X", "m", 60), Dimension("Y", "m", 50)],
+                          Dimension("Energy", "eV", n_spec), "Counts", "a.u.")  # fmt: skip
+        g = results_group(cluster_dataset(main, n_clusters=k, progress=False), main)
+        labels = g["Labels"][()][:, 0]
+        assert g.attrs["features"] == "SVD scores (16 components)"
+        assert "Raw_Data-SVD_000" in f and f["Raw_Data-SVD_000"]["S"].shape == (16,)
+        raw = results_group(cluster_dataset(main, n_clusters=k, components=None, progress=False), main)
+        assert raw.attrs["features"] == "spectra"
+    ref = KMeans(k, random_state=0, n_init=10).fit_predict(X.astype(np.float64))
+    assert adjusted_rand_score(labels, ref) >= 0.99
+    assert adjusted_rand_score(labels, truth) >= 0.99

@@ -18,7 +18,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--method", choices=tuple(CAPABILITIES), default="kmeans", help="clusterer (default kmeans)"
     )
-    add_components(p, None, "cluster the first K SVD abundance maps instead of the spectra")
+    add_components(
+        p,
+        None,
+        "cluster the first K SVD scores instead of the spectra (default: 16 for spectra of 64 points or "
+        "more, else the spectra)",
+    )
+    p.add_argument("--spectra", action="store_true", help="cluster the spectra themselves (no SVD)")
     p.add_argument("--seed", type=int, default=0, help="random state")
 
 
@@ -33,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         cluster_dataset,
         n_clusters=args.clusters,
         method=args.method,
-        components=args.components,
+        components=None if args.spectra else (args.components or "auto"),
         seed=args.seed,
     )
     with results_group(res) as grp:
