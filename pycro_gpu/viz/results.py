@@ -81,7 +81,7 @@ def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
 
 def _components_beside_maps(
     components: np.ndarray,
-    scores: np.ndarray,
+    scores: np.ndarray | None,
     h5_components: Any,
     h5_scores: Any,
     *,
@@ -90,18 +90,24 @@ def _components_beside_maps(
 ) -> Figure:
     """Each score map (``scores[:, i]``) beside its component (``components[i]``), one pair per component.
 
-    ``names`` are the panel titles' stems, e.g. ``("Abundance U", "Component V")``.
+    ``names`` are the panel titles' stems, e.g. ``("Abundance U", "Component V")``. Without ``scores``
+    (a group that holds none) the components alone.
     """
     n = components.shape[0]
-    comps, complex_c = host_real(components)
-    maps, complex_s = host_real(scores)
-    positions = Positions.of(h5_scores, n=maps.shape[0])
+    comps, complex_c = host_real(components.reshape(n, -1))
     spectra = Spectra(h5_components, comps.shape[1])
-    score_q = _quantity(h5_scores, "score", magnitude=complex_s)
     comp_q = label("|component|" if complex_c else "component", "a.u.")
-    fig, pairs = pair_grid(n)
+    if scores is None:
+        fig, axes = panel_grid(n, min(n, 3), 3.8, 3.0)
+        pairs = [(None, ax) for ax in axes]
+    else:
+        fig, pairs = pair_grid(n)
+        maps, complex_s = host_real(scores)
+        positions = Positions.of(h5_scores, n=maps.shape[0])
+        score_q = _quantity(h5_scores, "score", magnitude=complex_s)
     for i, (ax_map, ax_comp) in enumerate(pairs):
-        positions.draw(fig, ax_map, maps[:, i], title=f"{names[0]} {i}", quantity=score_q, diverging=True)
+        if ax_map is not None:
+            positions.draw(fig, ax_map, maps[:, i], title=f"{names[0]} {i}", quantity=score_q, diverging=True)
         spectra.draw(fig, ax_comp, comps[i], title=f"{names[1]} {i}", quantity=comp_q)
     fig.suptitle(title)
     return fig
@@ -247,7 +253,7 @@ def plot_clusters(h5_cluster_group: Any, out_dir: str | Path) -> list[Path]:
 
 
 def decomposition_figures(h5_decomposition_group: Any, *, n_show: int = 9) -> dict[str, Figure]:
-    """``decomposition_components``: each component beside its score (``Projection``) map.
+    """``decomposition_components``: each component beside its score (``Projection``) map, if any.
 
     Parameters
     ----------
@@ -264,12 +270,12 @@ def decomposition_figures(h5_decomposition_group: Any, *, n_show: int = 9) -> di
         axes (a curve, or an image over frequency x DC bias); complex values as magnitudes.
     """
     n_show = check_int(n_show, "n_show", minimum=1)
-    h5_c, h5_p = h5_decomposition_group["Components"], h5_decomposition_group["Projection"]
+    h5_c, h5_p = h5_decomposition_group["Components"], h5_decomposition_group.get("Projection")
     n = min(n_show, h5_c.shape[0])
     method = _attr_text(h5_decomposition_group, "method", "decomposition").upper()
     source = _attr_text(h5_decomposition_group, "source_path", h5_decomposition_group.name)
     fig = _components_beside_maps(
-        np.asarray(h5_c[:n]), np.asarray(h5_p[:, :n]), h5_c, h5_p,
+        np.asarray(h5_c[:n]), None if h5_p is None else np.asarray(h5_p[:, :n]), h5_c, h5_p,
         names=("Projection", "Component"), title=f"{method} components: {source}",
     )  # fmt: skip
     return {"decomposition_components": fig}
