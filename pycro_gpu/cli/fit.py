@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         dataset_help="sho: complex Main dataset (default: the first with a Frequency dimension); loop: a "
         "real Main dataset of loops, or an SHO 'Fit' dataset whose A cos(phi) loops are fitted (default: "
         "the last SHO fit in the file, which must be finished)",
-        plot_help="write a map of each fitted parameter (PNG) into DIR",
+        plot_help="write maps of each fitted parameter, R^2 and the converged fits (PNG) into DIR",
     )
     p.add_argument("--maxiter", type=int, default=None, help="iteration limit per fit (an integer >= 1)")
     p.add_argument(

@@ -7,7 +7,7 @@ drawn as given (row 0 at the top, X across); build them from per-position values
 :meth:`pycro_gpu.io.usid.USIDataset.position_maps`, which orients them from the file's dimensions.
 
 Modules: :mod:`~pycro_gpu.viz.figures` (one figure per kind of data),
-:mod:`~pycro_gpu.viz.results` (the figures of SVD, decomposition, cluster and fit results groups) and
+:mod:`~pycro_gpu.viz.results` (the figures of SVD, decomposition, cluster, fit and image results groups) and
 :mod:`~pycro_gpu.viz.report` (the HTML report).
 """
 
@@ -29,9 +29,11 @@ from .results import (
     cluster_figures,
     decomposition_figures,
     fit_figures,
+    image_figures,
     plot_clusters,
     plot_decomposition,
     plot_fit,
+    plot_image,
     plot_svd,
     svd_figures,
 )
@@ -44,11 +46,13 @@ __all__ = [
     "decomposition_figures",
     "filter_figure",
     "fit_figures",
+    "image_figures",
     "loops_figure",
     "map_figure",
     "plot_clusters",
     "plot_decomposition",
     "plot_fit",
+    "plot_image",
     "plot_svd",
     "save_figure",
     "scree_figure",

@@ -1,35 +1,54 @@
-"""Figures of results groups (matplotlib Figure objects, no pyplot; host data).
+"""Figures of results groups (matplotlib Figure objects, no pyplot; host data), to the demo's standards.
 
-* :func:`svd_figures` / :func:`plot_svd`: scree plot, first components ``V`` and abundance maps ``U`` of
-  an SVD group.
-* :func:`cluster_figures` / :func:`plot_clusters`: label map and the mean response of each cluster of a
-  Cluster group.
-* :func:`decomposition_figures` / :func:`plot_decomposition`: the components of a Decomposition group.
-* :func:`fit_figures` / :func:`plot_fit`: a map of each fitted parameter (mean over the spectroscopic
-  steps) of a fit group.
-* :func:`plot_image`: the source image and the processed one of an Image group (axes in units).
+* :func:`svd_figures` / :func:`plot_svd`: scree plot, each component ``V`` beside its abundance map
+  ``U``, and the abundance maps.
+* :func:`cluster_figures` / :func:`plot_clusters`: label map and the mean response of each cluster.
+* :func:`decomposition_figures` / :func:`plot_decomposition`: each component beside its ``Projection``
+  (score) map.
+* :func:`fit_figures` / :func:`plot_fit`: a map of each fitted parameter with its units, the R^2 map and
+  the share of converged fits, the switching parameters of loop fits and the parameters against the
+  remaining spectroscopic dimension (SHO fits over DC bias).
+* :func:`image_figures` / :func:`plot_image`: the source image and the processed one of an Image group.
 
 The ``*_figures`` functions return the figures by name; the ``plot_*`` functions write them as PNG files
-(``pycro-gpu ... --plot DIR``). Position data are shown as maps when the source has two position
-dimensions on a complete grid, oriented by :meth:`~pycro_gpu.io.usid.USIDataset.position_maps` (rows Y,
-columns X), as curves over the position index otherwise.
+(``pycro-gpu ... --plot DIR``). Standards (see :mod:`pycro_gpu.viz._panels`): maps are built with
+:meth:`~pycro_gpu.io.usid.USIDataset.position_maps` and drawn ``origin="lower"`` with X across, in the
+position dimensions' units, each with a colorbar of its quantity and units; positions that form no 2-D
+grid are drawn as curves over the position. Components and mean responses are drawn against the real
+spectroscopic axes (energy in eV, bias in V), as images over frequency x DC bias for band-excitation
+data. Complex values are drawn as their magnitude ``|.|``.
 """
 
 from __future__ import annotations
 
+import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from .._lib.checks import check_int
+from ._panels import (
+    Positions,
+    Spectra,
+    host_real,
+    label,
+    pair_grid,
+    panel_grid,
+    quantity_label,
+    scale,
+    split_field,
+    usid,
+)
+from .figures import save_figure, scree_figure
 
 __all__ = [
     "cluster_figures",
     "decomposition_figures",
     "fit_figures",
+    "image_figures",
     "plot_clusters",
     "plot_decomposition",
     "plot_fit",
@@ -39,73 +58,63 @@ __all__ = [
 ]
 
 
-def _usid(h5_main: Any) -> Any:
-    """``h5_main`` as a :class:`~pycro_gpu.io.usid.USIDataset`, or None when it is not a Main dataset."""
-    from ..io.usid import USIDataset
-
-    try:
-        return USIDataset(h5_main)
-    except Exception:
-        return None
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, (bytes, np.bytes_)) else str(value)
 
 
-def _maps(values: np.ndarray, h5_main: Any, *, axis: int = 0) -> np.ndarray | None:
-    """Per-position ``values`` of ``h5_main`` as ``(..., n_y, n_x)`` maps, or None when they are not images.
+def _attr_text(dset: Any, key: str, default: str) -> str:
+    return _text(dset.attrs[key]) if key in dset.attrs else default
 
-    :meth:`~pycro_gpu.io.usid.USIDataset.position_maps` orients them (rows Y, columns X); None unless
-    ``h5_main`` is a Main dataset with two position dimensions on a complete grid.
+
+def _quantity(dset: Any, default: str, *, magnitude: bool = False) -> str:
+    """The label ``"Quantity (units)"`` of a dataset's values (``"|Quantity| (units)"`` for magnitudes)."""
+    quantity = _attr_text(dset, "quantity", default)
+    return label(f"|{quantity}|" if magnitude else quantity, _attr_text(dset, "units", "a.u."))
+
+
+def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over ``axis`` ignoring NaN (all-NaN rows give NaN without a warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(values, axis=axis)
+
+
+def _components_beside_maps(
+    components: np.ndarray,
+    scores: np.ndarray | None,
+    h5_components: Any,
+    h5_scores: Any,
+    *,
+    names: tuple[str, str],
+    title: str,
+) -> Figure:
+    """Each score map (``scores[:, i]``) beside its component (``components[i]``), one pair per component.
+
+    ``names`` are the panel titles' stems, e.g. ``("Abundance U", "Component V")``. Without ``scores``
+    (a group that holds none) the components alone.
     """
-    from ..errors import USIDError
-
-    d = _usid(h5_main)
-    if d is None or len(d.pos_dims) != 2:
-        return None
-    try:
-        return d.position_maps(values, axis=axis)
-    except USIDError:  # sparse sampling: no grid
-        return None
-
-
-def _spec_axis(h5_main: Any, n: int) -> tuple[np.ndarray, str]:
-    d = _usid(h5_main)
-    if d is None:
-        return np.arange(n), "index"
-    if len(d.spec_dims) == 1 and len(d.spec_dims[0]) == n:
-        dim = d.spec_dims[0]
-        return np.asarray(dim.values), f"{dim.name} [{dim.units}]"
-    return np.arange(n), "spectral index"
-
-
-def _figure(width: float, height: float) -> tuple[Figure, Any]:
-    """A figure of one panel and its axes."""
-    fig = Figure(figsize=(width, height))
-    return fig, fig.subplots()
-
-
-def _component_grid(n: int, height: float) -> tuple[Figure, list[Any]]:
-    """A figure of ``n`` panels in a near-square grid and their axes (the spare ones switched off)."""
-    cols = int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    fig = Figure(figsize=(3 * cols, height * rows))
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.set_axis_off()
-    return fig, list(axes.flat[:n])
-
-
-def _folder(out_dir: str | Path) -> Path:
-    """``out_dir`` as a Path, created."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def _real(a: np.ndarray) -> np.ndarray:
-    return np.abs(a) if np.iscomplexobj(a) else a
+    n = components.shape[0]
+    comps, complex_c = host_real(components.reshape(n, -1))
+    spectra = Spectra(h5_components, comps.shape[1])
+    comp_q = label("|component|" if complex_c else "component", "a.u.")
+    if scores is None:
+        fig, axes = panel_grid(n, min(n, 3), 3.8, 3.0)
+        pairs = [(None, ax) for ax in axes]
+    else:
+        fig, pairs = pair_grid(n)
+        maps, complex_s = host_real(scores)
+        positions = Positions.of(h5_scores, n=maps.shape[0])
+        score_q = _quantity(h5_scores, "score", magnitude=complex_s)
+    for i, (ax_map, ax_comp) in enumerate(pairs):
+        if ax_map is not None:
+            positions.draw(fig, ax_map, maps[:, i], title=f"{names[0]} {i}", quantity=score_q, diverging=True)
+        spectra.draw(fig, ax_comp, comps[i], title=f"{names[1]} {i}", quantity=comp_q)
+    fig.suptitle(title)
+    return fig
 
 
 def svd_figures(h5_svd_group: Any, *, n_show: int = 9) -> dict[str, Figure]:
-    """The scree plot, the first components ``V`` and the abundance maps ``U`` of an SVD group.
+    """The scree plot, the components ``V`` beside their abundance maps ``U``, and the abundance maps.
 
     Parameters
     ----------
@@ -117,48 +126,39 @@ def svd_figures(h5_svd_group: Any, *, n_show: int = 9) -> dict[str, Figure]:
     Returns
     -------
     dict of str to Figure
-        ``svd_scree``, ``svd_components`` and ``svd_abundance`` (maps oriented by
-        :meth:`~pycro_gpu.io.usid.USIDataset.position_maps`: rows Y, columns X).
+        ``svd_scree`` (singular values and cumulative variance), ``svd_components`` (abundance map
+        ``U i`` beside component ``V i``, the component against the spectroscopic axes: a curve over
+        energy or bias, an image over frequency x DC bias) and ``svd_abundance`` (the maps ``U i``).
+        Maps are oriented by :meth:`~pycro_gpu.io.usid.USIDataset.position_maps` (rows Y, columns X,
+        drawn with Y upwards); positions that form no 2-D grid are drawn as curves.
     """
     n_show = check_int(n_show, "n_show", minimum=1)
     S = np.asarray(h5_svd_group["S"][()])
-    V = np.asarray(h5_svd_group["V"][()])
-    h5_u = h5_svd_group["U"]
+    h5_u, h5_v = h5_svd_group["U"], h5_svd_group["V"]
     n = min(n_show, S.size)
-    figures = {}
+    U = np.asarray(h5_u[:, :n])
+    V = np.asarray(h5_v[:n])
+    source = _attr_text(h5_svd_group, "source_path", h5_svd_group.name)
+    return {
+        "svd_scree": scree_figure(S, title=f"SVD scree plot: {source}"),
+        "svd_components": _components_beside_maps(
+            V, U, h5_v, h5_u, names=("Abundance U", "Component V"), title=f"SVD components: {source}"
+        ),
+        "svd_abundance": _abundance_maps(U, h5_u, title=f"SVD abundance maps: {source}"),
+    }
 
-    fig, ax = _figure(5, 3.5)
-    ax.semilogy(np.arange(S.size), S, "o-")
-    ax.set_xlabel("component")
-    ax.set_ylabel("singular value")
-    ax.set_title("Scree plot")
-    figures["svd_scree"] = fig
 
-    x, xlabel = _spec_axis(h5_svd_group["V"], V.shape[1])
-    fig, axes = _component_grid(n, 2.4)
+def _abundance_maps(U: np.ndarray, h5_u: Any, *, title: str) -> Figure:
+    """The maps (or curves) of the columns ``U[:, i]``, titled ``U i``."""
+    values, is_complex = host_real(U)
+    positions = Positions.of(h5_u, n=values.shape[0])
+    q = _quantity(h5_u, "Abundance", magnitude=is_complex)
+    n = values.shape[1]
+    fig, axes = panel_grid(n, min(n, 3), 3.6, 3.0)
     for i, ax in enumerate(axes):
-        if np.iscomplexobj(V):
-            ax.plot(x, V[i].real, label="Re")
-            ax.plot(x, V[i].imag, label="Im")
-        else:
-            ax.plot(x, V[i])
-        ax.set_title(f"V {i}")
-        ax.set_xlabel(xlabel, fontsize=7)
-    figures["svd_components"] = fig
-
-    U = _real(np.asarray(h5_u[()]))[:, :n]
-    maps = _maps(U.T, h5_u, axis=-1)  # (n, n_y, n_x)
-    fig, axes = _component_grid(n, 2.6)
-    for i, ax in enumerate(axes):
-        if maps is None:
-            ax.plot(U[:, i])
-            ax.set_xlabel("position", fontsize=7)
-        else:
-            ax.imshow(maps[i], cmap="inferno")
-            ax.set_axis_off()
-        ax.set_title(f"U {i}")
-    figures["svd_abundance"] = fig
-    return figures
+        positions.draw(fig, ax, values[:, i], title=f"U {i}", quantity=q, diverging=True)
+    fig.suptitle(title)
+    return fig
 
 
 def plot_svd(h5_svd_group: Any, out_dir: str | Path, *, n_show: int = 9) -> list[Path]:
@@ -192,38 +192,47 @@ def cluster_figures(h5_cluster_group: Any) -> dict[str, Figure]:
     Returns
     -------
     dict of str to Figure
-        ``cluster_labels`` (a map oriented by :meth:`~pycro_gpu.io.usid.USIDataset.position_maps`, or
-        the labels over the position index where the positions form no 2-D grid) and
-        ``cluster_mean_response``.
+        ``cluster_labels`` (a map oriented by :meth:`~pycro_gpu.io.usid.USIDataset.position_maps`, one
+        colour and colorbar tick per cluster; the labels over the position where the positions form no
+        2-D grid) and ``cluster_mean_response`` (one curve per cluster against the spectroscopic axis,
+        or one image per cluster over two spectroscopic dimensions, e.g. frequency x DC bias).
     """
-    h5_lab = h5_cluster_group["Labels"]
-    labels = np.asarray(h5_lab[()])[:, 0]
-    mean = np.asarray(h5_cluster_group["Mean_Response"][()])
+    h5_lab, h5_mean = h5_cluster_group["Labels"], h5_cluster_group["Mean_Response"]
+    labels = np.asarray(h5_lab[()]).reshape(h5_lab.shape[0], -1)[:, 0]
+    mean, is_complex = host_real(h5_mean[()])
     k = mean.shape[0]
-    cmap = colormaps["tab10" if k <= 10 else "tab20"].resampled(k)
-    figures = {}
-    fig, ax = _figure(4.5, 4)
-    label_map = _maps(labels, h5_lab)
-    if label_map is None:
-        ax.scatter(np.arange(labels.size), labels, c=labels, cmap=cmap, s=4, vmin=-0.5, vmax=k - 0.5)
-        ax.set_xlabel("position")
-        ax.set_ylabel("label")
-    else:
-        im = ax.imshow(label_map, cmap=cmap, vmin=-0.5, vmax=k - 0.5)
-        fig.colorbar(im, ax=ax, ticks=np.arange(k))
-        ax.set_axis_off()
-    ax.set_title("Cluster labels")
-    figures["cluster_labels"] = fig
+    source = _attr_text(h5_cluster_group, "source_path", h5_cluster_group.name)
+    fig = Figure(figsize=(5.2, 4.4), layout="constrained")
+    ax = fig.subplots()
+    Positions.of(h5_lab, n=labels.size).draw_labels(fig, ax, labels, k, title="Cluster labels")
+    fig.suptitle(f"{k} clusters: {source}")
+    factor, q = quantity_label(
+        _attr_text(h5_mean, "quantity", "Response"), _attr_text(h5_mean, "units", ""), mean,
+        magnitude=is_complex,
+    )  # fmt: skip
+    return {"cluster_labels": fig, "cluster_mean_response": _mean_responses(mean / factor, h5_mean, q)}
 
-    x, xlabel = _spec_axis(h5_cluster_group["Mean_Response"], mean.shape[1])
-    fig, ax = _figure(5.5, 3.5)
-    for c in range(k):
-        ax.plot(x, _real(mean[c]), color=cmap(c), label=f"cluster {c}")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("mean response" + (" (|.|)" if np.iscomplexobj(mean) else ""))
-    ax.legend(fontsize=7)
-    figures["cluster_mean_response"] = fig
-    return figures
+
+def _mean_responses(mean: np.ndarray, h5_mean: Any, quantity: str) -> Figure:
+    """One curve per cluster on one axes, or one image per cluster over two spectroscopic dimensions."""
+    k = mean.shape[0]
+    spectra = Spectra(h5_mean, mean.shape[1])
+    if spectra.is_image:
+        fig, axes = panel_grid(k, min(k, 3), 4.0, 3.2)
+        for c, ax in enumerate(axes):
+            spectra.draw(fig, ax, mean[c], title=f"Cluster {c}", quantity=quantity)
+    else:
+        fig = Figure(figsize=(6.0, 4.0), layout="constrained")
+        ax = fig.subplots()
+        x, xlabel = spectra.abscissa()
+        for c in range(k):
+            ax.plot(x, mean[c], "-", color=f"C{c % 10}", label=f"cluster {c}")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(quantity)
+        ax.legend(fontsize=7)
+        ax.grid(True, alpha=0.3)
+    fig.suptitle("Mean response per cluster")
+    return fig
 
 
 def plot_clusters(h5_cluster_group: Any, out_dir: str | Path) -> list[Path]:
@@ -243,24 +252,32 @@ def plot_clusters(h5_cluster_group: Any, out_dir: str | Path) -> list[Path]:
     return _save_all(cluster_figures(h5_cluster_group), out_dir)
 
 
-def decomposition_figures(h5_decomposition_group: Any) -> dict[str, Figure]:
-    """``decomposition_components``: the first (up to 9) components, magnitude when complex.
+def decomposition_figures(h5_decomposition_group: Any, *, n_show: int = 9) -> dict[str, Figure]:
+    """``decomposition_components``: each component beside its score (``Projection``) map, if any.
 
     Parameters
     ----------
     h5_decomposition_group : h5py.Group
         Group written by :func:`pycro_gpu.decomposition.decompose_dataset`.
+    n_show : int
+        Number of components drawn (>= 1).
 
     Returns
     -------
     dict of str to Figure
+        Score map ``Projection i`` (oriented by :meth:`~pycro_gpu.io.usid.USIDataset.position_maps`,
+        a curve where the positions form no 2-D grid) beside ``Component i`` against the spectroscopic
+        axes (a curve, or an image over frequency x DC bias); complex values as magnitudes.
     """
-    C = np.asarray(h5_decomposition_group["Components"][()])
-    fig, ax = _figure(5.5, 3.5)
-    for i, c in enumerate(C[:9]):
-        ax.plot(np.abs(c) if np.iscomplexobj(c) else c, label=f"{i}")
-    ax.set_xlabel("spectral index")
-    ax.legend(fontsize=7)
+    n_show = check_int(n_show, "n_show", minimum=1)
+    h5_c, h5_p = h5_decomposition_group["Components"], h5_decomposition_group.get("Projection")
+    n = min(n_show, h5_c.shape[0])
+    method = _attr_text(h5_decomposition_group, "method", "decomposition").upper()
+    source = _attr_text(h5_decomposition_group, "source_path", h5_decomposition_group.name)
+    fig = _components_beside_maps(
+        np.asarray(h5_c[:n]), None if h5_p is None else np.asarray(h5_p[:, :n]), h5_c, h5_p,
+        names=("Projection", "Component"), title=f"{method} components: {source}",
+    )  # fmt: skip
     return {"decomposition_components": fig}
 
 
@@ -281,46 +298,190 @@ def plot_decomposition(h5_decomposition_group: Any, out_dir: str | Path) -> list
     return _save_all(decomposition_figures(h5_decomposition_group), out_dir)
 
 
+# ------------------------------------------------------------------------------------------- fits
+
+#: units of the loop-fit and switching fields: R the response's units, B the bias's (DC) units
+_LOOP_UNITS = {
+    **dict.fromkeys(("a0", "a1", "R+", "R-", "Switchable Polarization"), "R"),
+    **dict.fromkeys(("a2", "a3", "b0", "b1", "b2", "b3", "V-", "V+", "Imprint"), "B"),
+    "a4": "R/B",
+    "Work of Switching": "R B",
+}
+
+
+def _source(group: Any) -> Any:
+    """The Main dataset a results group was computed from (same file), or None."""
+    path = group.attrs.get("source_path")
+    dset = group.file.get(_text(path)) if path is not None else None
+    return usid(dset) if dset is not None else None
+
+
+def _field_units(field: str, source: Any) -> tuple[str, str]:
+    """``(name, units)`` of a compound field: from ``"Name [units]"``, or the loop model's units."""
+    name, units = split_field(field)
+    if units or name not in _LOOP_UNITS or source is None:
+        return name, units
+    r = source.units
+    b = source.spec_dims[0].units if len(source.spec_dims) == 1 else ""
+    if not (r and b):
+        return name, ""
+    form = _LOOP_UNITS[name]
+    if form == "R B":
+        return name, f"{r}²" if r == b else f"{r}·{b}"
+    return name, form.replace("R", r).replace("B", b)
+
+
+def _field_label(field: str, source: Any, values: np.ndarray) -> tuple[str, float, str]:
+    """``(title, factor, colorbar label)`` of a field: ``("Amplitude", 1e-3, "Amplitude (mV)")``."""
+    name, units = _field_units(field, source)
+    if name == "R2 Criterion":
+        return name, 1.0, "R²"
+    factor, units = scale(values, units)
+    return name, factor, label(name, units)
+
+
+def _field_maps(
+    records: np.ndarray, positions: Positions, source: Any, *, title: str, note: str = ""
+) -> Figure:
+    """A map (or curve) of each field of ``records`` ``(n_pos, n_steps)``, averaged over the steps."""
+    names = records.dtype.names
+    fig, axes = panel_grid(len(names), min(len(names), 4), 3.6, 3.0)
+    for field, ax in zip(names, axes, strict=True):
+        values = _nanmean(records[field].astype(np.float64), axis=1)
+        name, factor, q = _field_label(field, source, values)
+        positions.draw(fig, ax, values / factor, title=name, quantity=q)
+    fig.suptitle(title + note)
+    return fig
+
+
+def _converged_code(group: Any) -> int:
+    """The ``Status`` code that means converged (from ``status_codes``; 0 by default)."""
+    try:
+        codes = json.loads(_text(group.attrs["status_codes"]))
+    except (KeyError, ValueError):
+        return 0
+    found = [int(k) for k, v in codes.items() if str(v).strip().lower() == "converged"]
+    return found[0] if found else 0
+
+
+def _status(group: Any, n: int) -> tuple[np.ndarray, str] | None:
+    """Per position, the fraction of its fits that converged; and a one-line summary. None without status."""
+    if "Status" in group:
+        codes = np.asarray(group["Status"][()]).reshape(n, -1)
+        converged = codes == _converged_code(group)
+    elif "Converged" in group:
+        converged = np.asarray(group["Converged"][()]).reshape(n, -1) != 0
+    else:
+        return None
+    total = converged.size
+    share = np.count_nonzero(converged) / total if total else 0.0
+    summary = f"{share:.1%} of {total} fits converged ({np.count_nonzero(converged)})"
+    return converged.mean(axis=1), summary
+
+
+def _fit_quality(group: Any, records: np.ndarray, positions: Positions, note: str) -> Figure | None:
+    """The R^2 map and the map of the fraction of converged fits per position."""
+    status = _status(group, records.shape[0])
+    has_r2 = "R2 Criterion" in records.dtype.names
+    panels = int(has_r2) + int(status is not None)
+    if panels == 0:
+        return None
+    fig, axes = panel_grid(panels, panels, 4.2, 3.4)
+    if has_r2:
+        r2 = _nanmean(records["R2 Criterion"].astype(np.float64), axis=1)
+        positions.draw(fig, axes.pop(0), r2, title="R²" + note, quantity="R²", cmap="cividis")
+    summary = ""
+    if status is not None:
+        fraction, summary = status
+        positions.draw(
+            fig, axes.pop(0), fraction, title=summary, quantity="fraction of fits converged",
+            cmap="RdYlGn", vmin=0.0, vmax=1.0,
+        )  # fmt: skip
+    fig.suptitle(f"Fit quality: {group.name}" + (f"\n{summary}" if summary else ""))
+    return fig
+
+
+def _fit_steps(records: np.ndarray, h5_fit: Any, source: Any) -> Figure:
+    """Each field's median over the positions (bars: 25 to 75 %) against the spectroscopic steps."""
+    spectra = Spectra(h5_fit, records.shape[1])
+    x, xlabel = spectra.abscissa()
+    names = records.dtype.names
+    fig, axes = panel_grid(len(names), min(len(names), 3), 3.8, 2.9)
+    for field, ax in zip(names, axes, strict=True):
+        values = records[field].astype(np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            q25, q50, q75 = np.nanpercentile(values, [25, 50, 75], axis=0)
+        name, factor, q = _field_label(field, source, q50)
+        spread = np.abs(np.stack([q50 - q25, q75 - q50])) / factor
+        ax.errorbar(x, q50 / factor, yerr=spread, fmt="o-", ms=2.5, lw=1, capsize=2, color="C0")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(q)
+        ax.set_title(name, fontsize=9)
+    fig.suptitle("Fitted parameters over the steps (median over positions, bars: 25-75 %)")
+    return fig
+
+
+def _step_name(h5_fit: Any, steps: int) -> str:
+    """``"DC_Offset "``: the names of the spectroscopic dimensions of a fit's steps (with a space)."""
+    names = [a.name for a in Spectra(h5_fit, steps).axes]
+    return " x ".join(names) + " " if names else ""
+
+
 def fit_figures(h5_fit_group: Any) -> dict[str, Figure]:
-    """``fit_parameters``: a map of each field of the ``Fit`` dataset, averaged over its steps.
+    """Maps of the fitted parameters, R^2 and converged share of a fit group (SHO or loop fit).
 
     Parameters
     ----------
     h5_fit_group : h5py.Group
         Group written by :func:`pycro_gpu.fitting.fit_sho_dataset` or
-        :func:`~pycro_gpu.fitting.fit_loop_dataset` (a compound ``Fit`` Main dataset).
+        :func:`~pycro_gpu.fitting.fit_loop_dataset` (a compound ``Fit`` dataset, optionally ``Status``
+        with the codes of the group's ``status_codes`` attribute, ``Converged`` and ``Switching``).
 
     Returns
     -------
     dict of str to Figure
-        Maps oriented by :meth:`~pycro_gpu.io.usid.USIDataset.position_maps` (curves over the position
-        index where the positions form no 2-D grid).
+        ``fit_parameters``: a map of each field, titled by its name and with its units on the colorbar
+        (``"Amplitude [V]"`` -> ``"Amplitude (mV)"``; loop parameters in the units of the response and
+        the bias), averaged over the remaining spectroscopic steps; ``fit_quality``: the R^2 map
+        (``R2 Criterion``) and the fraction of converged fits per position, the share of all fits in
+        the title; ``fit_switching`` (loop fits): the switching parameters; ``fit_steps`` (fits over
+        several spectroscopic steps, e.g. SHO over DC bias): each parameter against the steps. Maps
+        are oriented by :meth:`~pycro_gpu.io.usid.USIDataset.position_maps` of the ``Fit`` dataset,
+        or of the fitted source (a loop ``Fit`` of one record per position); curves over the position
+        where the positions form no 2-D grid.
     """
     h5_fit = h5_fit_group["Fit"]
-    fit = np.asarray(h5_fit[()])
-    names = fit.dtype.names
-    means = np.stack([np.nanmean(fit[name].astype(np.float64), axis=1) for name in names], axis=1)
-    maps = _maps(means.T, h5_fit, axis=-1)  # (n_fields, n_y, n_x)
-    fig, axes = _component_grid(len(names), 2.6)
-    for i, ax in enumerate(axes):
-        if maps is None:
-            ax.plot(means[:, i])
-            ax.set_xlabel("position", fontsize=7)
-        else:
-            fig.colorbar(ax.imshow(maps[i], cmap="viridis"), ax=ax)
-            ax.set_axis_off()
-        ax.set_title(names[i], fontsize=8)
-    return {"fit_parameters": fig}
+    n = int(h5_fit.shape[0])
+    records = np.asarray(h5_fit[()]).reshape(n, -1)
+    source = _source(h5_fit_group)
+    positions = Positions.of(h5_fit, source, n=n)
+    steps = records.shape[1]
+    note = f" (mean over {steps} {_step_name(h5_fit, steps)}steps)" if steps > 1 else ""
+    figures = {
+        "fit_parameters": _field_maps(
+            records, positions, source, title=f"Fit: {h5_fit_group.name}", note=note
+        )
+    }
+    quality = _fit_quality(h5_fit_group, records, positions, note)
+    if quality is not None:
+        figures["fit_quality"] = quality
+    if "Switching" in h5_fit_group:
+        switching = np.asarray(h5_fit_group["Switching"][()]).reshape(n, -1)
+        figures["fit_switching"] = _field_maps(switching, positions, source, title="Switching parameters")
+    if steps > 1:
+        figures["fit_steps"] = _fit_steps(records, h5_fit, source)
+    return figures
 
 
 def plot_fit(h5_fit_group: Any, out_dir: str | Path) -> list[Path]:
-    """Write ``fit_parameters.png`` (:func:`fit_figures`).
+    """Write ``fit_parameters.png``, ``fit_quality.png`` ... (:func:`fit_figures`).
 
     Parameters
     ----------
     h5_fit_group : h5py.Group
         Group written by :func:`pycro_gpu.fitting.fit_sho_dataset` or
-        :func:`~pycro_gpu.fitting.fit_loop_dataset` (a compound ``Fit`` Main dataset).
+        :func:`~pycro_gpu.fitting.fit_loop_dataset` (a compound ``Fit`` dataset).
     out_dir : path
         Folder (created).
 
@@ -331,20 +492,43 @@ def plot_fit(h5_fit_group: Any, out_dir: str | Path) -> list[Path]:
     return _save_all(fit_figures(h5_fit_group), out_dir)
 
 
-def _save_all(figures: dict[str, Figure], out_dir: str | Path) -> list[Path]:
-    """Write each figure as ``<out_dir>/<name>.png`` and return the paths."""
-    out = _folder(out_dir)
-    return [_save(fig, out / f"{name}.png") for name, fig in figures.items()]
+# ------------------------------------------------------------------------------------------ images
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    return path
+def image_figures(h5_image_group: Any) -> dict[str, Figure]:
+    """``image``: the source image and the processed one side by side (first spectroscopic step).
+
+    Parameters
+    ----------
+    h5_image_group : h5py.Group
+        Group written by :func:`pycro_gpu.filters.image_dataset.process_image_dataset`.
+
+    Returns
+    -------
+    dict of str to Figure
+        Maps oriented by :meth:`~pycro_gpu.io.usid.USIDataset.position_maps` (X across, Y upwards) in
+        the position units, each with a colorbar of its quantity and units.
+    """
+    processed = h5_image_group["Processed"]
+    path = h5_image_group.attrs.get("source_path")
+    source = h5_image_group.file.get(_text(path)) if path is not None else None
+    panels = [("processed: " + _attr_text(h5_image_group, "operations", ""), processed)]
+    if source is not None:
+        panels.insert(0, ("source", source))
+    fig, axes = panel_grid(len(panels), len(panels), 5.0, 4.2)
+    for (title, dset), ax in zip(panels, axes, strict=True):
+        values = np.asarray(dset[:, 0], dtype=np.float64)
+        factor, q = quantity_label(
+            _attr_text(dset, "quantity", "value"), _attr_text(dset, "units", ""), values
+        )
+        Positions.of(dset, n=values.size).draw(fig, ax, values / factor, title=title, quantity=q)
+    steps = int(processed.shape[1])
+    fig.suptitle(h5_image_group.name + (f" (step 0 of {steps})" if steps > 1 else ""))
+    return {"image": fig}
 
 
 def plot_image(h5_image_group: Any, out_dir: str | Path) -> list[Path]:
-    """Write ``image.png``: the source image and the processed one side by side (first spectroscopic step).
+    """Write ``image.png`` (:func:`image_figures`).
 
     Parameters
     ----------
@@ -357,30 +541,11 @@ def plot_image(h5_image_group: Any, out_dir: str | Path) -> list[Path]:
     -------
     list of Path
     """
-    out = _folder(out_dir)
-    processed = _usid(h5_image_group["Processed"])
-    path = h5_image_group.attrs.get("source_path")
-    source = h5_image_group.file.get(str(path)) if path is not None else None
-    panels = (
-        [("processed", processed)]
-        if source is None
-        else [("source", _usid(source)), ("processed", processed)]
-    )
-    fig = Figure(figsize=(5.2 * len(panels), 4.4))
-    for i, (title, main) in enumerate(panels):
-        ax = fig.add_subplot(1, len(panels), i + 1)
-        da = main.to_xarray()
-        y, x = da.dims[:2]
-        image = np.asarray(da.values).reshape(da.sizes[y], da.sizes[x], -1)[..., 0]
-        xs, ys = np.asarray(da[x].values), np.asarray(da[y].values)
-        im = ax.imshow(
-            image, origin="lower", extent=(xs[0], xs[-1], ys[0], ys[-1]), cmap="viridis", aspect="auto"
-        )
-        ax.set_xlabel(f"{x} ({da[x].attrs.get('units', '')})")
-        ax.set_ylabel(f"{y} ({da[y].attrs.get('units', '')})")
-        ax.set_title(
-            title if title == "source" else f"{title}: {h5_image_group.attrs.get('operations', '')}",
-            fontsize=8,
-        )
-        fig.colorbar(im, ax=ax, label=f"{main.quantity} ({main.units})")
-    return [_save(fig, out / "image.png")]
+    return _save_all(image_figures(h5_image_group), out_dir)
+
+
+def _save_all(figures: dict[str, Figure], out_dir: str | Path) -> list[Path]:
+    """Write each figure as ``<out_dir>/<name>.png`` and return the paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return [save_figure(fig, out / f"{name}.png", dpi=100) for name, fig in figures.items()]
