@@ -61,7 +61,7 @@ from ._engine import (
     compute_slice,
     run_job,
 )
-from ._target import source_ancillaries
+from ._target import ResultsReadOnlyError, source_ancillaries
 from .passes import Checkpoint, PassRunner, PassSpec, run_pass, run_passes
 
 __all__ = [
@@ -74,6 +74,7 @@ __all__ = [
     "Output",
     "PassRunner",
     "PassSpec",
+    "ResultsReadOnlyError",
     "SliceTask",
     "compute_slice",
     "run_job",
