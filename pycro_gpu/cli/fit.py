@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._options import add_file_options, executor, results_elsewhere, write_figures
+from ._options import add_file_options, call_read_only_first, executor, write_figures
 
 HELP = "fit SHO spectra or hysteresis loops of a USID file (streamed, resumable)"
 
@@ -63,15 +63,15 @@ def run(args: argparse.Namespace) -> int:
     if args.maxiter is not None:
         kw["maxiter"] = args.maxiter
     t0 = time.perf_counter()
-    # raw data stays read-only when the SHO results go to another file
-    mode = "r" if results_elsewhere(args) and args.model == "sho" else "r+"
+    # read-only until the SHO fit writes its results (a loop fit first writes the projected loops)
+    mode = "r" if args.model == "sho" else "r+"
     with executor(args) as ex, open_h5(args.file, mode) as f:
         kw["executor"] = ex
         if args.model == "sho":
             from ..fitting.dataset import fit_sho_dataset
 
             main = open_main(f, args.dataset) if args.dataset else _find_sho_source(f)
-            res = fit_sho_dataset(main, **kw)
+            res = call_read_only_first(lambda m: fit_sho_dataset(m, **kw), main)
         else:
             from ..fitting.dataset import fit_loop_dataset, project_loops
 
