@@ -18,6 +18,7 @@ and of other hosts (a shared file system) are left alone.
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import re
@@ -379,6 +380,10 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
+#: errors of ``os.link`` on file systems without hard links
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EACCES}
+
+
 def create_h5_atomically(path: str | os.PathLike) -> Path:
     """Create an empty HDF5 file at ``path``, which appears whole or not at all.
 
@@ -407,9 +412,9 @@ def create_h5_atomically(path: str | os.PathLike) -> Path:
             raise DataError(msg) from None
         try:
             os.link(tmp, path)
-        except FileExistsError:
-            raise
-        except OSError:  # no hard links here
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
             if path.exists():
                 raise FileExistsError(path) from None
             os.replace(tmp, path)
