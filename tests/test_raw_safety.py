@@ -202,6 +202,77 @@ def test_translate_free_space_refusal(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "spectra.h5").exists() and _temporaries(tmp_path) == []
 
 
+#: in a private mount namespace on a 20 MB tmpfs (``python - DIR``): a 10 MB BE file, the disk filled
+#: to 10 kB, ``fit sho``; then the disk filled by "another program" right after the job's check
+TMPFS_SCRIPT = textwrap.dedent(
+    """
+    import hashlib, json, shutil, subprocess, sys
+    import h5py
+    from pycro_gpu import datasets
+    from pycro_gpu.cli import main
+    from pycro_gpu.process import _target
+
+    folder = sys.argv[1]
+    raw, filler = f"{folder}/be.h5", f"{folder}/filler"
+    datasets.write_usid(datasets.band_excitation(shape=(40, 40), n_freq=256, seed=1), raw)
+
+    def fill(leave):
+        subprocess.run(["fallocate", "-l", str(shutil.disk_usage(folder).free - leave), filler], check=True)
+
+    def raw_digest():
+        with h5py.File(raw, "r") as f:
+            return hashlib.sha256(f["Measurement_000/Channel_000/Raw_Data"][()].tobytes()).hexdigest()
+
+    out = {"digest": raw_digest()}
+    fill(10_000)
+    out["full"] = main(["fit", "sho", raw, "--backend", "numpy", "-q"])
+    subprocess.run(["rm", filler], check=True)
+    out["info_after_full"] = main(["info", raw])
+    out["digest_after_full"] = raw_digest()
+    reserve = _target.SpaceReservation
+
+    class FillsTheDisk(reserve):  # another program takes every free byte once the job checked
+        def __init__(self, path, nbytes):
+            super().__init__(path, nbytes)
+            fill(0)
+
+    _target.SpaceReservation = FillsTheDisk
+    out["filled_during"] = main(["fit", "sho", raw, "--backend", "numpy", "-q"])
+    subprocess.run(["rm", filler], check=True)
+    out["info_after_filled"] = main(["info", raw])
+    out["digest_after_filled"] = raw_digest()
+    with h5py.File(raw, "r") as f:
+        out["status"] = f["Measurement_000/Channel_000/Raw_Data-SHO_Fit_000"].attrs["status"]
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("unshare") is None,
+                    reason="needs Linux mount namespaces (unshare)")  # fmt: skip
+def test_full_tmpfs(tmp_path):
+    """The issue's case on a real small file system: refused when full, finished when filled meanwhile."""
+    import json
+
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    (tmp_path / "script.py").write_text(TMPFS_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    namespace = ["unshare", "--mount", "--map-root-user", "sh", "-c"]  # the mount ends with the process
+    probe = subprocess.run([*namespace, f"mount -t tmpfs tmpfs {mount}"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs in a user namespace here: {probe.stderr.strip()}")
+    script = f"exec {sys.executable} {tmp_path / 'script.py'} {mount}"
+    done = subprocess.run([*namespace, f"mount -t tmpfs -o size=20m tmpfs {mount} && {script}"],
+                          capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["full"] == 1 and "not enough free space" in done.stderr
+    assert out["info_after_full"] == 0 and out["digest_after_full"] == out["digest"]
+    assert out["filled_during"] == 0 and out["status"] == "complete"  # the reserved blocks sufficed
+    assert out["info_after_filled"] == 0 and out["digest_after_filled"] == out["digest"]
+
+
 # ----------------------------------------------------------------------------------------------------
 # a file that declares far more than it holds
 # ----------------------------------------------------------------------------------------------------
@@ -464,6 +535,27 @@ def test_create_h5_atomically(tmp_path):
     with pytest.raises(FileExistsError):
         create_h5_atomically(path)
     assert _temporaries(tmp_path) == []
+
+
+def test_space_reservation(tmp_path):
+    from pycro_gpu.io.hdf5 import SpaceReservation
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * 4096)
+
+    def allocated():
+        return path.stat().st_blocks * 512
+
+    before = allocated()
+    reservation = SpaceReservation(path, 2**20)
+    if reservation.nbytes == 0:
+        pytest.skip("this file system cannot reserve blocks (fallocate)")
+    assert path.stat().st_size == 4096 and allocated() >= before + 2**20  # blocks, not size
+    with path.open("ab") as f:
+        f.write(b"y" * 8192)  # the job's writes
+    reservation.release()
+    assert path.stat().st_size == 4096 + 8192 and allocated() < before + 2**20
+    assert path.read_bytes() == b"x" * 4096 + b"y" * 8192
 
 
 def test_remove_stale_temporaries_keeps_its_own(tmp_path):

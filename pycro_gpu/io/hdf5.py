@@ -18,6 +18,8 @@ and of other hosts (a shared file system) are left alone.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import errno
 import math
 import os
@@ -25,6 +27,7 @@ import re
 import secrets
 import shutil
 import socket
+import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,6 +41,7 @@ from ..errors import DataError
 
 __all__ = [
     "BatchReader",
+    "SpaceReservation",
     "batch_slices",
     "check_free_space",
     "check_output_size",
@@ -46,6 +50,7 @@ __all__ = [
     "open_h5",
     "plan_batch_rows",
     "remove_stale_temporaries",
+    "space_needed",
     "stored_bytes",
     "temporary_path",
 ]
@@ -313,6 +318,11 @@ def check_output_size(output_bytes: int, dataset: h5py.Dataset) -> None:
         raise DataError(msg)
 
 
+def space_needed(output_bytes: int) -> int:
+    """Free bytes a job that allocates ``output_bytes`` needs: those plus the margin."""
+    return int(output_bytes) + SPACE_MARGIN_BYTES + int(SPACE_MARGIN_FRACTION * output_bytes)
+
+
 def check_free_space(folder: str | os.PathLike, output_bytes: int) -> None:
     """Refuse to allocate ``output_bytes`` (plus a margin) on a file system with less free space.
 
@@ -325,7 +335,7 @@ def check_free_space(folder: str | os.PathLike, output_bytes: int) -> None:
         Less free space in ``folder``'s file system than ``output_bytes + margin``; the message says what
         is needed, what is free, and to write the results elsewhere.
     """
-    margin = SPACE_MARGIN_BYTES + int(SPACE_MARGIN_FRACTION * output_bytes)
+    margin = space_needed(output_bytes) - output_bytes
     free = shutil.disk_usage(folder).free
     if free < output_bytes + margin:
         msg = (
@@ -378,6 +388,85 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
                     os.unlink(entry.path)
                     removed.append(Path(entry.path))
     return removed
+
+
+_FALLOC_FL_KEEP_SIZE, _FALLOC_FL_PUNCH_HOLE = 1, 2
+
+
+def _fallocate() -> Any:
+    """libc's ``fallocate(fd, mode, offset, len)``, or None (not Linux, or not found)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).fallocate
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+class SpaceReservation:
+    """Disk blocks allocated past the end of a file for the writes a job is about to make.
+
+    HDF5 allocates new objects at the end of the file; with the blocks already allocated there, the
+    job's writes and the final metadata flush cannot fail for lack of space half-way (which can leave
+    an HDF5 file unreadable) when another program fills the disk meanwhile. The file's size does not
+    change (Linux ``fallocate`` with ``FALLOC_FL_KEEP_SIZE``); :meth:`release` gives back what the job
+    did not use. Elsewhere, or where the file system cannot do it, nothing is reserved.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An existing file, open for writing by HDF5 or not.
+    nbytes : int
+        Bytes to reserve.
+
+    Raises
+    ------
+    DataError
+        The file system has not ``nbytes`` free.
+    """
+
+    def __init__(self, path: str | os.PathLike, nbytes: int) -> None:
+        self.path = Path(path)
+        self.start = 0
+        self.nbytes = 0
+        fallocate = _fallocate()
+        if fallocate is None or nbytes <= 0:
+            return
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            start = os.fstat(fd).st_size
+            if fallocate(fd, _FALLOC_FL_KEEP_SIZE, start, int(nbytes)) != 0:
+                if ctypes.get_errno() == errno.ENOSPC:
+                    msg = (
+                        f"not enough free space in {str(self.path.parent)!r} to reserve "
+                        f"{format_bytes(nbytes)} for the results; write them to another disk with "
+                        f"--results FILE (results=FILE in Python)"
+                    )
+                    raise DataError(msg)
+                return  # not supported here: no reservation
+            self.start, self.nbytes = start, int(nbytes)
+        finally:
+            os.close(fd)
+
+    def release(self) -> None:
+        """Free the reserved blocks past the file's current end (those the job did not write)."""
+        if not self.nbytes:
+            return
+        end, self.nbytes = self.start + self.nbytes, 0
+        with contextlib.suppress(OSError):  # e.g. an empty results file already removed
+            fd = os.open(self.path, os.O_RDWR)
+            try:
+                size = os.fstat(fd).st_size
+                if end > size:
+                    # blocks past the end go with a truncation to the same size (ext4 ignores holes
+                    # punched there; tmpfs and XFS free them either way); the bytes do not change
+                    _fallocate()(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, size, end - size)
+                    os.ftruncate(fd, size)
+            finally:
+                os.close(fd)
 
 
 #: errors of ``os.link`` on file systems without hard links

@@ -26,7 +26,14 @@ from typing import Any
 import h5py
 
 from ..errors import DataError
-from ..io.hdf5 import check_free_space, check_output_size, create_h5_atomically, open_h5
+from ..io.hdf5 import (
+    SpaceReservation,
+    check_free_space,
+    check_output_size,
+    create_h5_atomically,
+    open_h5,
+    space_needed,
+)
 from ..io.usid import USIDataset, create_results_group, find_results, open_main
 
 #: attribute of a results group: the members its setup created (a resumed run keeps only these)
@@ -65,6 +72,8 @@ class Target:
         #: results in another file given by path (created atomically on the first write)
         self._results_path: Path | None = None
         self._created = False
+        #: blocks allocated past the end of the results file for the job's writes
+        self._reservation: SpaceReservation | None = None
 
     @property
     def same_file(self) -> bool:
@@ -83,6 +92,10 @@ class Target:
         output_bytes : int
             Estimated bytes the job will allocate in the results file.
 
+        The space checked is then reserved past the end of the results file for the job
+        (:class:`~pycro_gpu.io.hdf5.SpaceReservation`, released when the target closes), so that another
+        program filling the disk during the job cannot make its writes fail half-way.
+
         Raises
         ------
         DataError
@@ -96,6 +109,8 @@ class Target:
         if folder is not None:
             check_free_space(folder, int(output_bytes))
         self._make_writable()
+        if folder is not None and self._reservation is None:
+            self._reservation = SpaceReservation(self.parent.file.filename, space_needed(int(output_bytes)))
 
     def _results_folder(self) -> Path | None:
         """Folder of the results file when it is (or will be) a file on disk."""
@@ -139,6 +154,8 @@ class Target:
         for f in (self._source_file, self._results_file):
             if f is not None:
                 f.close()
+        if self._reservation is not None:
+            self._reservation.release()
         if created_empty:
             self._results_path.unlink(missing_ok=True)
 
