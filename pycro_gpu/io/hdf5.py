@@ -413,7 +413,9 @@ class SpaceReservation:
     job's writes and the final metadata flush cannot fail for lack of space half-way (which can leave
     an HDF5 file unreadable) when another program fills the disk meanwhile. The file's size does not
     change (Linux ``fallocate`` with ``FALLOC_FL_KEEP_SIZE``); :meth:`release` gives back what the job
-    did not use. Elsewhere, or where the file system cannot do it, nothing is reserved.
+    did not use. Elsewhere, or where the file system cannot do it, nothing is reserved. A job killed
+    outright leaves its unused blocks allocated past the end of the file (not in its size) until the
+    next job on that file releases them.
 
     Parameters
     ----------
@@ -470,7 +472,7 @@ class SpaceReservation:
 
 
 #: errors of ``os.link`` on file systems without hard links
-_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EACCES}
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
 
 
 def create_h5_atomically(path: str | os.PathLike) -> Path:

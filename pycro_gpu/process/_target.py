@@ -87,14 +87,14 @@ class Target:
         """Refuse outputs out of proportion to the source or larger than the free space, then make
         ``parent`` writable.
 
+        The space checked is then reserved past the end of the results file for the job
+        (:class:`~pycro_gpu.io.hdf5.SpaceReservation`, released when the target closes), so that another
+        program filling the disk during the job cannot make its writes fail half-way.
+
         Parameters
         ----------
         output_bytes : int
             Estimated bytes the job will allocate in the results file.
-
-        The space checked is then reserved past the end of the results file for the job
-        (:class:`~pycro_gpu.io.hdf5.SpaceReservation`, released when the target closes), so that another
-        program filling the disk during the job cannot make its writes fail half-way.
 
         Raises
         ------
@@ -151,13 +151,15 @@ class Target:
     def close(self) -> None:
         """Close the files this target opened; remove a results file it created and left empty."""
         created_empty = self._created and self._results_file is not None and len(self._results_file) == 0
-        for f in (self._source_file, self._results_file):
-            if f is not None:
-                f.close()
-        if self._reservation is not None:
-            self._reservation.release()
-        if created_empty:
-            self._results_path.unlink(missing_ok=True)
+        try:
+            for f in (self._source_file, self._results_file):
+                if f is not None:
+                    f.close()
+        finally:
+            if self._reservation is not None:
+                self._reservation.release()
+            if created_empty:
+                self._results_path.unlink(missing_ok=True)
 
 
 def _open_source(source: Any, dataset_path: str | None) -> tuple[USIDataset, h5py.File | None]:
