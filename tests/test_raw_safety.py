@@ -487,11 +487,17 @@ def test_reused_and_failed_jobs_leave_the_input_untouched(command, tmp_path, cap
 
 
 @pytest.mark.parametrize("command", ["svd", "cluster", "decompose"])
-def test_empty_file_stays_empty(command, tmp_path, capsys):
+@pytest.mark.parametrize("role", ["input", "results"])
+def test_empty_file_stays_empty(command, role, tmp_path, capsys):
+    """A 0-byte file, as input or as --results, is refused and not rewritten into an HDF5 file."""
     empty = tmp_path / "empty.h5"
     empty.touch()
     before = _state(empty)
-    assert main(_argv(command, empty)) == 1
+    if role == "input":
+        argv = _argv(command, empty)
+    else:
+        argv = _argv(command, _spectra(tmp_path / "raw.h5"), "--results", str(empty))
+    assert main(argv) == 1
     assert "is not an HDF5 file (0 bytes" in _one_error_line(capsys.readouterr().err, command)
     assert _state(empty) == before
 
