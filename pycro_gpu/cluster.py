@@ -546,4 +546,6 @@ def cluster_dataset(
     return run_passes(
         CLUSTER_TOOL, params, algorithm, source, dataset_path, validate=validate,
         results=results, backend=backend, executor=executor, override=override,
+        # labels (checkpoint and result), SVD features (`components`), mean responses; 16 bytes a value
+        output_bytes=lambda m: 16 * (m.shape[0] * (2 + int(components or 0)) + int(n_clusters) * m.shape[1]),
     )  # fmt: skip

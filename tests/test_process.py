@@ -299,7 +299,8 @@ def test_mismatched_ancillary_shapes(raw_file):
 def test_truncated_file(raw_file, tmp_path):
     bad = tmp_path / "truncated.h5"
     bad.write_bytes(raw_file.read_bytes()[:3000])
-    with pytest.raises(DataError, match=r"truncated.h5' \(mode 'r\+'\): truncated, corrupt or locked"):
+    # opened read-only even when the results would go into it: nothing is written before the job validated
+    with pytest.raises(DataError, match=r"truncated.h5' \(mode 'r'\): truncated, corrupt or locked"):
         run_job(make_job(), bad, RAW, progress=False)
     with pytest.raises(DataError, match=r"truncated.h5' \(mode 'r'\): truncated"):
         run_job(make_job(), bad, RAW, results=tmp_path / "out.h5", progress=False)

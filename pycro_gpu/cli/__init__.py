@@ -3,8 +3,9 @@
 Every command shares ``--backend``, ``--memory-mb`` and ``-q/--quiet``; every file command also
 ``--dataset``, ``--results``, ``--override``, ``--plot DIR`` and ``--workers``/``--scheduler`` (see
 :mod:`pycro_gpu.cli._options`). Errors print one line on stderr: exit code 2 for usage errors, 1 for
-data, dependency and device errors. INFO records of the ``pycro_gpu`` logger print on stderr as
-``pycro-gpu: <message>`` unless ``-q``.
+data, dependency and device errors. SIGTERM ends a command as Ctrl-C does (temporary files and
+half-made results removed on the way) with one line ``pycro-gpu COMMAND: terminated`` and exit code
+143. INFO records of the ``pycro_gpu`` logger print on stderr as ``pycro-gpu: <message>`` unless ``-q``.
 
 Commands are the modules named in :data:`COMMANDS`; each defines ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> exit code``, and imports the work it calls inside
@@ -15,8 +16,12 @@ Adding a command is one line in the table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
-from collections.abc import Sequence
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
 
 from .. import __version__
 from .._config import config_context
@@ -66,6 +71,40 @@ def _trailing(args: argparse.Namespace, extra: list[str]) -> None:
         args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived during a command (a BaseException, as KeyboardInterrupt: cleanups run, nothing
+    catches it on the way)."""
+
+
+#: exit code of a command ended by SIGTERM (128 + 15, as a shell reports it)
+TERMINATED_EXIT_CODE = 128 + signal.SIGTERM
+
+
+@contextlib.contextmanager
+def _sigterm_ends_command() -> Iterator[None]:
+    """While the command runs, SIGTERM raises :class:`_Terminated` in the main thread.
+
+    ``finally`` blocks and context managers then remove temporary files and half-made results groups
+    as they do for Ctrl-C. A second SIGTERM during that cleanup is ignored. The previous handler is
+    restored afterwards (``main()`` called from Python leaves the caller's handler as it was).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised = []
+
+    def handler(signum: int, frame: object) -> None:
+        if not raised:
+            raised.append(signum)
+            raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pycro-gpu`` console script; returns the exit code."""
     parser = build_parser()
@@ -79,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # scoped: main() called from Python (tests, notebooks) leaves the caller's configuration as it was
         with (
+            _sigterm_ends_command(),
             log_to_stderr(args.quiet),
             report_kernel_compilation(args.quiet),
             config_context(
@@ -86,5 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
         ):
             return int(args.run(args) or 0)
+    except _Terminated:
+        print(f"pycro-gpu {args.command}: terminated", file=sys.stderr)
+        return TERMINATED_EXIT_CODE
     except (PycroGPUError, OSError, ValueError, KeyboardInterrupt) as exc:
         return report_error(args.command, exc)

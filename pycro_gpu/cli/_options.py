@@ -16,7 +16,7 @@ import argparse
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -184,15 +184,14 @@ def find_main(f: Any, path: str | None) -> Any:
 def run_dataset_job(args: argparse.Namespace, job: Any, **parameters: Any) -> Any:
     """Run the dataset job ``job(source, **kw)`` on ``FILE`` as the file options ask; its JobResult.
 
-    The Main dataset is ``--dataset`` (else the first ``Raw_Data``); the input file is opened read-only
-    when ``--results`` names another file; ``--override``, ``--workers``/``--scheduler`` and ``-q`` go to
-    the job (``--backend`` and ``--memory-mb`` are in the configuration).
+    The Main dataset is ``--dataset`` (else the first ``Raw_Data``); the input file is opened read-only,
+    and for writing only when the job writes its results into it (:func:`call_read_only_first`);
+    ``--override``, ``--workers``/``--scheduler`` and ``-q`` go to the job (``--backend`` and
+    ``--memory-mb`` are in the configuration).
     """
     from ..io.hdf5 import open_h5
 
-    mode = "r" if results_elsewhere(args) else "r+"
-    with executor(args) as ex, open_h5(args.file, mode) as f:
-        main = find_main(f, args.dataset)
+    def run(main: Any) -> Any:
         return job(
             main,
             results=args.results,
@@ -201,6 +200,34 @@ def run_dataset_job(args: argparse.Namespace, job: Any, **parameters: Any) -> An
             progress=not args.quiet,
             **parameters,
         )
+
+    with executor(args) as ex, open_h5(args.file, "r") as f:
+        return call_read_only_first(run, find_main(f, args.dataset))
+
+
+def call_read_only_first(call: Callable[[Any], Any], dataset: Any) -> Any:
+    """``call(dataset)`` on a dataset of a file open read-only; again on it reopened for writing when the
+    job must write into that file.
+
+    A job raises :class:`~pycro_gpu.process.ResultsReadOnlyError` before it writes anything, after it
+    validated its parameters and found no finished results to reuse; only then is the file closed and
+    reopened (``'r+'``) and ``call`` run again on the same dataset. A reused, refused or failed job
+    therefore leaves the file byte-identical, modification time included. ``dataset``'s file is
+    closed when ``call`` had to run again.
+    """
+    from ..io.hdf5 import open_h5
+    from ..io.usid import USIDataset
+    from ..process import ResultsReadOnlyError
+
+    try:
+        return call(dataset)
+    except ResultsReadOnlyError:
+        if dataset.file.mode == "r+":
+            raise
+    path, name = dataset.file.filename, dataset.name
+    dataset.file.close()
+    with open_h5(path, "r+") as f:
+        return call(USIDataset(f[name]))
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._options import add_file_options, deprecated, executor, results_elsewhere
+from ._options import add_file_options, call_read_only_first, deprecated, executor, results_elsewhere
 
 HELP = "frequency-filter every signal of a Main dataset (G-mode: low pass, harmonics ...)"
 DEFAULT_DATASET = "/Measurement_000/Channel_000/Raw_Data"
@@ -118,42 +118,53 @@ def _plot_path(args: argparse.Namespace) -> str:
     return os.path.join(args.plot, f"filter_position_{args.plot_position}.png")
 
 
-def run(args: argparse.Namespace) -> int:
+def _signal_filter(args: argparse.Namespace, main):
+    """The SignalFilter of the command-line options on ``main``."""
     from ..errors import DataError
     from ..filters import SignalFilter, sampling_rate_of
+
+    samp_rate = args.samp_rate if args.samp_rate is not None else sampling_rate_of(main)
+    filters = build_filters(args, int(main.shape[1]), samp_rate)
+    if not filters and args.noise_tolerance is None:
+        msg = (
+            "give at least one filter (--low-pass, --harmonics, --band-pass, --noise-band) "
+            "or --noise-tolerance"
+        )
+        raise DataError(msg)
+    return SignalFilter(
+        main,
+        filters or None,
+        args.noise_tolerance,
+        write_filtered=not args.no_filtered,
+        write_condensed=args.condensed,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
     from ..io.hdf5 import open_h5
 
     other = results_elsewhere(args)
-    with open_h5(args.file, "r" if other else "r+") as f:
-        main = _main_dataset(f, args.dataset)
-        samp_rate = args.samp_rate if args.samp_rate is not None else sampling_rate_of(main)
-        filters = build_filters(args, int(main.shape[1]), samp_rate)
-        if not filters and args.noise_tolerance is None:
-            msg = (
-                "give at least one filter (--low-pass, --harmonics, --band-pass, --noise-band) "
-                "or --noise-tolerance"
-            )
-            raise DataError(msg)
-        sf = SignalFilter(
-            main,
-            filters or None,
-            args.noise_tolerance,
-            write_filtered=not args.no_filtered,
-            write_condensed=args.condensed,
-        )
+
+    def compute(main):
+        sf = _signal_filter(args, main)
         with executor(args) as ex:
-            res = sf.compute(
+            return sf.compute(
                 results=args.results if other else None,
                 batch_rows=args.batch_rows,
                 executor=ex,
                 override=args.override,
                 progress=None if not args.quiet else False,
             )
-        if args.plot:
-            path = _plot_path(args)
-            sf.test(args.plot_position, path=path)
-            if not args.quiet:
-                print(f"wrote {path}")
+
+    # read-only until the filter writes its results into the file
+    with open_h5(args.file, "r") as f:
+        res = call_read_only_first(compute, _main_dataset(f, args.dataset))
+    if args.plot:
+        path = _plot_path(args)
+        with open_h5(args.file, "r") as f:
+            _signal_filter(args, _main_dataset(f, args.dataset)).test(args.plot_position, path=path)
+        if not args.quiet:
+            print(f"wrote {path}")
     if not args.quiet:
         state = "reused" if res.reused else ("resumed" if res.resumed else "written")
         print(f"{res.file}:{res.group} ({state}; {res.n_computed} positions computed)")

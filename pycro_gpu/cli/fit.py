@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._options import add_file_options, executor, results_elsewhere, write_figures
+from ._options import add_file_options, call_read_only_first, executor, write_figures
 
 HELP = "fit SHO spectra, hysteresis loops, peaks or relaxation curves of a USID file (streamed, resumable)"
 
@@ -86,22 +86,25 @@ def run(args: argparse.Namespace) -> int:
     if args.maxiter is not None:
         kw["maxiter"] = args.maxiter
     t0 = time.perf_counter()
-    # raw data stays read-only when the SHO results go to another file
-    mode = "r" if results_elsewhere(args) and args.model != "loop" else "r+"
+    # read-only until the job writes its results (a loop fit first writes the projected loops)
+    mode = "r" if args.model != "loop" else "r+"
     with executor(args) as ex, open_h5(args.file, mode) as f:
         kw["executor"] = ex
         if args.model == "sho":
             from ..fitting.dataset import fit_sho_dataset
 
             main = open_main(f, args.dataset) if args.dataset else _find_sho_source(f)
-            res = fit_sho_dataset(main, **kw)
+            res = call_read_only_first(lambda m: fit_sho_dataset(m, **kw), main)
         elif args.model in ("peaks", "relaxation"):
             from ..fitting.curves import fit_curves_dataset
             from ._options import find_main
 
             model = args.shape if args.model == "peaks" else args.decay
             n_peaks = args.n_peaks if args.model == "peaks" else 1
-            res = fit_curves_dataset(find_main(f, args.dataset), model=model, n_peaks=n_peaks, **kw)
+            res = call_read_only_first(
+                lambda m: fit_curves_dataset(m, model=model, n_peaks=n_peaks, **kw),
+                find_main(f, args.dataset),
+            )
         else:
             from ..fitting.dataset import fit_loop_dataset
 

@@ -402,4 +402,6 @@ def decompose_dataset(
     return run_passes(
         "Decomposition", params, algorithm, source, dataset_path, validate=validate,
         results=results, backend=backend, executor=executor, override=override,
+        # components (and their checkpoint) and the projection, float64
+        output_bytes=lambda main: 8 * (3 * main.shape[1] + main.shape[0]) * int(n_components),
     )  # fmt: skip

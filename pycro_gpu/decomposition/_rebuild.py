@@ -159,6 +159,7 @@ def rebuild(
         "Rebuild", {"components": [int(c) for c in comps]}, algorithm, u_source,
         None if opened is None else u_path, setup=setup, results=results, backend=backend,
         executor=executor, override=override, name_prefix="Rebuilt_Data_",
+        output_bytes=lambda u: u.shape[0] * n_spec * out_dtype.itemsize,
     )  # fmt: skip
 
 

@@ -242,4 +242,6 @@ def svd_dataset(
     return run_passes(
         SVD_TOOL, params, algorithm, source, dataset_path, setup=setup, validate=validate,
         results=results, backend=backend, executor=executor, override=override,
+        # U, V, S and the checkpointed sketches (k + 10 columns), complex128 at most
+        output_bytes=lambda main: 16 * (main.shape[0] + 3 * main.shape[1]) * (int(k) + 10),
     )  # fmt: skip

@@ -1,13 +1,33 @@
 """HDF5 streaming helpers: safe opening, batch sizing from the memory budget, chunk-aligned batch
-slices and a reader that fills reusable buffers with ``read_direct``.
+slices and a reader that fills reusable buffers with ``read_direct``; and safe writing: the free space
+and output-size checks made before a job allocates its outputs, results files created atomically and
+the hidden temporary files of killed runs removed.
 
 These are the building blocks of :mod:`pycro_gpu.process`; translators and analysis routines that
 stream a Main dataset use them directly.
+
+Temporary files
+---------------
+Every file pycro_gpu writes under a temporary name is ``.<final name>.pycro-<host>-<pid>-<token>.tmp``
+in the folder of the final file (:func:`temporary_path`). A run that is killed leaves it behind; the
+next run that writes into that folder removes those whose process is gone
+(:func:`remove_stale_temporaries`): same host, process id no longer running. Files of live processes
+and of other hosts (a shared file system) are left alone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import math
 import os
+import re
+import secrets
+import shutil
+import socket
+import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,13 +41,32 @@ from ..errors import DataError
 
 __all__ = [
     "BatchReader",
+    "SpaceReservation",
     "batch_slices",
+    "check_free_space",
+    "check_output_size",
+    "create_h5_atomically",
+    "format_bytes",
     "open_h5",
     "plan_batch_rows",
+    "remove_stale_temporaries",
+    "space_needed",
+    "stored_bytes",
+    "temporary_path",
 ]
 
 #: headroom on top of the estimated bytes per position (allocator slack, temporaries)
 SAFETY_FACTOR = 1.25
+
+#: free space kept on top of a job's outputs: HDF5 metadata, chunk indexes, the final flush
+SPACE_MARGIN_BYTES = 8 * 2**20
+#: ... plus this fraction of the outputs' bytes
+SPACE_MARGIN_FRACTION = 0.05
+#: a dataset that declares more than this many times the bytes its file holds of it is hollow; outputs
+#: computed from it may be at most this many times its stored bytes ...
+MAX_OUTPUT_RATIO = 1024
+#: ... or this many bytes, whichever is larger
+MAX_OUTPUT_FLOOR_BYTES = 2**30
 
 
 def open_h5(path: str | os.PathLike, mode: str = "r") -> h5py.File:
@@ -215,6 +254,265 @@ class BatchReader:
                 if i + 1 < len(slices):  # the other buffer: the rows handed out last time are done with
                     pending = pool.submit(self.read, slices[i + 1], i + 1)
                 yield sl, rows
+
+
+# ----------------------------------------------------------------------------------------------------
+# writing safely: sizes, free space, atomic creation, temporary files
+# ----------------------------------------------------------------------------------------------------
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes for a message: ``'512 B'``, ``'9.5 kB'``, ``'8.0 TB'`` (powers of 1000).
+
+    Examples
+    --------
+    >>> format_bytes(8e12), format_bytes(9728), format_bytes(12)
+    ('8.0 TB', '9.7 kB', '12 B')
+    """
+    n = float(n)
+    if n < 1000:
+        return f"{int(n)} B"
+    exponent = min(int(math.log10(n) // 3), 6)
+    return f"{n / 1000**exponent:.1f} {'kMGTPE'[exponent - 1]}B"
+
+
+def stored_bytes(dataset: h5py.Dataset) -> int:
+    """Bytes the values of ``dataset`` really occupy: allocated storage, at most the file's size.
+
+    A dataset can declare any shape: chunks never written (fill value) or a contiguous extent past the
+    end of a truncated file occupy nothing. External and virtual datasets count their logical size.
+    """
+    if dataset.is_virtual or dataset.external:
+        return int(dataset.size) * int(dataset.dtype.itemsize)
+    size = int(dataset.id.get_storage_size())
+    with contextlib.suppress(OSError, TypeError, ValueError):
+        if dataset.file.driver != "core":
+            size = min(size, os.path.getsize(dataset.file.filename))
+    return size
+
+
+def check_output_size(output_bytes: int, dataset: h5py.Dataset) -> None:
+    """Refuse large outputs computed from a dataset whose file holds almost none of its values.
+
+    A file can declare ``10**7 x 10**5`` positions in a few kB (chunks never written, or a truncated
+    file); a job on it must not allocate terabytes. Refused: more than ``MAX_OUTPUT_FLOOR_BYTES`` of
+    outputs and more than ``MAX_OUTPUT_RATIO`` times the bytes ``dataset`` has stored, from a dataset
+    that declares more than ``MAX_OUTPUT_RATIO`` times the bytes it has stored. Outputs larger than a
+    fully stored input (a rebuild from a few components) are accepted.
+
+    Raises
+    ------
+    DataError
+        The outputs exceed the bound.
+    """
+    stored = stored_bytes(dataset)
+    declared = int(dataset.size) * int(dataset.dtype.itemsize)
+    bound = max(MAX_OUTPUT_RATIO * stored, MAX_OUTPUT_FLOOR_BYTES)
+    if output_bytes > bound and declared > MAX_OUTPUT_RATIO * stored:
+        msg = (
+            f"refusing to allocate {format_bytes(output_bytes)} of results for {dataset.name}: it declares "
+            f"shape {dataset.shape} ({format_bytes(declared)}) but its file holds {format_bytes(stored)} of "
+            f"its values; results from it may be at most {MAX_OUTPUT_RATIO} times that or "
+            f"{format_bytes(MAX_OUTPUT_FLOOR_BYTES)}"
+        )
+        raise DataError(msg)
+
+
+def space_needed(output_bytes: int) -> int:
+    """Free bytes a job that allocates ``output_bytes`` needs: those plus the margin."""
+    return int(output_bytes) + SPACE_MARGIN_BYTES + int(SPACE_MARGIN_FRACTION * output_bytes)
+
+
+def check_free_space(folder: str | os.PathLike, output_bytes: int) -> None:
+    """Refuse to allocate ``output_bytes`` (plus a margin) on a file system with less free space.
+
+    A write that fails for lack of space half-way through HDF5's metadata can leave the file unreadable,
+    so jobs check before they allocate (the margin covers the metadata and the final flush).
+
+    Raises
+    ------
+    DataError
+        Less free space in ``folder``'s file system than ``output_bytes + margin``; the message says what
+        is needed, what is free, and to write the results elsewhere.
+    """
+    margin = space_needed(output_bytes) - output_bytes
+    free = shutil.disk_usage(folder).free
+    if free < output_bytes + margin:
+        msg = (
+            f"not enough free space in {os.fspath(folder)!r}: the results need "
+            f"{format_bytes(output_bytes)} plus a margin of {format_bytes(margin)}, "
+            f"{format_bytes(free)} are free; write them to another disk with --results FILE "
+            f"(results=FILE in Python)"
+        )
+        raise DataError(msg)
+
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.pycro-(?P<host>[A-Za-z0-9_]*)-(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40]
+
+
+def temporary_path(final: str | os.PathLike) -> Path:
+    """A new hidden temporary name for ``final`` in its folder (see the module notes)."""
+    final = Path(final)
+    return final.parent / f".{final.name}.pycro-{_host()}-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+
+
+def _process_running(pid: int) -> bool:
+    if os.name == "nt":  # os.kill would terminate it; keep the file
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of killed pycro_gpu runs in ``folder``; the paths removed.
+
+    Only names of :func:`temporary_path`'s pattern, written on this host by a process that is gone.
+    """
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            m = _TEMPORARY.match(entry.name)
+            if m is None or m["host"] != _host() or int(m["pid"]) == os.getpid():
+                continue
+            if not _process_running(int(m["pid"])):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
+
+
+_FALLOC_FL_KEEP_SIZE, _FALLOC_FL_PUNCH_HOLE = 1, 2
+
+
+def _fallocate() -> Any:
+    """libc's ``fallocate(fd, mode, offset, len)``, or None (not Linux, or not found)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).fallocate
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+class SpaceReservation:
+    """Disk blocks allocated past the end of a file for the writes a job is about to make.
+
+    HDF5 allocates new objects at the end of the file; with the blocks already allocated there, the
+    job's writes and the final metadata flush cannot fail for lack of space half-way (which can leave
+    an HDF5 file unreadable) when another program fills the disk meanwhile. The file's size does not
+    change (Linux ``fallocate`` with ``FALLOC_FL_KEEP_SIZE``); :meth:`release` gives back what the job
+    did not use. Elsewhere, or where the file system cannot do it, nothing is reserved. A job killed
+    outright leaves its unused blocks allocated past the end of the file (not in its size) until the
+    next job on that file releases them.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An existing file, open for writing by HDF5 or not.
+    nbytes : int
+        Bytes to reserve.
+
+    Raises
+    ------
+    DataError
+        The file system has not ``nbytes`` free.
+    """
+
+    def __init__(self, path: str | os.PathLike, nbytes: int) -> None:
+        self.path = Path(path)
+        self.start = 0
+        self.nbytes = 0
+        fallocate = _fallocate()
+        if fallocate is None or nbytes <= 0:
+            return
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            start = os.fstat(fd).st_size
+            if fallocate(fd, _FALLOC_FL_KEEP_SIZE, start, int(nbytes)) != 0:
+                if ctypes.get_errno() == errno.ENOSPC:
+                    msg = (
+                        f"not enough free space in {str(self.path.parent)!r} to reserve "
+                        f"{format_bytes(nbytes)} for the results; write them to another disk with "
+                        f"--results FILE (results=FILE in Python)"
+                    )
+                    raise DataError(msg)
+                return  # not supported here: no reservation
+            self.start, self.nbytes = start, int(nbytes)
+        finally:
+            os.close(fd)
+
+    def release(self) -> None:
+        """Free the reserved blocks past the file's current end (those the job did not write)."""
+        if not self.nbytes:
+            return
+        end, self.nbytes = self.start + self.nbytes, 0
+        with contextlib.suppress(OSError):  # e.g. an empty results file already removed
+            fd = os.open(self.path, os.O_RDWR)
+            try:
+                size = os.fstat(fd).st_size
+                if end > size:
+                    # blocks past the end go with a truncation to the same size (ext4 ignores holes
+                    # punched there; tmpfs and XFS free them either way); the bytes do not change
+                    _fallocate()(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, size, end - size)
+                    os.ftruncate(fd, size)
+            finally:
+                os.close(fd)
+
+
+#: errors of ``os.link`` on file systems without hard links
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
+
+
+def create_h5_atomically(path: str | os.PathLike) -> Path:
+    """Create an empty HDF5 file at ``path``, which appears whole or not at all.
+
+    The file is built under a :func:`temporary_path` and moved to ``path`` in one step (a hard link,
+    which never replaces a file another process created meanwhile; ``os.replace`` where the file system
+    has no hard links). Stale temporary files of killed runs in the folder are removed first.
+
+    Raises
+    ------
+    DataError
+        The folder does not exist or cannot be written.
+    FileExistsError
+        ``path`` appeared meanwhile.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        msg = f"cannot create {str(path)!r}: folder {str(path.parent)!r} does not exist"
+        raise DataError(msg)
+    remove_stale_temporaries(path.parent)
+    tmp = temporary_path(path)
+    try:
+        try:
+            h5py.File(tmp, "w").close()
+        except OSError as exc:
+            msg = f"cannot create {str(path)!r}: {exc}"
+            raise DataError(msg) from None
+        try:
+            os.link(tmp, path)
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            if path.exists():
+                raise FileExistsError(path) from None
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return path
 
 
 def __getattr__(name: str) -> Any:

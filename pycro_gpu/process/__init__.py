@@ -24,11 +24,19 @@ the memory budget and the data.
 
 Where results go
 ----------------
-By default next to the source, in the same file (the file must be writable; the raw dataset is only
-read). With ``results=<path or h5py.Group>`` they go to another file, and the raw file is opened
-read-only; the results group then records ``source_file``/``source_path`` and holds a copy of the
-position ancillary datasets (object references cannot point into another file). To browse results
-from the raw file, link them yourself (``raw_file["results"] = h5py.ExternalLink(path, group)``).
+By default next to the source, in the same file (the raw dataset is only read). With
+``results=<path or h5py.Group>`` they go to another file; the results group then records
+``source_file``/``source_path`` and holds a copy of the position ancillary datasets (object references
+cannot point into another file). To browse results from the raw file, link them yourself
+(``raw_file["results"] = h5py.ExternalLink(path, group)``).
+
+Files given by path are opened read-only until the job writes: parameters are validated and a finished
+group is looked for on read-only files, so a reused or refused job leaves every file byte-identical.
+Before it allocates, a job checks its outputs against the free space of the results' file system (plus
+a margin), reserves that space past the end of the results file, and refuses outputs out of proportion
+to a dataset whose file holds almost none of its values. A new results file is created atomically
+(a whole empty HDF5 file under a temporary name, then renamed). A caller's file open read-only gets
+:class:`ResultsReadOnlyError` when the job must write into it.
 
 Multi-pass jobs
 ---------------
@@ -61,7 +69,7 @@ from ._engine import (
     compute_slice,
     run_job,
 )
-from ._target import source_ancillaries
+from ._target import ResultsReadOnlyError, source_ancillaries
 from .passes import Checkpoint, PassRunner, PassSpec, run_pass, run_passes
 
 __all__ = [
@@ -74,6 +82,7 @@ __all__ = [
     "Output",
     "PassRunner",
     "PassSpec",
+    "ResultsReadOnlyError",
     "SliceTask",
     "compute_slice",
     "run_job",

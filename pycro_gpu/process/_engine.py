@@ -16,7 +16,7 @@ from ..backend import from_host, get_namespace, resolve_backend, to_host
 from ..errors import DataError
 from ..io.hdf5 import BatchReader, batch_slices, open_h5, plan_batch_rows
 from ..io.usid import Dimension, USIDataset, create_dataset, create_main
-from ._target import find_group, new_group, open_target, source_ancillaries
+from ._target import new_group, open_target, prepare_results, source_ancillaries
 
 #: name of the uint8 status dataset in a results group (1 = position finished)
 COMPLETED = "completed_positions"
@@ -330,6 +330,22 @@ def _outputs_match(group: h5py.Group, outputs: Sequence[Output], n_pos: int) -> 
     return True
 
 
+def output_bytes(outputs: Sequence[Output], source: USIDataset, same_file: bool) -> int:
+    """Bytes a position-wise job allocates for ``outputs`` of ``source`` (and its status dataset).
+
+    Main outputs add their spectroscopic ancillaries, and in another file than the source a copy of the
+    source's position ancillaries.
+    """
+    n_pos = int(source.shape[0])
+    total = n_pos * (sum(o.bytes_per_position for o in outputs) + 1)  # + completed_positions
+    mains = [o for o in outputs if o.is_main]
+    for o in mains:
+        total += 2 * 8 * len(o.spec_dims) * o.shape[0]  # indices and values
+    if mains and not same_file:
+        total += sum(int(d.size) * d.dtype.itemsize for d in (source.h5_pos_inds, source.h5_pos_vals))
+    return total
+
+
 def _create_outputs(
     group: h5py.Group, source: USIDataset, outputs: Sequence[Output], same_file: bool
 ) -> None:
@@ -425,12 +441,13 @@ def run_job(
     job : Job
     source : str, path-like or h5py.Dataset
         The raw Main dataset, or the path of its file (then give ``dataset_path``). A path is opened
-        read-only when ``results`` names another file, else read-write (results in the same file).
+        read-only, and for writing only when results are written into it (see
+        :mod:`pycro_gpu.process._target`).
     dataset_path : str, optional
         Path of the Main dataset in the file, when ``source`` is a file path.
     results : str, path-like or h5py.Group, optional
-        Where the results group goes: default next to the source; a file path (opened in append
-        mode; group at its root) or a writable group, in the same or another file.
+        Where the results group goes: default next to the source; a file path (group at its root; a new
+        file is created atomically) or a writable group, in the same or another file.
     backend : {'auto', 'numpy', 'cupy'}, optional
         Compute backend (default: the configured one).
     memory_mb : float, optional
@@ -453,8 +470,11 @@ def run_job(
     Raises
     ------
     DataError
-        Missing, truncated or non-HDF5 file, unknown dataset path, results not writable, or
-        ``compute`` returning the wrong outputs.
+        Missing, truncated or non-HDF5 file, unknown dataset path, outputs larger than the free space
+        or out of proportion to the source (checked before anything is written), or ``compute``
+        returning the wrong outputs.
+    ResultsReadOnlyError
+        Results would go into a file the caller opened read-only (a :class:`DataError`).
     USIDError
         The source is not a valid USID Main dataset.
     """
@@ -462,18 +482,20 @@ def run_job(
         msg = f"job must be a Job, got {type(job).__name__}"
         raise TypeError(msg)
     with open_target(source, dataset_path, results) as target:
-        src, parent = target.source, target.parent
-        n_pos = src.shape[0]
+        n_pos = target.source.shape[0]
         name = resolve_backend(backend)
-        group, reused = find_group(
+        group, reused = prepare_results(
             target,
             job.tool,
             job.parameters,
             override=override,
             resumable=lambda g: _outputs_match(g, job.outputs, n_pos),
+            output_bytes=output_bytes(job.outputs, target.source, target.same_file),
+            resume_bytes=0,  # the outputs of a resumed group are allocated
         )
         if reused:
             return JobResult(str(group.file.filename), group.name, True, False, 0, 0)
+        src, parent = target.source, target.parent
         resumed = group is not None
         if group is None:
             same_file = target.same_file

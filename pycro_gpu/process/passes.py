@@ -39,7 +39,7 @@ from .._config import get_config
 from .._lib.typing import Array, Namespace
 from ..backend import from_host, get_namespace, resolve_backend, to_host
 from ._engine import Executor, JobResult, LocalExecutor, Output, SliceTask
-from ._target import clear_unfinished_outputs, find_group, new_group, open_target
+from ._target import clear_unfinished_outputs, new_group, open_target, prepare_results
 from .rows import sample_spans
 
 __all__ = ["CHECKPOINT", "Checkpoint", "NoCheckpoint", "PassRunner", "PassSpec", "run_pass", "run_passes"]
@@ -302,6 +302,7 @@ def run_passes(
     executor: Executor | None = None,
     override: bool = False,
     name_prefix: str | None = None,
+    output_bytes: int | Callable[[Any], int] | None = None,
 ) -> JobResult:
     """Run a multi-pass job on a Main dataset: reuse, resume or create ``<Source>-<tool>_NNN``.
 
@@ -324,6 +325,11 @@ def run_passes(
         Where the reads are computed (default: this process, with prefetch).
     name_prefix : str, optional
         Name the group ``<name_prefix>NNN`` instead of ``<Source>-<tool>_NNN``.
+    output_bytes : int or callable, optional
+        Estimate of the bytes the job writes into the results file (outputs and checkpoints), or
+        ``output_bytes(source)`` computing it from the source Main dataset. Before anything is written
+        it is checked against a bound relative to the source's stored size and against the free space
+        (plus a margin); default 0 (the margin only).
 
     Returns
     -------
@@ -331,15 +337,22 @@ def run_passes(
         ``n_computed`` is the number of positions when the algorithm ran (0 when reused).
     """
     with open_target(source, dataset_path, results) as target:
-        src = target.source
         if validate is not None:
-            validate(src)
+            validate(target.source)
         name = resolve_backend(backend)
-        group, reused = find_group(
-            target, tool, parameters, override=override, resumable=lambda g: True, name_prefix=name_prefix
+        n_bytes = output_bytes(target.source) if callable(output_bytes) else output_bytes
+        group, reused = prepare_results(
+            target,
+            tool,
+            parameters,
+            override=override,
+            resumable=lambda g: True,
+            output_bytes=int(n_bytes or 0),
+            name_prefix=name_prefix,
         )
         if reused:
             return JobResult(str(group.file.filename), group.name, True, False, 0, 0)
+        src = target.source
         resumed = group is not None
         if group is None:
             same_file = target.same_file

@@ -9,16 +9,19 @@ Layout (as pyUSID translators write it)::
     /Measurement_000/Channel_000/Position_Indices ...   ancillaries (shared by later channels
                                                        with the same dimensions)
 
-The file is written under a temporary name in the output folder and renamed when complete; on any
-failure the temporary file is removed, so a failed translation never leaves a partial output.
+The file is written under a temporary name in the output folder (``.<name>.pycro-<host>-<pid>-<token>.tmp``,
+see :mod:`pycro_gpu.io.hdf5`) and renamed when complete; on any failure or interruption (Ctrl-C,
+SIGTERM at the command line) the temporary file is removed, so a failed translation never leaves a
+partial output. A run killed outright leaves its temporary file; the next write into that folder removes
+it. Before writing, the free space of the output's file system is checked against the data plus a margin.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
-import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..hdf5 import check_free_space, remove_stale_temporaries, temporary_path
 from ._base import Channel, Dim, RawData, flatten_metadata, log
 
 __all__ = ["atomic_output", "check_output", "file_sha256", "write_usid"]
@@ -48,20 +52,35 @@ def check_output(out: Path, *, overwrite: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
+def atomic_output(out: Path, *, overwrite: bool = False, expected_bytes: int = 0) -> Iterator[Path]:
     """Yield a temporary path next to ``out``; rename it to ``out`` on success, remove it on failure.
+
+    Stale temporary files of killed runs in the folder are removed first.
+
+    Parameters
+    ----------
+    out : Path
+        The final file.
+    overwrite : bool
+        Replace an existing ``out``.
+    expected_bytes : int
+        Bytes about to be written, checked against the free space of the folder (plus a margin).
 
     Raises
     ------
     FileExistsError
         ``out`` exists and ``overwrite`` is false.
+    DataError
+        Not enough free space for ``expected_bytes``.
     """
     out = Path(out)
     check_output(out, overwrite=overwrite)
     if not out.parent.is_dir():
         msg = f"{out.parent}: output folder does not exist"
         raise FileNotFoundError(msg)
-    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}.tmp"
+    remove_stale_temporaries(out.parent)
+    check_free_space(out.parent, int(expected_bytes))
+    tmp = temporary_path(out)
     try:
         yield tmp
         os.replace(tmp, out)
@@ -69,6 +88,15 @@ def atomic_output(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def _expected_bytes(raw: RawData) -> int:
+    """Bytes the USID file of ``raw`` takes: the channels' values and their ancillaries (float64 at most)."""
+    total = 0
+    for channel in raw.channels:
+        n_pos, n_spec = (math.prod(len(d) for d in dims) for dims in (channel.pos_dims, channel.spec_dims))
+        total += channel.data.nbytes + 16 * (n_pos * len(channel.pos_dims) + n_spec * len(channel.spec_dims))
+    return total
 
 
 def _set_attrs(obj: h5py.HLObject, attrs: Mapping[str, Any]) -> None:
@@ -154,7 +182,11 @@ def write_usid(raw: RawData, out: Path, *, overwrite: bool = False) -> Path:
     }
     if source.is_file():
         root_attrs["source_sha256"] = file_sha256(source)
-    with atomic_output(Path(out), overwrite=overwrite) as tmp, h5py.File(tmp, "w") as h5:
+    expected = _expected_bytes(raw)
+    with (
+        atomic_output(Path(out), overwrite=overwrite, expected_bytes=expected) as tmp,
+        h5py.File(tmp, "w") as h5,
+    ):
         _set_attrs(h5, root_attrs)
         meas = h5.create_group("Measurement_000")
         _set_attrs(meas, flatten_metadata(raw.metadata))
