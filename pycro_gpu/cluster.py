@@ -225,6 +225,13 @@ def auto_components(shape: tuple[int, int]) -> int | None:
     return max(1, min(SVD_FEATURES_COMPONENTS, n_spec // 4, n_pos))
 
 
+def _svd_components(components: int | str | None, shape: tuple[int, int]) -> int:
+    """The SVD components a cluster job computes (0: it clusters the spectra)."""
+    if components == "auto":
+        return auto_components(shape) or 0
+    return int(components or 0)
+
+
 def check_method(method: str) -> None:
     """Raise :class:`~pycro_gpu.errors.ParameterError` naming the choices for an unknown method."""
     check_choice(method, "method", CAPABILITIES)
@@ -511,7 +518,7 @@ def cluster_dataset(
     def algorithm(runner: Any, checkpoint: Any, group: Any) -> None:
         main = runner.source
         feats = None
-        k_svd = auto_components(main.shape) if components == "auto" else components
+        k_svd = _svd_components(components, main.shape)
         if k_svd:
             svd = svd_dataset(
                 main, results=group.parent, backend=runner.backend, memory_mb=memory_mb,
@@ -547,5 +554,6 @@ def cluster_dataset(
         CLUSTER_TOOL, params, algorithm, source, dataset_path, validate=validate,
         results=results, backend=backend, executor=executor, override=override,
         # labels (checkpoint and result), SVD features (`components`), mean responses; 16 bytes a value
-        output_bytes=lambda m: 16 * (m.shape[0] * (2 + int(components or 0)) + int(n_clusters) * m.shape[1]),
+        output_bytes=lambda m: 16
+        * (m.shape[0] * (2 + _svd_components(components, m.shape)) + int(n_clusters) * m.shape[1]),
     )  # fmt: skip
