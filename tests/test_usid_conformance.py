@@ -233,3 +233,43 @@ def test_pyusid_accepts_our_files(tmp_path, rng):
     assert out["source"] == "/Raw"
     assert out["old"] == ["/Raw-Scale_000"] and out["not_old"] == []
     print(f"checked with pyUSID {out['version']}", file=sys.stderr)
+
+
+_PYUSID_DUPLICATES = r"""
+import json, sys, h5py, pyUSID
+from pyUSID.processing.process import Process
+
+class Tool(Process):
+    def __init__(self, h5_main, name, parms):
+        super().__init__(h5_main, name, parms_dict=parms)
+
+out = {}
+with h5py.File(sys.argv[1], "r+") as f:  # pyUSID's Process needs a writable file
+    for name, parms in (("SVD", {"num_components": 3}), ("Cluster", {"n_clusters": 2})):
+        p = Tool(pyUSID.USIDataset(f["/Raw"]), name, parms)
+        out[name] = {"done": [g.name for g in p.duplicate_h5_groups], "partial": [g.name for g in p.partial_h5_groups]}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_pyusid_process_sees_our_finished_groups_as_finished(tmp_path, rng):
+    py = _pyusid_python()
+    if py is None:
+        pytest.skip("pyUSID is not installed in a separate interpreter: set PYCRO_GPU_PYUSID_PYTHON")
+    from pycro_gpu.cluster import cluster_dataset
+    from pycro_gpu.decomposition import svd_dataset
+
+    path = tmp_path / "ours.h5"
+    with h5py.File(path, "w") as f:
+        write_main(f, "Raw", rng.standard_normal((12, 20)), [Dimension("X", "m", 3), Dimension("Y", "m", 4)],
+                   Dimension("F", "Hz", 20), "Amp", "V")  # fmt: skip
+    svd_dataset(path, "/Raw", k=3, progress=False)
+    cluster_dataset(path, "/Raw", n_clusters=2, components=None, progress=False)
+    res = subprocess.run(
+        [py, "-c", _PYUSID_DUPLICATES, str(path)], capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["SVD"] == {"done": ["/Raw-SVD_000"], "partial": []}
+    assert out["Cluster"] == {"done": ["/Raw-Cluster_000"], "partial": []}

@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 
 from .._config import get_config
+from .._lib.checks import check_int, check_memory_mb
 from ..backend import from_host, get_namespace, resolve_backend, to_host
 from ..errors import DataError
 from ..io.hdf5 import BatchReader, batch_slices, open_h5, plan_batch_rows
@@ -481,6 +482,10 @@ def run_job(
     if not isinstance(job, Job):
         msg = f"job must be a Job, got {type(job).__name__}"
         raise TypeError(msg)
+    if memory_mb is not None:
+        check_memory_mb(memory_mb)  # before any file is opened or group created
+    if batch_rows is not None:
+        check_int(batch_rows, "batch_rows", minimum=1)
     with open_target(source, dataset_path, results) as target:
         n_pos = target.source.shape[0]
         name = resolve_backend(backend)
@@ -532,5 +537,7 @@ def run_job(
             raise
         n_computed = computed[0]
         group.attrs["status"] = "complete"
+        # pyUSID / pycroscopy's marker of a finished group (their Process checks it or completed_positions)
+        group.attrs["last_pixel"] = int(target.source.shape[0])
         parent.file.flush()
         return JobResult(str(parent.file.filename), group.name, False, resumed, n_computed, int(batch_rows))

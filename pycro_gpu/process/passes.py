@@ -377,5 +377,7 @@ def run_passes(
             raise
         ckpt.drop()
         group.attrs["status"] = "complete"
+        # pyUSID / pycroscopy's marker of a finished group (their Process checks it or completed_positions)
+        group.attrs["last_pixel"] = int(target.source.shape[0])
         target.parent.file.flush()
         return JobResult(str(target.parent.file.filename), group.name, False, resumed, src.shape[0], 0)

@@ -33,6 +33,7 @@ RESERVED_RESULT_ATTRS = frozenset(
         "parameters_json",
         "pyUSID_version",
         "pycroscopy_version",
+        "last_pixel",
     }
 )
 
