@@ -247,7 +247,8 @@ out = {}
 with h5py.File(sys.argv[1], "r+") as f:  # pyUSID's Process needs a writable file
     for name, parms in (("SVD", {"num_components": 3}), ("Cluster", {"n_clusters": 2})):
         p = Tool(pyUSID.USIDataset(f["/Raw"]), name, parms)
-        out[name] = {"done": [g.name for g in p.duplicate_h5_groups], "partial": [g.name for g in p.partial_h5_groups]}
+        done, partial = p.duplicate_h5_groups, p.partial_h5_groups
+        out[name] = {"done": [g.name for g in done], "partial": [g.name for g in partial]}
 print(json.dumps(out))
 """
 
