@@ -130,3 +130,21 @@ def test_signal_filter_on_cupy_equals_numpy(gmode_file):
         for name in ("Filtered_Data", "Noise_Floors", "Condensed_Data"):
             a, b = f[cpu.group][name][()], f[gpu.group][name][()]
             np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * np.abs(a).max())
+
+
+def test_filter_dataset_is_the_signal_filter_with_the_job_signature(gmode_file, tmp_path):
+    import os
+
+    from pycro_gpu.filters import filter_dataset
+
+    path, _ = gmode_file
+    before = os.stat(path).st_mtime_ns
+    res = filter_dataset(path, RAW, results=tmp_path / "r.h5", frequency_filters=_filters(), progress=False)
+    assert os.stat(path).st_mtime_ns == before  # results elsewhere: the raw file was only read
+    with h5py.File(path, "r+") as f:
+        ref = SignalFilter(f[RAW], _filters()).compute(progress=False)
+        expected = f[ref.group]["Filtered_Data"][()]
+    with h5py.File(res.file, "r") as f:
+        np.testing.assert_array_equal(f[res.group]["Filtered_Data"][()], expected)
+    again = filter_dataset(path, RAW, frequency_filters=_filters(), progress=False)  # in place: reused
+    assert again.reused and again.group == ref.group

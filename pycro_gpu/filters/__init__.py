@@ -33,7 +33,7 @@ from .fft import (
     threshold_spectrum,
 )
 from .image import image_op
-from .signal_filter import SignalFilter, sampling_rate_of
+from .signal_filter import SignalFilter, filter_dataset, sampling_rate_of
 from .windows import extract_windows, stitch_windows, svd_denoise, window_starts
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "butterworth_mask",
     "extract_windows",
     "fft_filter",
+    "filter_dataset",
     "filter_image",
     "filter_spectra",
     "gaussian_mask",

@@ -371,3 +371,62 @@ class SignalFilter:
             n_show=n_show,
             path=path,
         )
+
+
+def filter_dataset(
+    source: Any,
+    dataset_path: str | None = None,
+    *,
+    results: Any = None,
+    backend: str | None = None,
+    memory_mb: float | None = None,
+    executor: Any = None,
+    override: bool = False,
+    progress: bool | None = None,
+    frequency_filters: FrequencyFilter | Sequence[FrequencyFilter] | None = None,
+    noise_threshold: float | None = None,
+    write_filtered: bool = True,
+    write_condensed: bool = False,
+) -> Any:
+    """The signal filter as a dataset job with the signature of every other (:class:`SignalFilter` on top).
+
+    Parameters
+    ----------
+    source : str, path-like or h5py.Dataset
+        The Main dataset of time series, or the path of its file (opened read-only until the job
+        writes into it).
+    dataset_path : str, optional
+        Path of the Main dataset when ``source`` is a file path (default: the first ``Raw_Data``).
+    results, backend, memory_mb, executor, override, progress
+        As in :func:`pycro_gpu.process.run_job`.
+    frequency_filters, noise_threshold, write_filtered, write_condensed
+        As in :class:`SignalFilter`.
+
+    Returns
+    -------
+    pycro_gpu.process.JobResult
+        ``<Source>-FFT_Filtering_NNN``.
+    """
+    from .._lib.checks import check_dataset_path
+    from ..io.hdf5 import open_h5
+    from ..io.usid import open_main
+    from ..process import ResultsReadOnlyError
+
+    check_dataset_path(dataset_path, "filter_dataset", "frequency_filters")
+    kw = {"results": results, "backend": backend, "memory_mb": memory_mb, "executor": executor,
+          "override": override, "progress": progress}  # fmt: skip
+
+    def run(main: Any) -> Any:
+        sf = SignalFilter(main, frequency_filters, noise_threshold, write_filtered=write_filtered,
+                          write_condensed=write_condensed)  # fmt: skip
+        return sf.compute(**kw)
+
+    if isinstance(source, h5py.Dataset):
+        return run(source)
+    with open_h5(source, "r") as f:  # read-only until the job has to write into this file
+        try:
+            return run(open_main(f, dataset_path))
+        except ResultsReadOnlyError:
+            pass
+    with open_h5(source, "r+") as f:
+        return run(open_main(f, dataset_path))
