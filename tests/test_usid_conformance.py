@@ -274,3 +274,51 @@ def test_pyusid_process_sees_our_finished_groups_as_finished(tmp_path, rng):
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["SVD"] == {"done": ["/Raw-SVD_000"], "partial": []}
     assert out["Cluster"] == {"done": ["/Raw-Cluster_000"], "partial": []}
+
+
+_PYCROSCOPY_SVD = r"""
+import sys, h5py, numpy as np, pyUSID
+from pyUSID.io.hdf_utils import create_results_group, write_main_dataset, write_simple_attrs
+from pyUSID import Dimension
+
+if not hasattr(np, "product"):  # pyUSID 0.0.12's writer still calls np.product (gone in NumPy 2)
+    np.product = np.prod
+with h5py.File(sys.argv[1], "r+") as f:
+    raw = pyUSID.USIDataset(f["/Raw"])
+    k = 3
+    u, s, vh = np.linalg.svd(raw[()], full_matrices=False)
+    grp = create_results_group(raw, "SVD")  # what pycroscopy's SVD does, with pyUSID's own writers
+    write_simple_attrs(grp, {"num_components": k, "svd_method": "sklearn-randomized"})
+    write_main_dataset(grp, np.float32(u[:, :k]), "U", "Abundance", "a.u.", None,
+                       Dimension("Principal Component", "a.u.", k), h5_pos_inds=raw.h5_pos_inds,
+                       h5_pos_vals=raw.h5_pos_vals)
+    write_main_dataset(grp, np.float32(vh[:k]), "V", "Amp", "V", Dimension("Principal Component", "a.u.", k),
+                       None, h5_spec_inds=raw.h5_spec_inds, h5_spec_vals=raw.h5_spec_vals)
+    grp.create_dataset("S", data=s[:k])
+    grp.attrs["last_pixel"] = raw.shape[0]
+    print(grp.name)
+"""
+
+
+@pytest.mark.slow
+def test_a_finished_pycroscopy_svd_group_is_reused(tmp_path, rng):
+    py = _pyusid_python()
+    if py is None:
+        pytest.skip("pyUSID is not installed in a separate interpreter: set PYCRO_GPU_PYUSID_PYTHON")
+    from pycro_gpu.decomposition import rebuild, svd_dataset
+
+    path = tmp_path / "theirs.h5"
+    data = rng.standard_normal((12, 20))
+    with h5py.File(path, "w") as f:
+        write_main(f, "Raw", data, [Dimension("X", "m", 3), Dimension("Y", "m", 4)],
+                   Dimension("F", "Hz", 20), "Amp", "V")  # fmt: skip
+    res = subprocess.run([py, "-c", _PYCROSCOPY_SVD, str(path)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    theirs = res.stdout.strip().splitlines()[-1]
+    got = svd_dataset(path, "/Raw", k=3, progress=False)
+    assert got.reused and got.group == theirs  # recognised: not computed again
+    assert not svd_dataset(path, "/Raw", k=4, progress=False).reused  # another k: computed
+    with h5py.File(path, "r+") as f:
+        out = rebuild(f[theirs], components=2, progress=False)  # our rebuild reads their U, S, V
+        u, s, vh = np.linalg.svd(data, full_matrices=False)
+        np.testing.assert_allclose(f[out.group]["Rebuilt_Data"][()], (u[:, :2] * s[:2]) @ vh[:2], atol=1e-5)

@@ -240,8 +240,40 @@ def svd_dataset(
                 group.attrs[key] = res.info[key]
 
     return run_passes(
-        SVD_TOOL, params, algorithm, source, dataset_path, setup=setup, validate=validate,
+        SVD_TOOL,
+        params, algorithm, source, dataset_path, setup=setup, validate=validate,
+        equivalent=lambda main, parent: foreign_svd_group(main, parent, int(k), params),
         results=results, backend=backend, executor=executor, override=override,
         # U, V, S and the checkpointed sketches (k + 10 columns), complex128 at most
         output_bytes=lambda main: 16 * (main.shape[0] + 3 * main.shape[1]) * (int(k) + 10),
     )  # fmt: skip
+
+
+def foreign_svd_group(main: Any, parent: Any, k: int, parameters: dict[str, Any]) -> Any:
+    """A finished SVD group of ``k`` components written by pycroscopy / pyUSID next to ``main``, or None.
+
+    pycroscopy's SVD writes ``<Source>-SVD_NNN`` with ``U``, ``S``, ``V`` and the attributes ``tool``
+    and ``num_components`` (no ``parameters_json``, which only pycro_gpu writes) and marks it finished
+    with ``last_pixel`` (or a full ``completed_positions``). Such a group holds the same truncated SVD, so
+    it is reused instead of computed again; a finished pycro_gpu group with the same parameters comes
+    first (None is returned so that it is found the usual way).
+    """
+    from ..io.usid import find_results
+
+    if find_results(main, SVD_TOOL, parameters, h5_parent=parent, status="complete"):
+        return None
+    n_pos, n_spec = main.shape
+    for g in find_results(main, SVD_TOOL, None, h5_parent=parent, status=None):
+        if "parameters_json" in g.attrs or not all(n in g for n in ("U", "S", "V")):
+            continue
+        if int(np.asarray(g.attrs.get("num_components", -1)).reshape(-1)[0]) != k:
+            continue
+        if g["U"].shape != (n_pos, k) or g["S"].shape != (k,) or g["V"].shape != (k, n_spec):
+            continue
+        done = int(np.asarray(g.attrs.get("last_pixel", 0)).reshape(-1)[0]) >= n_pos
+        status = g.get("completed_positions")
+        if status is not None and status.shape == (n_pos,):
+            done = done or bool(np.all(status[()] == 1))
+        if done:
+            return g
+    return None

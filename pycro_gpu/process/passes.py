@@ -303,6 +303,7 @@ def run_passes(
     override: bool = False,
     name_prefix: str | None = None,
     output_bytes: int | Callable[[Any], int] | None = None,
+    equivalent: Callable[[Any, h5py.Group], h5py.Group | None] | None = None,
 ) -> JobResult:
     """Run a multi-pass job on a Main dataset: reuse, resume or create ``<Source>-<tool>_NNN``.
 
@@ -325,6 +326,9 @@ def run_passes(
         Where the reads are computed (default: this process, with prefetch).
     name_prefix : str, optional
         Name the group ``<name_prefix>NNN`` instead of ``<Source>-<tool>_NNN``.
+    equivalent : callable, optional
+        ``equivalent(source, parent)``: a finished group written by another program (pycroscopy) that
+        holds the same results, reused as it is; ``None`` when there is none.
     output_bytes : int or callable, optional
         Estimate of the bytes the job writes into the results file (outputs and checkpoints), or
         ``output_bytes(source)`` computing it from the source Main dataset. Before anything is written
@@ -339,6 +343,10 @@ def run_passes(
     with open_target(source, dataset_path, results) as target:
         if validate is not None:
             validate(target.source)
+        if equivalent is not None and not override:
+            other = equivalent(target.source, target.parent)  # e.g. pycroscopy's finished results
+            if other is not None:
+                return JobResult(str(other.file.filename), other.name, True, False, 0, 0)
         name = resolve_backend(backend)
         n_bytes = output_bytes(target.source) if callable(output_bytes) else output_bytes
         group, reused = prepare_results(
