@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from .. import __version__
 from .._config import config_context
 from ..errors import PycroGPUError
-from ._options import common_parser, log_to_stderr, report_error, report_kernel_compilation
+from ._options import common_parser, each_file, log_to_stderr, report_error, report_kernel_compilation
 
 #: The commands, each a module of this package.
 COMMANDS: tuple[str, ...] = (
@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"{__name__}.{name}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP, parents=[common])
         module.add_arguments(p)
-        p.set_defaults(run=module.run, parser=p, trailing=getattr(module, "TRAILING", ()))
+        run = each_file(module.run) if p.get_default("each_file") else module.run
+        p.set_defaults(run=run, parser=p, trailing=getattr(module, "TRAILING", ()))
     return parser
 
 

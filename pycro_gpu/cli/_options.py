@@ -77,7 +77,13 @@ def common_parser() -> argparse.ArgumentParser:
 
 def add_file_options(p: argparse.ArgumentParser, *, dataset_help: str, plot_help: str) -> None:
     """``FILE``, ``--dataset``, ``--results``, ``--override``, ``--plot DIR`` and the Dask options."""
-    p.add_argument("file", help="USID HDF5 file (raw data are never modified)")
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="USID HDF5 file(s) (raw data are never modified); several files are processed one by one",
+    )
+    p.set_defaults(each_file=True)
     p.add_argument("--dataset", default=None, metavar="PATH", help=dataset_help)
     p.add_argument(
         "--results",
@@ -95,6 +101,35 @@ def add_file_options(p: argparse.ArgumentParser, *, dataset_help: str, plot_help
 def add_components(p: argparse.ArgumentParser, default: int | None, help_text: str) -> None:
     """``-k/--components``: a number of components."""
     p.add_argument("-k", "--components", type=int, default=default, metavar="K", help=help_text)
+
+
+def each_file(run: Any) -> Any:
+    """``run(args)`` once per ``FILE`` of a file command, as ``args.file``.
+
+    With one file this is ``run`` itself (its errors reach ``main``'s formatter). With several, each file
+    is processed (and resumable) on its own: a failing file prints its one error line, prefixed with
+    the file, and the others still run; the exit code is the worst of them. A shared ``--results``
+    file holds one results group per input (each records its source).
+    """
+
+    def run_each(args: argparse.Namespace) -> int:
+        files = list(args.files)
+        if len(files) == 1:
+            args.file = files[0]
+            return run(args)
+        worst = 0
+        for path in files:
+            args.file = path
+            try:
+                rc = int(run(args) or 0)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:
+                rc = report_error(f"{args.command} {path}", exc)
+            worst = max(worst, rc)
+        return worst
+
+    return run_each
 
 
 def results_elsewhere(args: argparse.Namespace) -> bool:
