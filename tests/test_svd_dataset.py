@@ -138,3 +138,23 @@ def test_svd_dataset_on_cupy_matches_numpy(tmp_path, rng):
         np.testing.assert_allclose(g_cp["S"][()], g_np["S"][()], rtol=1e-5)
         np.testing.assert_allclose(g_cp["V"][()], g_np["V"][()], atol=1e-5)  # same sign convention
         np.testing.assert_allclose(g_cp["U"][()], g_np["U"][()], atol=1e-4)
+
+
+def test_wide_eels_spectrum_image_is_exact(test_data, tmp_path):
+    """The 294 x 1024 EELS spectrum image: ``auto`` reads it once and takes the exact dense SVD."""
+    from pycro_gpu.io.translators import translate
+    from pycro_gpu.io.usid import find_main_datasets
+
+    path = translate(test_data / "DMReader_SpectrumImage_SI-EELS.dm3", tmp_path / "eels.h5")
+    res = svd_dataset(path, k=8, progress=False)
+    with h5py.File(path, "r") as f:
+        raw = next(m for m in find_main_datasets(f) if m.name.endswith("Raw_Data"))
+        A = raw[()].astype(np.float64)
+        g = f[res.group]
+        assert A.shape == (294, 1024) and g.attrs["method_used"] == "dense" and g.attrs["reads"] == 1
+        assert g.attrs["error_estimate"] < 1e-10
+        S = g["S"][()]  # stored in the data's float32
+        S64 = np.asarray(svd(raw, 8, progress=False).S)  # computed in float64
+    ref = np.linalg.svd(A, compute_uv=False)[:8]
+    np.testing.assert_allclose(S64, ref, rtol=1e-10)
+    np.testing.assert_allclose(S, ref.astype(S.dtype), rtol=1e-6)
