@@ -24,7 +24,8 @@ def test_fit_sho_on_three_files_one_of_them_broken(tmp_path, capsys):
         truth = datasets.band_excitation(shape=(2, 3) if seed == 1 else (3, 2), n_freq=32, seed=seed).truth
         with h5py.File(path, "r") as f:
             fit = f["Measurement_000/Channel_000/Raw_Data-SHO_Fit_000/Fit"][()]
-        np.testing.assert_allclose(fit["Frequency [Hz]"][:, 0], truth["resonance_frequency"].reshape(-1), rtol=1e-2)
+        resonance = truth["resonance_frequency"].reshape(-1)
+        np.testing.assert_allclose(fit["Frequency [Hz]"][:, 0], resonance, rtol=1e-2)
     # run again: both reused, each on its own
     assert main(["fit", "sho", str(a), str(b), "--backend", "numpy"]) == 0
     assert capsys.readouterr().out.count("reused") == 2
