@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._options import add_file_options, deprecated, executor, results_elsewhere
+from ._options import add_file_options, deprecated, executor, require_numbers, results_elsewhere
 
 HELP = "frequency-filter every signal of a Main dataset (G-mode: low pass, harmonics ...)"
 DEFAULT_DATASET = "/Measurement_000/Channel_000/Raw_Data"
@@ -116,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     other = results_elsewhere(args)
     with open_h5(args.file, "r" if other else "r+") as f:
         main = _main_dataset(f, args.dataset)
+        require_numbers(main, "filtering")
         samp_rate = args.samp_rate if args.samp_rate is not None else sampling_rate_of(main)
         filters = build_filters(args, int(main.shape[1]), samp_rate)
         if not filters and args.noise_tolerance is None:
