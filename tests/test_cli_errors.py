@@ -9,6 +9,7 @@ traceback; ``PYCRO_GPU_DEBUG=1`` shows the traceback; NumPy's warnings only with
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import subprocess
 import sys
@@ -255,6 +256,15 @@ def test_errors_of_the_environment_are_one_line_saying_what(exc, text, be_file, 
     assert line.startswith(f"pycro-gpu info: error: {text}") and "PYCRO_GPU_DEBUG" not in line
     if isinstance(exc, MemoryError):
         assert line.endswith("lower the working-memory budget with --memory-mb (the budget is 1024 MiB)")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full (a device that is always full)")
+def test_results_on_a_full_device_is_one_line_saying_so(be_file, capsys):
+    before = be_file.read_bytes()
+    assert main(["svd", str(be_file), "--results", "/dev/full", "-q"]) == 1
+    line = one_error_line(capsys, "svd")
+    assert line.startswith("pycro-gpu svd: error: no space left on the device: cannot open '/dev/full'")
+    assert be_file.read_bytes() == before
 
 
 def test_open_h5_names_a_permission_problem(be_file, monkeypatch):

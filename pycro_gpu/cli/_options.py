@@ -177,7 +177,7 @@ def describe_error(
         return str(exc), True
     if isinstance(exc, PermissionError):
         return f"permission denied: {_os_error_text(exc)}", True
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or _h5py_disk_full(exc):
         return f"no space left on the device: {_os_error_text(exc)}", True
     if isinstance(exc, MemoryError):
         budget = f" (the budget is {memory_mb:g} MiB)" if memory_mb is not None else ""
@@ -191,9 +191,14 @@ def describe_error(
     return f"{type(exc).__name__}: {exc}", False
 
 
-def _os_error_text(exc: OSError) -> str:
+def _h5py_disk_full(exc: BaseException) -> bool:
+    """An h5py error whose HDF5 message reports a full disk (``errno = 28``; h5py keeps no errno)."""
+    return raised_by_h5py(exc) and ("errno = 28," in str(exc) or "No space left on device" in str(exc))
+
+
+def _os_error_text(exc: BaseException) -> str:
     """``FILE: reason`` of an OSError (h5py puts the file in the message, the OS in ``filename``)."""
-    if exc.filename is not None and exc.strerror:
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
     return hdf5_message(exc) if raised_by_h5py(exc) else str(exc)
 

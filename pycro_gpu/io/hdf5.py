@@ -7,6 +7,7 @@ stream a Main dataset use them directly.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -60,12 +61,17 @@ def open_h5(path: str | os.PathLike, mode: str = "r") -> h5py.File:
     except PermissionError as exc:
         msg = f"permission denied: cannot open {str(p)!r} (mode {mode!r}): {one_line(exc)}"
         raise DataError(msg) from None
-    except Exception as exc:  # h5py turns a damaged superblock into OSError, RuntimeError, ValueError ...
-        msg = (
-            f"cannot open HDF5 file {str(p)!r} (mode {mode!r}): truncated, corrupt or locked "
-            f"({one_line(exc)})"
-        )
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise DataError(_cannot_open(p, mode, exc)) from None
+        msg = f"no space left on the device: cannot open {str(p)!r} (mode {mode!r}) ({one_line(exc)})"
         raise DataError(msg) from None
+    except Exception as exc:  # h5py turns a damaged superblock into OSError, RuntimeError, ValueError ...
+        raise DataError(_cannot_open(p, mode, exc)) from None
+
+
+def _cannot_open(p: Path, mode: str, exc: BaseException) -> str:
+    return f"cannot open HDF5 file {str(p)!r} (mode {mode!r}): truncated, corrupt or locked ({one_line(exc)})"
 
 
 def _check_permission(p: Path, mode: str) -> None:
