@@ -1,11 +1,16 @@
 """The ``pycro-gpu`` command line.
 
-Every command shares ``--backend``, ``--memory-mb`` and ``-q/--quiet``; every file command also
-``--dataset``, ``--results``, ``--override``, ``--plot DIR`` and ``--workers``/``--scheduler`` (see
-:mod:`pycro_gpu.cli._options`). Errors print one line on stderr: exit code 2 for usage errors, 1 for
-data, dependency and device errors. SIGTERM ends a command as Ctrl-C does (temporary files and
-half-made results removed on the way) with one line ``pycro-gpu COMMAND: terminated`` and exit code
-143. INFO records of the ``pycro_gpu`` logger print on stderr as ``pycro-gpu: <message>`` unless ``-q``.
+Every command shares ``--backend``, ``--memory-mb``, ``-q/--quiet`` and ``-v/--verbose``; every file
+command also ``--dataset``, ``--results``, ``--override``, ``--plot DIR`` and ``--workers``/``--scheduler``
+(see :mod:`pycro_gpu.cli._options`). Every error prints one line on stderr, never a traceback: exit code 2
+for usage errors, 1 for data, dependency, device, memory and permission errors and for errors of the
+HDF5 library on a damaged file; an error that no bad input explains adds "(run with PYCRO_GPU_DEBUG=1 for
+the traceback)", and with ``PYCRO_GPU_DEBUG=1`` every error prints its traceback first. An input file
+on which the HDF5 library would crash is refused with one line (:mod:`pycro_gpu.io.probe`). INFO
+records of the ``pycro_gpu`` logger print on stderr as ``pycro-gpu: <message>`` unless ``-q``; NumPy's
+floating-point warnings and DEBUG records only with ``-v``.
+SIGTERM ends a command as Ctrl-C does (temporary files and half-made results removed on the way)
+with one line ``pycro-gpu COMMAND: terminated`` and exit code 143.
 
 Commands are the modules named in :data:`COMMANDS`; each defines ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> exit code``, and imports the work it calls inside
@@ -24,9 +29,16 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from .. import __version__
-from .._config import config_context
-from ..errors import PycroGPUError
-from ._options import common_parser, each_file, log_to_stderr, report_error, report_kernel_compilation
+from .._config import config_context, get_config
+from ._options import (
+    check_memory_budget,
+    common_parser,
+    each_file,
+    log_to_stderr,
+    probe_inputs,
+    report_error,
+    report_kernel_compilation,
+)
 
 #: The commands, each a module of this package.
 COMMANDS: tuple[str, ...] = (
@@ -120,15 +132,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         # scoped: main() called from Python (tests, notebooks) leaves the caller's configuration as it was
         with (
             _sigterm_ends_command(),
-            log_to_stderr(args.quiet),
+            log_to_stderr(args.quiet, args.verbose),
             report_kernel_compilation(args.quiet),
             config_context(
                 backend=args.backend, memory_mb=args.memory_mb, progress=False if args.quiet else None
             ),
         ):
+            if args.command != "backend":  # which reports the configuration, whatever it is
+                check_memory_budget(get_config()["memory_mb"], given=args.memory_mb is not None)
+            probe_inputs(args)
             return int(args.run(args) or 0)
     except _Terminated:
         print(f"pycro-gpu {args.command}: terminated", file=sys.stderr)
         return TERMINATED_EXIT_CODE
-    except (PycroGPUError, OSError, ValueError, KeyboardInterrupt) as exc:
-        return report_error(args.command, exc)
+    except (Exception, KeyboardInterrupt) as exc:  # every failure is one line (SystemExit passes)
+        memory_mb = args.memory_mb if args.memory_mb is not None else get_config()["memory_mb"]
+        files = getattr(args, "files", None) or []
+        file = (
+            getattr(args, "file", None)
+            or getattr(args, "input", None)
+            or (files[0] if len(files) == 1 else None)
+        )
+        return report_error(args.command, exc, file=file, memory_mb=memory_mb)

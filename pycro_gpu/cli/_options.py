@@ -14,18 +14,29 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
+import os
 import sys
+import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from .._config import BACKENDS
 from .._lib.dask_options import add_dask_arguments
+from .._lib.h5errors import hdf5_message, one_line, raised_by_h5py
 from ..errors import PycroGPUError
 
 #: name of the library's logger; the CLI prints its INFO records on stderr
 LOGGER = "pycro_gpu"
+#: environment variable that makes every error print its traceback (for developers)
+DEBUG_ENV = "PYCRO_GPU_DEBUG"
+#: NumPy's floating-point and empty-input RuntimeWarnings, which the CLI shows only with -v/--verbose
+NUMPY_WARNINGS = (
+    r".*(encountered in|divide by zero|Mean of empty slice|Degrees of freedom <= 0|All-NaN (slice|axis))"
+)
 
 
 class UsageError(PycroGPUError):
@@ -72,6 +83,12 @@ def common_parser() -> argparse.ArgumentParser:
         help="working-memory budget in MiB (default: PYCRO_GPU_MEMORY_MB or 1024)",
     )
     common.add_argument("--quiet", "-q", action="store_true", help="no progress bars, summaries or log lines")
+    common.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="also show NumPy's warnings (divide by zero, invalid value ...) and debug log lines",
+    )
     return common
 
 
@@ -144,35 +161,158 @@ def executor(args: argparse.Namespace) -> Any:
     return executor_from_args(args) or contextlib.nullcontext()
 
 
-def report_error(command: str, exc: BaseException) -> int:
-    """Print ``exc`` as the one error line of ``pycro-gpu COMMAND`` and return the exit code."""
+def report_error(
+    command: str, exc: BaseException, *, file: str | None = None, memory_mb: float | None = None
+) -> int:
+    """Print ``exc`` as the one error line of ``pycro-gpu COMMAND`` and return the exit code.
+
+    Every exception becomes one line on stderr (multi-line messages folded): pycro_gpu's own errors as
+    they are, permission, disk-space and memory errors saying so, an error of the HDF5 library with the
+    file it probably concerns. An exception that no bad input explains (a programming error) says
+    how to see its traceback: with ``PYCRO_GPU_DEBUG=1`` every error prints its traceback first.
+
+    Parameters
+    ----------
+    command : str
+        The command, for the ``pycro-gpu COMMAND: error:`` prefix.
+    exc : BaseException
+        What the command raised.
+    file : str, optional
+        The command's input file, named in the line of an HDF5 error.
+    memory_mb : float, optional
+        The working-memory budget the command ran with, named in the line of a ``MemoryError``.
+
+    Returns
+    -------
+    int
+        130 for an interrupt, 2 for a :class:`UsageError`, else 1.
+    """
     if isinstance(exc, KeyboardInterrupt):
         print(f"pycro-gpu {command}: interrupted", file=sys.stderr)
         return 130
-    if isinstance(exc, PycroGPUError):
-        text = str(exc)
-    else:  # OSError, ValueError: the type says what went wrong
-        text = f"{type(exc).__name__}: {exc}"
-    print(f"pycro-gpu {command}: error: {text}", file=sys.stderr)
+    debug = os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
+    if debug:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    text, expected = describe_error(exc, file=file, memory_mb=memory_mb)
+    if not expected and not debug:
+        text += f" (run with {DEBUG_ENV}=1 for the traceback)"
+    print(f"pycro-gpu {command}: error: {one_line(text)}", file=sys.stderr)
     return 2 if isinstance(exc, UsageError) else 1
 
 
+def describe_error(
+    exc: BaseException, *, file: str | None = None, memory_mb: float | None = None
+) -> tuple[str, bool]:
+    """The text of ``exc``'s error line, and whether bad input or the environment explains it.
+
+    Returns ``(text, False)`` only for an exception that no input explains: a type other than those
+    below, raised in pycro_gpu's own code.
+    """
+    if isinstance(exc, PycroGPUError):
+        return str(exc), True
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {_os_error_text(exc)}", True
+    if (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or _h5py_disk_full(exc):
+        return f"no space left on the device: {_os_error_text(exc)}", True
+    if isinstance(exc, MemoryError):
+        budget = f" (the budget is {memory_mb:g} MiB)" if memory_mb is not None else ""
+        detail = f": {exc}" if str(exc) else ""
+        return f"out of memory{detail}; lower the working-memory budget with --memory-mb{budget}", True
+    if raised_by_h5py(exc):
+        where = f" (is {file!r} damaged?)" if file else ""
+        return f"HDF5 error: {hdf5_message(exc)}{where}", True
+    if isinstance(exc, (OSError, ValueError)):  # the type says what went wrong
+        return f"{type(exc).__name__}: {exc}", True
+    return f"{type(exc).__name__}: {exc}", False
+
+
+def _h5py_disk_full(exc: BaseException) -> bool:
+    """An h5py error whose HDF5 message reports a full disk (``errno = 28``; h5py keeps no errno)."""
+    return raised_by_h5py(exc) and ("errno = 28," in str(exc) or "No space left on device" in str(exc))
+
+
+def _os_error_text(exc: BaseException) -> str:
+    """``FILE: reason`` of an OSError (h5py puts the file in the message, the OS in ``filename``)."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return hdf5_message(exc) if raised_by_h5py(exc) else str(exc)
+
+
 @contextlib.contextmanager
-def log_to_stderr(quiet: bool) -> Iterator[None]:
-    """Print the ``pycro_gpu`` logger's INFO records on stderr as ``pycro-gpu: <message>`` (unless quiet)."""
+def log_to_stderr(quiet: bool, verbose: bool = False) -> Iterator[None]:
+    """Print the ``pycro_gpu`` logger's records on stderr as ``pycro-gpu: <message>``.
+
+    INFO and above, WARNING and above when ``quiet``, DEBUG and above when ``verbose``. NumPy's
+    floating-point RuntimeWarnings (divide by zero, invalid value, overflow ...: the results of such
+    positions are flagged in the data) are shown only when ``verbose``.
+    """
     logger = logging.getLogger(LOGGER)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("pycro-gpu: %(message)s"))
-    handler.setLevel(logging.WARNING if quiet else logging.INFO)
+    handler.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     level = logger.level
     logger.addHandler(handler)
     if logger.getEffectiveLevel() > handler.level:
         logger.setLevel(handler.level)
     try:
-        yield
+        with warnings.catch_warnings():
+            if not verbose:
+                warnings.filterwarnings("ignore", NUMPY_WARNINGS, RuntimeWarning)
+            yield
     finally:  # main() called from Python leaves the caller's logging as it was
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+def memory_limit() -> tuple[float, str] | None:
+    """The memory this process can have in MiB, and what sets it; None where nothing can tell.
+
+    The smallest of the physical memory, the address-space limit (``ulimit -v``) and the control
+    group's limit (containers).
+    """
+    limits: list[tuple[float, str]] = []
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        limits.append((os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20, "physical memory"))
+    with contextlib.suppress(ImportError, ValueError, OSError):
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY:
+            limits.append((soft / 2**20, "ulimit -v"))
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        with contextlib.suppress(OSError, ValueError):
+            text = Path(path).read_text().strip()
+            if text != "max" and int(text) < 2**60:
+                limits.append((int(text) / 2**20, "the container's memory limit"))
+    return min(limits) if limits else None
+
+
+def check_memory_budget(memory_mb: float, given: bool) -> None:
+    """Refuse a working-memory budget larger than the memory this process can have (one line)."""
+    limit = memory_limit()
+    if limit is not None and memory_mb > limit[0]:
+        source = "--memory-mb" if given else "PYCRO_GPU_MEMORY_MB"
+        msg = (
+            f"{source} {memory_mb:g} is more than this process can have: {limit[0]:,.0f} MiB "
+            f"({limit[1]}); give a smaller budget (the data is streamed in batches that fit it)"
+        )
+        raise UsageError(msg)
+
+
+def probe_inputs(args: argparse.Namespace) -> None:
+    """Keep a crash of the HDF5 library on a damaged input file out of this process (one DataError).
+
+    Probes the command's existing HDF5 files (``FILE``, ``--results``, translate's ``INPUT``) with
+    :func:`pycro_gpu.io.probe.probe_h5`.
+    """
+    paths = [getattr(args, name, None) for name in ("file", "input", "results")]
+    paths += list(getattr(args, "files", None) or [])
+    paths = [p for p in paths if isinstance(p, str) and p and os.path.isfile(p)]
+    if paths:
+        from ..io.probe import probe_h5
+
+        for p in paths:
+            probe_h5(p)
 
 
 @contextlib.contextmanager
@@ -200,20 +340,39 @@ def _compile_log() -> Any:
 
 def find_main(f: Any, path: str | None) -> Any:
     """The Main dataset ``path`` of ``f``, or the first ``Raw_Data`` (else the first Main dataset)."""
-    from ..errors import USIDError
+    from ..errors import DataError, USIDError
     from ..io.usid import USIDataset, find_main_datasets
 
     if path is not None:
         if path not in f:
             msg = f"{f.filename}: no dataset {path!r}"
             raise USIDError(msg)
-        return USIDataset(f[path])
+        try:
+            obj = f[path]
+        except Exception as exc:  # a damaged object header
+            if not raised_by_h5py(exc):
+                raise
+            msg = f"{f.filename}: cannot read {path!r} ({hdf5_message(exc)}): the file is damaged"
+            raise DataError(msg) from None
+        return USIDataset(obj)
     mains = find_main_datasets(f)
     if not mains:
         msg = f"{f.filename}: no USID Main dataset found; pass --dataset"
         raise USIDError(msg)
     raw = [m for m in mains if m.name.rsplit("/", 1)[-1] == "Raw_Data"]
     return (raw or mains)[0]
+
+
+def require_numbers(dset: Any, work: str) -> None:
+    """One DataError when the dataset ``dset`` does not hold real or complex numbers (strings,
+    compounds, booleans); ``work`` names what needs them."""
+    from ..errors import DataError
+
+    if dset.dtype.kind not in "iufc":
+        msg = (
+            f"{dset.file.filename}: {dset.name} has dtype {dset.dtype}; {work} needs real or complex numbers"
+        )
+        raise DataError(msg)
 
 
 def run_dataset_job(args: argparse.Namespace, job: Any, **parameters: Any) -> Any:

@@ -13,7 +13,14 @@ from __future__ import annotations
 
 import argparse
 
-from ._options import add_file_options, call_read_only_first, deprecated, executor, results_elsewhere
+from ._options import (
+    add_file_options,
+    call_read_only_first,
+    deprecated,
+    executor,
+    require_numbers,
+    results_elsewhere,
+)
 
 HELP = "frequency-filter every signal of a Main dataset (G-mode: low pass, harmonics ...)"
 DEFAULT_DATASET = "/Measurement_000/Channel_000/Raw_Data"
@@ -123,6 +130,7 @@ def _signal_filter(args: argparse.Namespace, main):
     from ..errors import DataError
     from ..filters import SignalFilter, sampling_rate_of
 
+    require_numbers(main, "filtering")
     samp_rate = args.samp_rate if args.samp_rate is not None else sampling_rate_of(main)
     filters = build_filters(args, int(main.shape[1]), samp_rate)
     if not filters and args.noise_tolerance is None:

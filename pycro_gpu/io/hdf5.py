@@ -37,6 +37,7 @@ import h5py
 import numpy as np
 
 from .._config import get_config, validate_memory_mb
+from .._lib.h5errors import one_line
 from ..errors import DataError
 
 __all__ = [
@@ -81,21 +82,50 @@ def open_h5(path: str | os.PathLike, mode: str = "r") -> h5py.File:
     Raises
     ------
     DataError
-        The file does not exist, is not HDF5, is truncated or corrupt, or is locked by a writer.
+        The file does not exist, is not HDF5, is truncated or corrupt, or is locked by a writer; or the
+        permissions do not allow ``mode`` (the message says "permission denied").
     """
     p = Path(path)
     if mode in ("r", "r+") and not p.exists():
         msg = f"HDF5 file {str(p)!r} does not exist"
         raise DataError(msg)
+    _check_permission(p, mode)
     if mode in ("r", "r+") and p.is_file() and not h5py.is_hdf5(p):
         size = p.stat().st_size
         msg = f"{str(p)!r} is not an HDF5 file ({size} bytes; no HDF5 signature)"
         raise DataError(msg)
     try:
         return h5py.File(p, mode)
-    except OSError as exc:
-        msg = f"cannot open HDF5 file {str(p)!r} (mode {mode!r}): truncated, corrupt or locked ({exc})"
+    except PermissionError as exc:
+        msg = f"permission denied: cannot open {str(p)!r} (mode {mode!r}): {one_line(exc)}"
         raise DataError(msg) from None
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise DataError(_cannot_open(p, mode, exc)) from None
+        msg = f"no space left on the device: cannot open {str(p)!r} (mode {mode!r}) ({one_line(exc)})"
+        raise DataError(msg) from None
+    except Exception as exc:  # h5py turns a damaged superblock into OSError, RuntimeError, ValueError ...
+        raise DataError(_cannot_open(p, mode, exc)) from None
+
+
+def _cannot_open(p: Path, mode: str, exc: BaseException) -> str:
+    return f"cannot open HDF5 file {str(p)!r} (mode {mode!r}): truncated, corrupt or locked ({one_line(exc)})"
+
+
+def _check_permission(p: Path, mode: str) -> None:
+    """One :class:`DataError` naming the permission when ``p`` (or its folder, to create it) is not
+    readable or writable as ``mode`` needs."""
+    writes = mode != "r"
+    if p.exists():
+        target, need = p, os.R_OK | (os.W_OK if writes else 0)
+    elif writes and p.parent.is_dir():
+        target, need = p.parent, os.W_OK | os.X_OK
+    else:  # h5py names a missing folder
+        return
+    if not os.access(target, need):
+        what = ("read and write" if writes else "read") if target == p else "create files in"
+        msg = f"permission denied: cannot {what} {str(target)!r} (mode {mode!r})"
+        raise DataError(msg)
 
 
 def plan_batch_rows(

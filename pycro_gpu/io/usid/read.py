@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import h5py
 import numpy as np
 
+from ..._config import get_config
 from ..._lib.checks import check_int
-from ...errors import DataError, USIDError
+from ..._lib.h5errors import damaged, one_line, raised_by_h5py
+from ...errors import DataError, PycroGPUError, USIDError
 from ._attrs import _scalar, _str_attr, _str_list
 from .dimensions import ANCILLARY_NAMES, Dimension, _anc_grid, _from_n_dim, _nd_shape, _to_n_dim
 
@@ -25,7 +29,7 @@ def _deref(dset: h5py.Dataset, key: str) -> h5py.Dataset:
     try:
         target = dset.file[ref]
     except Exception as exc:
-        msg = f"{dset.name}: attribute {key!r} references an object that does not exist ({exc})"
+        msg = f"{dset.name}: attribute {key!r} references an object that does not exist ({one_line(exc)})"
         raise USIDError(msg) from None
     if target.name is None:
         msg = f"{dset.name}: attribute {key!r} references an object that does not exist (it was deleted)"
@@ -48,12 +52,57 @@ def check_main(dset: Any) -> None:
     ----------
     dset : h5py.Dataset
         Candidate Main dataset.
+
+    Raises
+    ------
+    USIDError
+        ``dset`` breaks a rule of the model.
+    DataError
+        ``dset`` or one of its ancillaries is damaged: HDF5 cannot read a header or an attribute that
+        the check needs (the message names the object and what HDF5 says).
     """
     _check_main(dset)
 
 
 def _check_main(dset: Any) -> dict[str, h5py.Dataset]:
     """:func:`check_main`, returning the four ancillary datasets by attribute name."""
+    with _damage_as_data_error(dset):
+        return _check_main_rules(dset)
+
+
+@contextlib.contextmanager
+def _damage_as_data_error(obj: Any, what: str = "") -> Iterator[None]:
+    """Turn what HDF5 raises on a damaged header, attribute or reference below into one DataError.
+
+    Inside, an exception raised by h5py, and a ``TypeError`` or ``ValueError`` of the decoding of what it
+    returned (a garbled attribute), mean that the stored objects are damaged; pycro_gpu's own errors
+    pass unchanged. The message names the file, ``obj`` and ``what``.
+    """
+    try:
+        yield
+    except PycroGPUError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, RuntimeError, OSError) as exc:
+        if not raised_by_h5py(exc) and not isinstance(exc, (TypeError, ValueError)):
+            raise
+        raise DataError(damaged(f"{_file_of(obj)}: {_name_of(obj)}{what}", exc)) from None
+
+
+def _name_of(obj: Any) -> str:
+    try:
+        return str(obj.name)
+    except Exception:  # a closed or damaged object has no name to give
+        return "?"
+
+
+def _file_of(obj: Any) -> str:
+    try:
+        return str(obj.file.filename)
+    except Exception:
+        return "?"
+
+
+def _check_main_rules(dset: Any) -> dict[str, h5py.Dataset]:
     if not isinstance(dset, h5py.Dataset):
         msg = f"{getattr(dset, 'name', dset)!r} is not an HDF5 dataset (got {type(dset).__name__})"
         raise USIDError(msg)
@@ -116,6 +165,39 @@ def _check_main(dset: Any) -> dict[str, h5py.Dataset]:
     return anc
 
 
+#: bytes of working memory per entry of the ancillary index tables while a Main dataset is opened: the
+#: index and value read (4 + 4), the int64 codes and the unique-value tables built from them
+ANCILLARY_BYTES_PER_ENTRY = 40
+
+
+def _check_ancillary_budget(dset: h5py.Dataset, anc: dict[str, h5py.Dataset]) -> None:
+    """Refuse to read ancillary tables whose declared size does not fit the working-memory budget.
+
+    A damaged or crafted file can declare a billion positions in a few kilobytes (datasets with no chunk
+    written); reading their index tables would exhaust the memory before anything checked them.
+    """
+    entries = anc["Position_Indices"].size + anc["Spectroscopic_Indices"].size
+    n_pos, n_spec = dset.shape
+    what = (
+        f"{_file_of(dset)}: {dset.name} declares {n_pos:,} positions x {n_spec:,} spectroscopic steps; "
+        f"reading its ancillary tables ({entries:,} index entries)"
+    )
+    _check_budget(what, entries * ANCILLARY_BYTES_PER_ENTRY)
+
+
+def _check_budget(what: str, n_bytes: int) -> None:
+    """Raise DataError when ``n_bytes`` exceed the working-memory budget, saying what would need them."""
+    budget_mb = get_config()["memory_mb"]
+    if n_bytes > budget_mb * 2**20:
+        size = f"{n_bytes / 2**20:,.0f} MiB" if n_bytes >= 2**20 else f"{n_bytes / 2**10:,.0f} KiB"
+        msg = (
+            f"{what} needs {size}, more than the working-memory budget of "
+            f"{budget_mb:g} MiB (raise it with --memory-mb or PYCRO_GPU_MEMORY_MB if the machine has the "
+            f"memory)"
+        )
+        raise DataError(msg)
+
+
 def is_main(dset: Any) -> bool:
     """True when :func:`check_main` accepts ``dset``."""
     try:
@@ -150,15 +232,17 @@ class USIDataset(h5py.Dataset):
 
     def __init__(self, h5_dataset: h5py.Dataset) -> None:
         anc = _check_main(h5_dataset)
+        _check_ancillary_budget(h5_dataset, anc)
         super().__init__(h5_dataset.id)
         self.h5_pos_inds = anc["Position_Indices"]
         self.h5_pos_vals = anc["Position_Values"]
         self.h5_spec_inds = anc["Spectroscopic_Indices"]
         self.h5_spec_vals = anc["Spectroscopic_Values"]
-        self.quantity = _str_attr(self.attrs["quantity"])
-        self.units = _str_attr(self.attrs["units"])
-        pos = _anc_grid(self.h5_pos_inds, self.h5_pos_vals, spectroscopic=False)
-        spec = _anc_grid(self.h5_spec_inds, self.h5_spec_vals, spectroscopic=True)
+        with _damage_as_data_error(h5_dataset, " (its ancillary datasets)"):
+            self.quantity = _str_attr(self.attrs["quantity"])
+            self.units = _str_attr(self.attrs["units"])
+            pos = _anc_grid(self.h5_pos_inds, self.h5_pos_vals, spectroscopic=False)
+            spec = _anc_grid(self.h5_spec_inds, self.h5_spec_vals, spectroscopic=True)
         self._pos, self._spec = pos, spec
         self.pos_dims: list[Dimension] = pos["dims"]
         self.spec_dims: list[Dimension] = spec["dims"]
@@ -224,9 +308,12 @@ class USIDataset(h5py.Dataset):
         ------
         USIDError
             The positions or spectroscopic steps do not form a complete grid.
+        DataError
+            The dataset is larger than the working-memory budget (``memory_mb`` of the configuration).
         """
         if self.n_dim_shape is None:
             raise USIDError(self._incomplete_msg())
+        _check_budget(f"{self.file.filename}: reading all of {self.name}", self.size * self.dtype.itemsize)
         return self.to_n_dim(self[()])
 
     def to_n_dim(self, data2d: np.ndarray) -> np.ndarray:
@@ -430,7 +517,8 @@ def find_main_datasets(h5_obj: h5py.Group | h5py.File) -> list[USIDataset]:
         if isinstance(obj, h5py.Dataset) and obj.ndim == 2 and "Position_Indices" in obj.attrs:
             found.extend(_as_main(obj))
 
-    h5_obj.visititems(visit)
+    with _damage_as_data_error(h5_obj, " (walking the objects below it)"):
+        h5_obj.visititems(visit)
     return found
 
 
@@ -461,7 +549,9 @@ def open_main(h5_file: h5py.File, dataset_path: str | None = None) -> Any:
         The dataset breaks the USID model (see :func:`~pycro_gpu.io.usid.check_main`).
     """
     if dataset_path is None:
-        if isinstance(h5_file.get(DEFAULT_RAW_DATA), h5py.Dataset):
+        with _damage_as_data_error(h5_file, f" (opening {DEFAULT_RAW_DATA})"):
+            default = h5_file.get(DEFAULT_RAW_DATA)
+        if isinstance(default, h5py.Dataset):
             dataset_path = DEFAULT_RAW_DATA
         else:
             mains = find_main_datasets(h5_file)
