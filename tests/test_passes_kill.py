@@ -126,23 +126,19 @@ def setup(tmp_path_factory):
 
 # kill points: numbers of batches after which the job is killed, in turn (each run resumes the last),
 # chosen from the reads of an uninterrupted run (batches per read in brackets); where results go; and
-# whether the job keeps state between its reads (a one-stage job starts its stage again).
+# whether the job keeps state between its reads (a one-stage job starts its stage again). The script also
+# holds one-stage jobs (svd-auto, decompose-nmf) and streaming clustering (cluster-stream), left out of
+# the suite's cases to keep CI short; they pass the same test.
 CASES = {
     # Gram (60), U (60): killed in U, then in U again
     "svd-gram": ((70, 30), "same_file", True),
     # range finder 1..3 (60 each), U (60): killed in read 1, 2, then 3
     "svd-randomized": ((50, 70, 90), "other_file", True),
-    # one sketch read (12) gives U, S, V: one stage
-    "svd-auto": ((5,), "same_file", False),
     # the SVD of its features (randomized: 5 x 60, U 60), then its own sums read (71): killed in
     # range-finder reads 2 and 5, then in the sums read
     "cluster-svd": ((100, 200, 150), "same_file", True),
-    # MiniBatchKMeans epochs and labels (4 x 71), sums (71): killed in epoch 1, then in the sums read
-    "cluster-stream": ((70, 300), "other_file", True),
     # partial_fit (36), projection (36): killed in the fit, in the projection, in the projection again
     "decompose-ipca": ((20, 40, 10), "same_file", True),
-    # NMF reads the data once (36) and fits in memory: one stage
-    "decompose-nmf": ((10,), "other_file", False),
 }
 
 
