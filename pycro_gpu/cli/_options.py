@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .._config import BACKENDS
+from .._config import BACKENDS, get_config
 from .._lib.dask_options import add_dask_arguments
 from .._lib.h5errors import hdf5_message, one_line, raised_by_h5py
 from ..errors import PycroGPUError
@@ -142,7 +142,8 @@ def each_file(run: Any) -> Any:
             except KeyboardInterrupt:
                 raise
             except Exception as exc:
-                rc = report_error(f"{args.command} {path}", exc)
+                budget = args.memory_mb if args.memory_mb is not None else get_config()["memory_mb"]
+                rc = report_error(f"{args.command} {path}", exc, file=path, memory_mb=budget)
             worst = max(worst, rc)
         return worst
 
