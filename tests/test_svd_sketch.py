@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import h5py
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import scipy.linalg
 
 from pycro_gpu.decomposition._svd_sinks import SpillRows
+from pycro_gpu.decomposition._svd_sketch import warm_start
 from pycro_gpu.decomposition._svd_streamed import streamed_svd
 from pycro_gpu.process.rows import ArrayRows, HDF5Rows, sample_spans
 from tests.helpers import results_group, to_numpy
@@ -91,10 +93,35 @@ def test_missed_localised_component_costs_a_second_read(rng):
 def test_auto_falls_back_to_gram_on_a_slow_spectrum(rng):
     A = spectrum_matrix(rng, "power05")
     res = streamed_svd(ArrayRows(A), 8, progress=False)
-    # the sketch did not reach tol; the exact Gram method that followed does, and says so
+    # the forecast on the row sample expects the sketch to miss tol: the exact Gram method, no read lost
     assert res.method == "gram" and res.info["converged"] and res.info["error_estimate"] < 1e-12
-    assert res.info["reads"] == res.info["sketch_reads"] + 2
+    assert res.info["sketch_reads"] == 0 and res.info["reads"] == 2
+    assert res.info["sketch_forecast"] > 1e-5
     assert np.max(rel_err(res.S, A, 8)) < 1e-12
+
+
+@pytest.mark.parametrize("noise", [0.3, 1.0, 3.0, 10.0])
+def test_forecast_from_the_sample_tracks_the_first_read(rng, noise):
+    """The forecast of the first read's error estimate (from the row sample alone) is within 4x of it."""
+    H = rng.standard_normal((8, 128)) * np.logspace(1, 0, 8)[:, None]
+    A = rng.standard_normal((20000, 8)) @ H + noise * rng.standard_normal((20000, 128))
+    src = ArrayRows(A)
+    _omega, ahead = warm_start(
+        src, 8, 18, cdt=np.float64, device=None, seed=0, max_rows=20000, sample_rows=8192, with_forecast=True
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # tol=0: one read, then "above tol"
+        res = streamed_svd(src, 8, method="sketch", n_iter=0, tol=0.0, progress=False)
+    ratio = ahead.first / res.info["error_estimate"]
+    assert 0.25 <= ratio <= 4.0, (noise, ahead.first, res.info["error_estimate"])
+
+
+def test_auto_sketches_when_the_forecast_expects_two_reads_to_do(rng):
+    H = rng.standard_normal((8, 128)) * np.logspace(1, 0, 8)[:, None]
+    A = rng.standard_normal((20000, 8)) @ H + 1.0 * rng.standard_normal((20000, 128))
+    res = streamed_svd(ArrayRows(A), 8, progress=False)
+    assert res.method == "sketch" and res.info["converged"] and res.info["sketch_reads"] in (1, 2)
+    assert np.max(rel_err(res.S, A, 8)) <= max(res.info["error_estimate"], 1e-12)
 
 
 def test_explicit_sketch_iterates_to_tol(rng):

@@ -182,7 +182,8 @@ def svd_dataset(
         ``file`` and ``group`` of ``<Source>-SVD_NNN``: Main datasets ``U`` ``(N_pos, k)`` (quantity
         ``Abundance``) and ``V`` ``(k, N_spec)`` (the source's quantity), dataset ``S`` ``(k,)``, and
         attributes ``num_components``, ``method`` (asked), ``method_used``, ``reads`` (of the source),
-        ``refined`` and, where the sketch ran, ``sketch_reads`` and ``error_estimate``.
+        ``refined``, ``error_estimate`` and ``converged`` (the estimate meets ``tol``) and, where the sketch
+        ran, ``sketch_reads`` and ``sketch_forecast`` (the error it expected from the row sample).
     """
     from ..io.usid import Dimension, create_main, write_main
     from ..process import run_passes
@@ -235,7 +236,7 @@ def svd_dataset(
         group.attrs["method_used"] = res.method
         group.attrs["reads"] = int(res.info["reads"])
         group.attrs["refined"] = bool(res.info["refined"])
-        for key in ("sketch_reads", "error_estimate"):
+        for key in ("sketch_reads", "sketch_forecast", "error_estimate", "converged"):
             if key in res.info:
                 group.attrs[key] = res.info[key]
 

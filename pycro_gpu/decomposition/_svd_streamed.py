@@ -18,7 +18,9 @@ Three algorithms, chosen by shape and memory budget (``method="auto"``, see :fun
     the returned values (Ritz values one power step further, in ``span(Z)``) were at least as accurate in
     every test (``tests/test_svd_sketch.py``). When the estimate exceeds ``tol`` another read follows
     with ``Omega <- qr(Z)``; ``method="auto"`` instead falls back to the Gram method as soon as the next
-    power step is not expected to reach ``tol`` (slowly decaying spectra, ``k`` far into the noise).
+    power step is not expected to reach ``tol`` (slowly decaying spectra, ``k`` far into the noise), and
+    before any read when a forecast on the row sample (the sketch run on it: warm start from its even
+    rows, one read of its odd rows) expects two reads not to reach it.
 ``"gram"`` (tall and skinny: rows >= 4 x columns and the ``n x n`` Gram matrix fits half the budget)
     One read of the data accumulates ``G = A^H A`` in float64 (complex128 for complex data);
     ``eigh(G)`` gives ``S`` and ``V``. A second read computes ``U = A V / S``. Exact (no sketching),
@@ -638,7 +640,7 @@ def _u_stage(
 
 
 #: ``info`` entries a stage saves with its arrays (a resumed run reports what the whole job did)
-_INFO_KEYS = ("reads", "refined", "sketch_reads", "error_estimate", "converged")
+_INFO_KEYS = ("reads", "refined", "sketch_reads", "sketch_forecast", "error_estimate", "converged")
 
 
 def _info_payload(info: dict[str, Any]) -> dict[str, Any]:
@@ -720,7 +722,7 @@ def _run_sketch(
 
     n = source.shape[1]
     max_rows = max(1, int(budget_mb(memory_mb) * 2**20 / 4 // (n * _itemsize(xp, cdt))))
-    omega = warm_start(
+    omega, ahead = warm_start(
         source,
         k,
         l_cols,
@@ -729,7 +731,13 @@ def _run_sketch(
         seed=seed,
         max_rows=max_rows,
         sample_rows=SKETCH_SAMPLE_ROWS,
+        with_forecast=fallback,
     )
+    if ahead is not None:
+        info["sketch_forecast"] = ahead.first
+        if ahead.first > tol and ahead.second > tol:  # two reads would not do: the Gram method, no read lost
+            info["sketch_reads"] = 0
+            return None
     for it in range(max(1, max_reads)):
         if it and sink is not None:
             sink.discard()
