@@ -1,23 +1,37 @@
-"""Streamed SVD of a USID file vs a bare streamed read and vs read + scikit-learn randomized_svd.
+"""Streamed SVD on a suite of spectra, whole processes file to file, against the ways users do it today.
 
-Run: ``.venv/bin/python -m benchmarks.bench_svd [--rows 1048576 --cols 256 -k 8 --backend numpy]``.
+Run: ``.venv/bin/python -m benchmarks.bench_svd [--cases all|NAME ...] [--quick] [--backend numpy]``.
 
-A USID Main dataset of ``rows x cols`` float64 (low rank plus noise; 1M x 256 = 2 GiB by default) is
-written once to /tmp (deleted at the end unless ``--keep``). Measured, side by side:
+Each case is a USID file written once to ``--dir`` (deleted at the end unless ``--keep``):
 
-* bare streamed read: chunk-aligned ``read_direct`` of the whole dataset into one reused buffer;
-* pycro_gpu streamed SVD, ``method="auto"`` (``svd_dataset``; on tall data with ``k + 10 <= cols / 4``
-  the sketch: S, V and U from one read of the file when its error estimate meets ``tol``) and, for
-  comparison, the exact ``method="gram"`` (S and V from one read, U written from a second);
-* pycroscopy's way: read the whole dataset into memory, then ``sklearn.utils.extmath.randomized_svd``
-  with ``n_iter=3`` as pycroscopy's ``svd_utils.SVD`` calls it (in a subprocess, so its peak RSS is
-  measured alone; U, S, V are not written, which favours it);
-* peak RSS of ``pycro-gpu svd FILE -k K --memory-mb 256`` (subprocess, /usr/bin/time -v or psutil),
-  optionally on a second, larger file (``--rss-rows``).
+========================  ===================  =========  ====  ==============================================
+case                      rows x columns       dtype      k     spectrum
+========================  ===================  =========  ====  ==============================================
+``tall-fast``             1 048 576 x 256      float64    8     rank 8, 10:1, noise 0.1 (4096-row chunks)
+``rank16-f32``            65 536 x 512         float32    16    rank 16, 10:1, noise 3 (signal/noise gap ~2)
+``rank16-f32-large``      524 288 x 512        float32    16    the same, 8x the rows
+``power-1``               65 536 x 512         float64    16    s_i ~ 1/i
+``power-0.5``             65 536 x 512         float64    16    s_i ~ 1/sqrt(i)
+``beps-complex``          65 536 x 2 048       complex64  16    the demo's BEPS model (SHO x loops), 256 x 256
+``wide-300``              300 x 1 024          float64    8     rank 8 + noise (the EELS shape)
+``wide-2000``             2 000 x 16 384       float32    16    rank 16 + noise
+========================  ===================  =========  ====  ==============================================
 
-The file sits in the page cache after it is written (the machine has more RAM than the file), so the
-reads are memory-speed reads: the same condition for every contender. Prints a Markdown table and
-writes ``bench_out/bench_svd.json``.
+Contenders, each a fresh process (start, imports, read, compute; the file sits in the page cache after
+it is written, the same condition for all):
+
+* ``bare read``: chunk-aligned ``read_direct`` of the whole dataset into one reused buffer;
+* ``pycroscopy``: read the dataset, ``sklearn.utils.extmath.randomized_svd(n_iter=3)`` as pycroscopy's
+  ``svd_utils.SVD`` calls it (U, S, V not written, which favours it);
+* ``full SVD`` (HyperSpy's ``decomposition(algorithm="SVD")``): read, ``numpy.linalg.svd`` of the
+  whole matrix, where it fits in memory (at most :data:`FULL_SVD_MAX_ELEMENTS` elements);
+* ``pycro-gpu svd FILE -k K --method M --memory-mb 256 --results OUT`` for ``auto``, ``sketch`` and
+  ``gram`` (the last two on tall data only), peak RSS by ``/usr/bin/time -v``.
+
+Accuracy of every contender against the exact SVD (LAPACK on the float64/complex128 data where it fits,
+else the float64 Gram matrix): largest relative error of the top-k singular values and largest
+principal angle between the V subspaces. Prints one Markdown table and writes
+``bench_out/bench_svd.json``.
 """
 
 from __future__ import annotations
@@ -29,305 +43,394 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-from pycro_gpu.backend import get_namespace, synchronize
-from pycro_gpu.decomposition import svd_dataset
 from pycro_gpu.io.usid import Dimension, create_main
 
 OUT = Path("bench_out")
 RAW = "Measurement_000/Channel_000/Raw_Data"
+#: ``full SVD`` contender (and the exact reference by LAPACK) only up to this many matrix elements.
+FULL_SVD_MAX_ELEMENTS = 40_000_000
+#: acceptance of issue 15: accuracy of the top-k, time against a bare read, memory with --memory-mb 256
+S_RTOL, ANGLE_TOL, TIME_RATIO, RSS_MIB = 1e-6, 1e-4, 2.0, 1024.0
+#: rows of one generated block
+_BLOCK = 65536
 
 
-def make_file(path: Path, rows: int, cols: int, *, rank: int = 8, seed: int = 0) -> float:
-    """Write a USID Main dataset of low rank plus noise; returns seconds spent."""
-    t0 = time.perf_counter()
+@dataclass(frozen=True)
+class Case:
+    """One matrix of the suite: shape, storage type, components and how its rows are made."""
+
+    rows: int
+    cols: int
+    dtype: str
+    k: int
+    kind: str
+    param: float = 0.0
+    chunk_rows: int = 0  # 0: chunks of about 1 MiB of whole rows
+
+    @property
+    def tall(self) -> bool:
+        return self.rows >= 4 * self.cols
+
+    @property
+    def gib(self) -> float:
+        return self.rows * self.cols * np.dtype(self.dtype).itemsize / 2**30
+
+
+CASES: dict[str, Case] = {
+    "tall-fast": Case(1_048_576, 256, "float64", 8, "rank", 0.1, chunk_rows=4096),
+    "rank16-f32": Case(65_536, 512, "float32", 16, "rank", 3.0),
+    "rank16-f32-large": Case(524_288, 512, "float32", 16, "rank", 3.0),
+    "power-1": Case(65_536, 512, "float64", 16, "power", 1.0),
+    "power-0.5": Case(65_536, 512, "float64", 16, "power", 0.5),
+    "beps-complex": Case(65_536, 2048, "complex64", 16, "beps"),
+    "wide-300": Case(300, 1024, "float64", 8, "rank", 0.1),
+    "wide-2000": Case(2_000, 16_384, "float32", 16, "rank", 0.1),
+}
+
+#: ``--quick``: the same kinds of spectra, small enough for CI (seconds each)
+QUICK: dict[str, Case] = {
+    "tall-fast": Case(16_384, 64, "float64", 4, "rank", 0.1, chunk_rows=1024),
+    "rank16-f32": Case(8_192, 128, "float32", 8, "rank", 3.0),
+    "power-1": Case(8_192, 128, "float64", 8, "power", 1.0),
+    "power-0.5": Case(8_192, 128, "float64", 8, "power", 0.5),
+    "beps-complex": Case(1_024, 256, "complex64", 8, "beps"),
+    "wide-300": Case(120, 512, "float64", 4, "rank", 0.1),
+}
+
+
+def case_blocks(case: Case, seed: int = 0) -> Iterator[np.ndarray]:
+    """Rows of the case's matrix, ``_BLOCK`` at a time, in its storage dtype (deterministic in ``seed``)."""
     rng = np.random.default_rng(seed)
-    H = rng.standard_normal((rank, cols)) * np.logspace(1, 0, rank)[:, None]
-    nx = 1024 if rows % 1024 == 0 else rows
+    m, n = case.rows, case.cols
+    if case.kind == "rank":  # rank r, amplitudes 10 .. 1, plus white noise of std param
+        r = 16 if case.k >= 16 else 8
+        H = rng.standard_normal((r, n)) * np.logspace(1, 0, r)[:, None]
+        for s in range(0, m, _BLOCK):
+            b = min(_BLOCK, m - s)
+            block = rng.standard_normal((b, r)) @ H + case.param * rng.standard_normal((b, n))
+            yield block.astype(case.dtype)
+    elif case.kind == "power":  # s_i ~ i^-param with random singular vectors
+        V = np.linalg.qr(rng.standard_normal((n, n)))[0]
+        w = np.arange(1, n + 1, dtype=np.float64) ** -case.param
+        for s in range(0, m, _BLOCK):
+            b = min(_BLOCK, m - s)
+            yield ((rng.standard_normal((b, n)) * w) @ V.T).astype(case.dtype)
+    elif case.kind == "beps":
+        yield from _beps_blocks(case, rng)
+    else:
+        raise ValueError(case.kind)
+
+
+def _beps_blocks(case: Case, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """The demo's BEPS model (SHO responses along hysteresis loops, domains): a 64 x 64 map tiled over the
+    rows, each tile with its own complex noise (3 % of the largest response)."""
+    from pycro_gpu import datasets
+
+    n_freq = 32
+    side = 64 if case.rows >= 4096 else 32
+    base = datasets.beps((side, side), n_freq, case.cols // n_freq, noise=0.0, seed=0).as_2d()
+    base = np.asarray(base, dtype=np.complex128)
+    sigma = 0.03 * float(np.max(np.abs(base)))
+    done = 0
+    while done < case.rows:
+        b = min(base.shape[0], case.rows - done)
+        noise = rng.standard_normal((b, case.cols)) + 1j * rng.standard_normal((b, case.cols))
+        yield (base[:b] + sigma / np.sqrt(2) * noise).astype(case.dtype)
+        done += b
+
+
+def write_case(path: Path, case: Case, seed: int = 0) -> float:
+    """Write the case as a USID Main dataset; returns seconds spent."""
+    t0 = time.perf_counter()
+    item = np.dtype(case.dtype).itemsize
+    chunk = case.chunk_rows or max(1, 2**20 // (case.cols * item))
+    nx = 256 if case.rows % 256 == 0 else case.rows
     with h5py.File(path, "w") as f:
         main = create_main(
             f.create_group("Measurement_000/Channel_000"),
             "Raw_Data",
-            [Dimension("X", "m", nx), Dimension("Y", "m", rows // nx)],
-            Dimension("Bias", "V", np.linspace(-1, 1, cols)),
-            "Current",
-            "nA",
-            np.float64,
-            chunks=(min(rows, max(1, 2**20 // (cols * 8))), cols),  # 1 MiB chunks of whole rows
+            [Dimension("X", "m", nx), Dimension("Y", "m", case.rows // nx)],
+            Dimension("Bias", "V", np.linspace(-1, 1, case.cols)),
+            "Response",
+            "a.u.",
+            np.dtype(case.dtype),
+            chunks=(min(case.rows, chunk), case.cols),
         )
-        step = 65536
-        for s in range(0, rows, step):
-            e = min(s + step, rows)
-            block = rng.standard_normal((e - s, rank)) @ H
-            block += 0.1 * rng.standard_normal((e - s, cols))
-            main[s:e] = block
+        s = 0
+        for block in case_blocks(case, seed):
+            main[s : s + block.shape[0]] = block
+            s += block.shape[0]
     return time.perf_counter() - t0
 
 
-def best_of(n: int, run: Any) -> dict:
-    """The fastest of ``n`` runs (the first pays one-off costs: imports, page faults of fresh memory)."""
-    return min((run() for _ in range(n)), key=lambda r: r["seconds"])
+# --------------------------------------------------------------------------------------------------
+# reference
+# --------------------------------------------------------------------------------------------------
 
 
-def bare_read(path: Path, batch_rows: int) -> tuple[float, float]:
+def exact_svd(path: Path, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k ``S`` and ``V`` (n x k) of the file's matrix in float64/complex128: LAPACK where it fits,
+    else the eigen-decomposition of the Gram matrix accumulated in float64 (accurate to about
+    ``eps (s_1 / s_k)^2``, far below the tolerances checked)."""
     with h5py.File(path, "r") as f:
         d = f[RAW]
-        rows, cols = d.shape
-        chunk = d.chunks[0] if d.chunks else 1
-        batch_rows = max(chunk, (batch_rows // chunk) * chunk)
-        buf = np.empty((batch_rows, cols), dtype=d.dtype)
-        t0, c0 = time.perf_counter(), time.process_time()
-        for s in range(0, rows, batch_rows):
-            e = min(s + batch_rows, rows)
-            d.read_direct(buf, np.s_[s:e], np.s_[0 : e - s])
-        return time.perf_counter() - t0, time.process_time() - c0
+        m, n = d.shape
+        cdt = np.complex128 if d.dtype.kind == "c" else np.float64
+        if m * n <= FULL_SVD_MAX_ELEMENTS:
+            A = d[()].astype(cdt)
+            _, s, vh = np.linalg.svd(A, full_matrices=False)
+            return s[:k], vh[:k].conj().T
+        G = np.zeros((n, n), dtype=cdt)
+        for s0 in range(0, m, _BLOCK):
+            a = d[s0 : s0 + _BLOCK].astype(cdt)
+            G += a.conj().T @ a
+    w, E = np.linalg.eigh(G)
+    return np.sqrt(np.clip(w[::-1][:k], 0, None)), E[:, ::-1][:, :k]
 
 
-def streamed_svd(path: Path, k: int, backend: str, memory_mb: float, method: str = "auto") -> dict:
-    xp = get_namespace(backend)
-    with h5py.File(path, "r+") as f:
-        main = f[RAW]
-        synchronize(xp)
-        t0, c0 = time.perf_counter(), time.process_time()
-        res = svd_dataset(
-            main, k=k, method=method, memory_mb=memory_mb, backend=backend, override=True, progress=False
-        )
-        grp = f[res.group]
-        synchronize(xp)
-        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
-        S = grp["S"][()].astype(np.float64)
-        V = grp["V"][()].astype(np.float64)
-        info = {
-            "method": str(grp.attrs["method_used"]),
-            "reads": int(grp.attrs["reads"]),
-            "error_estimate": float(grp.attrs.get("error_estimate", 0.0)),
-        }
-        del f[grp.name]
-    return {"seconds": dt, "cpu_s": cpu, "S": S, "V": V, **info}
+def accuracy(S: np.ndarray, V: np.ndarray, ref: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
+    """Largest relative singular-value error and principal angle (radians) against the reference."""
+    import scipy.linalg
+
+    s_ref, v_ref = ref
+    k = s_ref.shape[0]
+    S = np.asarray(S, dtype=np.float64)[:k]
+    rel = float(np.max(np.abs(S - s_ref) / s_ref))
+    angle = float(np.max(scipy.linalg.subspace_angles(np.asarray(V)[:, :k], v_ref)))
+    return {"s_rel_err": rel, "v_angle": angle}
 
 
-_SKLEARN = r"""
-import json, sys, time, h5py, numpy as np
+# --------------------------------------------------------------------------------------------------
+# contenders: every one a fresh process
+# --------------------------------------------------------------------------------------------------
+
+_BARE = r"""
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as f:
+    d = f[sys.argv[2]]
+    rows, cols = d.shape
+    chunk = d.chunks[0] if d.chunks else 1
+    batch = max(chunk, (int(sys.argv[3]) // (cols * d.dtype.itemsize)) // chunk * chunk)
+    buf = np.empty((batch, cols), dtype=d.dtype)
+    for s in range(0, rows, batch):
+        e = min(s + batch, rows)
+        d.read_direct(buf, np.s_[s:e], np.s_[0 : e - s])
+"""
+
+_PYCROSCOPY = r"""
+import json, sys, h5py, numpy as np
 from sklearn.utils.extmath import randomized_svd
-path, k = sys.argv[1], int(sys.argv[2])
-t0, c0 = time.perf_counter(), time.process_time()
-with h5py.File(path, "r") as f:
-    A = f["Measurement_000/Channel_000/Raw_Data"][()]
-t1 = time.perf_counter()
-U, S, Vt = randomized_svd(A, k, n_iter=3, random_state=0)  # pycroscopy's call (svd_utils.SVD)
-t2, c2 = time.perf_counter(), time.process_time()
-out = {"read_s": t1 - t0, "svd_s": t2 - t1, "cpu_s": c2 - c0, "S": S.tolist(), "V": Vt.tolist()}
-if len(sys.argv) > 3:
-    s_exact = np.sqrt(np.clip(np.linalg.eigvalsh(A.T @ A)[::-1][:k], 0, None))  # reference only
-    out["S_exact_gram"] = s_exact.tolist()
-print("JSON" + json.dumps(out))
+with h5py.File(sys.argv[1], "r") as f:
+    A = f[sys.argv[2]][()]
+stacked = np.iscomplexobj(A)
+if stacked:  # scikit-learn refuses complex data: pycroscopy flattens it to [real, imag] columns
+    A = np.concatenate([A.real, A.imag], axis=1)
+U, S, Vt = randomized_svd(A, int(sys.argv[3]), n_iter=3, random_state=0)  # pycroscopy's svd_utils.SVD
+out = {"S": S.tolist(), "V": [Vt.real.tolist(), Vt.imag.tolist()]}
+print("JSON" + json.dumps({"real_stacked": True} if stacked else out))
+"""
+
+_FULL = r"""
+import json, sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as f:
+    A = f[sys.argv[2]][()]
+U, S, Vt = np.linalg.svd(A, full_matrices=False)  # HyperSpy's decomposition(algorithm="SVD")
+k = int(sys.argv[3])
+print("JSON" + json.dumps({"S": S[:k].tolist(), "V": [Vt[:k].real.tolist(), Vt[:k].imag.tolist()]}))
 """
 
 
-def _peak_rss_run(cmd: list[str]) -> tuple[float, float, str]:
-    """Run ``cmd``; return (seconds, peak RSS MiB, stdout). /usr/bin/time -v where available."""
+def timed_process(cmd: list[str]) -> tuple[float, float, str]:
+    """Run ``cmd``; return (wall seconds, peak RSS MiB, stdout). Peak RSS by /usr/bin/time -v (else NaN)."""
+    env = {**os.environ, "PYCRO_GPU_PROGRESS": "0"}
+    timer = ["/usr/bin/time", "-v"] if Path("/usr/bin/time").exists() else []
     t0 = time.perf_counter()
-    if Path("/usr/bin/time").exists():
-        p = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, check=True)
-        dt = time.perf_counter() - t0
-        line = next(ln for ln in p.stderr.splitlines() if "Maximum resident set size" in ln)
-        return dt, int(line.split(":")[1]) / 1024, p.stdout
-    import psutil
-
-    proc = psutil.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            peak = max(peak, proc.memory_info().rss)
-        except psutil.Error:
-            break
-        time.sleep(0.02)
-    out = proc.stdout.read()
-    return time.perf_counter() - t0, peak / 2**20, out
+    p = subprocess.run([*timer, *cmd], capture_output=True, text=True, env=env, check=False)
+    dt = time.perf_counter() - t0
+    if p.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr[-2000:]}")
+    rss = float("nan")
+    for line in p.stderr.splitlines():
+        if "Maximum resident set size" in line:
+            rss = int(line.split(":")[1]) / 1024
+    return dt, rss, p.stdout
 
 
-def sklearn_in_memory(path: Path, k: int, exact: bool) -> dict:
-    cmd = [sys.executable, "-c", _SKLEARN, str(path), str(k)] + (["exact"] if exact else [])
-    _, rss, out = _peak_rss_run(cmd)
-    res = json.loads(next(ln for ln in out.splitlines() if ln.startswith("JSON"))[4:])
-    res["rss_mib"] = rss
-    return res
+def _json_out(stdout: str) -> dict[str, Any]:
+    res = json.loads(next(ln for ln in stdout.splitlines() if ln.startswith("JSON"))[4:])
+    if res.get("real_stacked"):  # another matrix than the complex one: no accuracy to compare
+        return {"real_stacked": True}
+    re_, im = (np.asarray(x) for x in res["V"])
+    V = (re_ + 1j * im if np.any(im) else re_).conj().T
+    return {"S": np.asarray(res["S"]), "V": V}
 
 
-def cli_rss(path: Path, k: int, backend: str, memory_mb: float) -> dict:
-    launcher = "import sys; from pycro_gpu.cli import main; sys.exit(main())"
-    cmd = [sys.executable, "-c", launcher, "svd", str(path), "-k", str(k), "--memory-mb", str(memory_mb)]
-    cmd += ["--backend", backend, "--override", "-q"]
-    dt, rss, _ = _peak_rss_run(cmd)
-    with h5py.File(path, "r+") as f:  # leave the file as it was
-        for name in list(f["Measurement_000/Channel_000"]):
-            if name.startswith("Raw_Data-SVD_"):
-                del f["Measurement_000/Channel_000/" + name]
+def run_bare(path: Path) -> dict[str, Any]:
+    dt, rss, _ = timed_process([sys.executable, "-c", _BARE, str(path), RAW, str(16 * 2**20)])
     return {"seconds": dt, "rss_mib": rss}
 
 
-def _angle(V1: np.ndarray, V2: np.ndarray) -> float:
-    import scipy.linalg
+def run_script(script: str, path: Path, k: int) -> dict[str, Any]:
+    dt, rss, out = timed_process([sys.executable, "-c", script, str(path), RAW, str(k)])
+    return {"seconds": dt, "rss_mib": rss, **_json_out(out)}
 
-    return float(np.max(scipy.linalg.subspace_angles(V1.T, V2.T)))
+
+def run_cli(path: Path, k: int, method: str, backend: str, memory_mb: float) -> dict[str, Any]:
+    """``pycro-gpu svd`` as a process, results to a separate file (the source stays as it was)."""
+    results = path.with_name(path.stem + f"-svd-{method}.h5")
+    results.unlink(missing_ok=True)
+    launcher = "import sys; from pycro_gpu.cli import main; sys.exit(main())"
+    cmd = [sys.executable, "-c", launcher, "svd", str(path), "-k", str(k), "--method", method]
+    cmd += ["--memory-mb", str(memory_mb), "--backend", backend, "--results", str(results), "-q"]
+    try:
+        dt, rss, _ = timed_process(cmd)
+        with h5py.File(results, "r") as f:
+            names: list[str] = []
+            f.visit(lambda n: names.append(n) if n.rsplit("/", 1)[-1].startswith("Raw_Data-SVD_") else None)
+            g = f[names[0]]
+            attrs = {key: g.attrs[key] for key in ("method_used", "reads", "error_estimate", "converged")}
+            S, V = g["S"][()], g["V"][()].conj().T
+    finally:
+        results.unlink(missing_ok=True)
+    return {
+        "seconds": dt,
+        "rss_mib": rss,
+        "S": S,
+        "V": V,
+        "method_used": str(attrs["method_used"]),
+        "reads": int(attrs["reads"]),
+        "error_estimate": float(attrs["error_estimate"]),
+        "converged": bool(attrs["converged"]),
+    }
+
+
+def best_of(n: int, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The fastest of ``n`` runs (the machine is shared: the minimum is the least disturbed)."""
+    return min((run() for _ in range(n)), key=lambda r: r["seconds"])
+
+
+# --------------------------------------------------------------------------------------------------
+# one case, the suite, the table
+# --------------------------------------------------------------------------------------------------
+
+
+def run_case(name: str, case: Case, args: argparse.Namespace) -> dict[str, Any]:
+    path = Path(args.dir) / f"bench_svd_{name}.h5"
+    out: dict[str, Any] = {"case": name, **case.__dict__, "gib": case.gib}
+    try:
+        print(f"[{name}] writing {path} ({case.gib:.2f} GiB) ...", flush=True)
+        out["generate_s"] = write_case(path, case)
+        ref = exact_svd(path, case.k)
+        out["s_ref"] = ref[0].tolist()
+        contenders: dict[str, dict[str, Any]] = {"bare read": best_of(args.repeat, lambda: run_bare(path))}
+        methods = ("auto", "sketch", "gram") if case.tall else ("auto",)
+        for m in methods:
+            contenders[f"pycro-gpu {m}"] = best_of(
+                args.repeat, lambda m=m: run_cli(path, case.k, m, args.backend, args.memory_mb)
+            )
+        contenders["pycroscopy"] = run_script(_PYCROSCOPY, path, case.k)
+        if case.rows * case.cols <= FULL_SVD_MAX_ELEMENTS:
+            contenders["full SVD"] = run_script(_FULL, path, case.k)
+        bare = contenders["bare read"]["seconds"]
+        for label, r in contenders.items():
+            r["ratio_to_bare"] = r["seconds"] / bare
+            if "S" in r:
+                r.update(accuracy(r.pop("S"), r.pop("V"), ref))
+            print(f"[{name}] {label}: {_short(r)}", flush=True)
+        out["contenders"] = contenders
+    finally:
+        if not args.keep:
+            path.unlink(missing_ok=True)
+    return out
+
+
+def _short(r: dict[str, Any]) -> str:
+    keys = ("seconds", "ratio_to_bare", "rss_mib", "method_used", "reads", "s_rel_err", "v_angle")
+    return ", ".join(f"{k}={r[k]:.3g}" if isinstance(r[k], float) else f"{k}={r[k]}" for k in keys if k in r)
+
+
+def verdict(res: dict[str, Any]) -> dict[str, bool]:
+    """Issue 15's acceptance on one case for ``pycro-gpu auto``."""
+    c = res["contenders"]
+    auto = c["pycro-gpu auto"]
+    return {
+        "time": auto["ratio_to_bare"] <= TIME_RATIO,
+        "beats_pycroscopy": auto["seconds"] < c["pycroscopy"]["seconds"],
+        "accuracy": auto["s_rel_err"] <= S_RTOL and auto["v_angle"] <= ANGLE_TOL,
+        "memory": not auto["rss_mib"] > RSS_MIB,
+    }
+
+
+def markdown(results: list[dict[str, Any]], memory_mb: float) -> str:
+    lines = [
+        "| case | size | bare read | `pycro-gpu svd` auto (method, reads) | sketch | gram | pycroscopy "
+        "| full SVD | auto: S rel. err / V angle "
+        f"| auto peak RSS (`--memory-mb {memory_mb:g}`) | pycroscopy S rel. err |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def cell(r: dict[str, Any] | None) -> str:
+        return "-" if r is None else f"{r['seconds']:.2f} s ({r['ratio_to_bare']:.1f}x)"
+
+    for res in results:
+        c = res["contenders"]
+        a = c["pycro-gpu auto"]
+        size = f"{res['rows']} x {res['cols']} {res['dtype']}, k = {res['k']}"
+        lines.append(
+            f"| {res['case']} | {size} | {c['bare read']['seconds']:.2f} s "
+            f"| {cell(a)} {a['method_used']}, {a['reads']} | {cell(c.get('pycro-gpu sketch'))} "
+            f"| {cell(c.get('pycro-gpu gram'))} | {cell(c['pycroscopy'])} | {cell(c.get('full SVD'))} "
+            f"| {a['s_rel_err']:.1e} / {a['v_angle']:.1e} | {a['rss_mib']:.0f} MiB "
+            f"| {_err(c['pycroscopy'])} |"
+        )
+    return "\n".join(lines)
+
+
+def _err(r: dict[str, Any]) -> str:
+    return "n/a ([Re, Im] stacked)" if r.get("real_stacked") else f"{r['s_rel_err']:.1e}"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=2**20, help="positions (default 1048576)")
-    ap.add_argument("--cols", type=int, default=256, help="spectral points (default 256)")
-    ap.add_argument("-k", type=int, default=8, help="components (default 8)")
+    ap.add_argument("--cases", nargs="+", default=["all"], help=f"'all' or some of {', '.join(CASES)}")
+    ap.add_argument("--quick", action="store_true", help="small versions of the cases (seconds each)")
     ap.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
-    ap.add_argument("--memory-mb", type=float, default=256.0, help="budget of the streamed SVD (MiB)")
-    ap.add_argument(
-        "--rss-rows", type=int, default=0, help="also measure CLI RSS on a file of this many rows"
-    )
-    ap.add_argument("--exact", action="store_true", help="also compute exact top-k S (reference)")
-    ap.add_argument("--dir", default=tempfile.gettempdir(), help="where the scratch file goes")
+    ap.add_argument("--memory-mb", type=float, default=256.0, help="budget of pycro-gpu svd (MiB)")
+    ap.add_argument("--repeat", type=int, default=2, help="runs of the bare read and of pycro-gpu (best)")
+    ap.add_argument("--dir", default=tempfile.gettempdir(), help="where the scratch files go")
+    ap.add_argument("--out", default=str(OUT), help="folder of the JSON results")
     ap.add_argument("--keep", action="store_true", help="keep the scratch files")
-    ap.add_argument(
-        "--blas-threads",
-        type=int,
-        default=None,
-        help="limit BLAS threads of every contender (threadpoolctl here, environment in subprocesses);"
-        " 1 avoids the collapse of threaded OpenBLAS on an oversubscribed shared machine",
-    )
     args = ap.parse_args(argv)
-    if args.blas_threads:
-        from threadpoolctl import threadpool_limits
-
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(args.blas_threads)
-        with threadpool_limits(limits=args.blas_threads):
-            return _run(args)
-    return _run(args)
-
-
-def _run(args: argparse.Namespace) -> int:
-
-    path = Path(args.dir) / f"bench_svd_{args.rows}x{args.cols}.h5"
-    gib = args.rows * args.cols * 8 / 2**30
-    results: dict = {"rows": args.rows, "cols": args.cols, "k": args.k, "gib": gib, "backend": args.backend}
-    results["load_before"] = round(os.getloadavg()[0], 1)
-    results["blas_threads"] = args.blas_threads or "default"
-    try:
-        print(f"writing {path} ({gib:.2f} GiB) ...", flush=True)
-        results["generate_s"] = make_file(path, args.rows, args.cols)
-        bare, bare_cpu = min(bare_read(path, 16384) for _ in range(2))
-        ours = best_of(2, lambda: streamed_svd(path, args.k, args.backend, args.memory_mb))
-        gram = best_of(2, lambda: streamed_svd(path, args.k, args.backend, args.memory_mb, "gram"))
-        sk = sklearn_in_memory(path, args.k, args.exact)
-        rss = cli_rss(path, args.k, args.backend, 256.0)
-        s_sk = np.asarray(sk["S"])
-        results.update(
-            bare_read_s=bare,
-            bare_read_gib_s=gib / bare,
-            streamed_svd_s=ours["seconds"],
-            streamed_method=ours["method"],
-            streamed_reads=ours["reads"],
-            streamed_error_estimate=ours["error_estimate"],
-            gram_s=gram["seconds"],
-            gram_cpu_s=gram["cpu_s"],
-            S_gram=gram["S"].tolist(),
-            sklearn_read_s=sk["read_s"],
-            sklearn_svd_s=sk["svd_s"],
-            sklearn_total_s=sk["read_s"] + sk["svd_s"],
-            sklearn_rss_mib=sk["rss_mib"],
-            bare_read_cpu_s=bare_cpu,
-            streamed_svd_cpu_s=ours["cpu_s"],
-            sklearn_cpu_s=sk["cpu_s"],
-            cli_s=rss["seconds"],
-            cli_rss_mib=rss["rss_mib"],
-            S_streamed=ours["S"].tolist(),
-            S_sklearn=s_sk.tolist(),
-            max_rel_dS_vs_sklearn=float(np.max(np.abs(ours["S"] - s_sk) / s_sk)),
-            angle_V_vs_sklearn=_angle(ours["V"], np.asarray(sk["V"])),
-        )
-        if "S_exact_gram" in sk:
-            ex = np.asarray(sk["S_exact_gram"])
-            results["max_rel_dS_streamed_vs_exact"] = float(np.max(np.abs(ours["S"] - ex) / ex))
-            results["max_rel_dS_sklearn_vs_exact"] = float(np.max(np.abs(s_sk - ex) / ex))
-            results["max_rel_dS_gram_vs_exact"] = float(np.max(np.abs(gram["S"] - ex) / ex))
-        if args.rss_rows:
-            big = Path(args.dir) / f"bench_svd_{args.rss_rows}x{args.cols}.h5"
-            try:
-                print(f"writing {big} ({args.rss_rows * args.cols * 8 / 2**30:.2f} GiB) ...", flush=True)
-                make_file(big, args.rss_rows, args.cols)
-                r = cli_rss(big, args.k, args.backend, 256.0)
-                results.update(
-                    big_gib=args.rss_rows * args.cols * 8 / 2**30,
-                    big_cli_s=r["seconds"],
-                    big_cli_rss_mib=r["rss_mib"],
-                )
-            finally:
-                if not args.keep:
-                    big.unlink(missing_ok=True)
-    finally:
-        if not args.keep:
-            path.unlink(missing_ok=True)
-
-    results["load_after"] = round(os.getloadavg()[0], 1)
-    r = results
-    print()
-    title = f"{r['rows']} x {r['cols']} float64 ({r['gib']:.2f} GiB), k = {r['k']}, {r['backend']}"
-    print(f"## Streamed SVD, {title}")
-    print()
-    print(
-        f"load average before/after {r['load_before']} / {r['load_after']}, BLAS threads {r['blas_threads']}"
-    )
-    print()
-    print("| contender | seconds | ratio to bare read | peak RSS (MiB) |")
-    print("|---|---:|---:|---:|")
-    print(f"| bare streamed h5py read | {r['bare_read_s']:.2f} | 1.00 | - |")
-    print(
-        f"| pycro_gpu streamed SVD ({r['streamed_method']}, {r['streamed_reads']} reads; S, V, U written) "
-        f"| {r['streamed_svd_s']:.2f} | {r['streamed_svd_s'] / r['bare_read_s']:.2f} | - |"
-    )
-    print(
-        f"| pycro_gpu streamed SVD (gram, exact, 2 reads; S, V, U written) "
-        f"| {r['gram_s']:.2f} | {r['gram_s'] / r['bare_read_s']:.2f} | - |"
-    )
-    print(
-        f"| `pycro-gpu svd --memory-mb 256` (CLI, whole process) | {r['cli_s']:.2f} | "
-        f"{r['cli_s'] / r['bare_read_s']:.2f} | {r['cli_rss_mib']:.0f} |"
-    )
-    split = f"read {r['sklearn_read_s']:.2f} s + svd {r['sklearn_svd_s']:.2f} s"
-    ratio = r["sklearn_total_s"] / r["bare_read_s"]
-    print(
-        f"| read + sklearn randomized_svd, n_iter=3 ({split}) | {r['sklearn_total_s']:.2f} | {ratio:.2f} "
-        f"| {r['sklearn_rss_mib']:.0f} |"
-    )
-    if "big_gib" in r:
+    table = QUICK if args.quick else CASES
+    names = list(table) if args.cases == ["all"] else args.cases
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        ap.error(f"unknown case(s) {unknown}; choose from {list(table)}")
+    load = round(os.getloadavg()[0], 1)
+    results = [run_case(n, table[n], args) for n in names]
+    for res in results:
+        res["verdict"] = verdict(res)
+    md = markdown(results, args.memory_mb)
+    print(f"\nload average before/after: {load} / {round(os.getloadavg()[0], 1)}\n\n{md}\n")
+    for res in results:
         print(
-            f"| `pycro-gpu svd --memory-mb 256` on {r['big_gib']:.2f} GiB | {r['big_cli_s']:.2f} | - | "
-            f"{r['big_cli_rss_mib']:.0f} |"
+            f"{res['case']}: "
+            + ", ".join(f"{k} {'ok' if v else 'NOT MET'}" for k, v in res["verdict"].items())
         )
-    print()
-    print(f"speed-up vs read + sklearn: {r['sklearn_total_s'] / r['streamed_svd_s']:.2f}x (wall clock)")
-    if r["streamed_method"] == "sketch":
-        print(f"sketch error estimate (relative, singular values): {r['streamed_error_estimate']:.1e}")
-    print(
-        f"CPU seconds (all threads; less sensitive to other jobs on a shared machine): bare read "
-        f"{r['bare_read_cpu_s']:.2f}, streamed SVD {r['streamed_svd_cpu_s']:.2f}, read + sklearn "
-        f"{r['sklearn_cpu_s']:.2f} -> {r['sklearn_cpu_s'] / r['streamed_svd_cpu_s']:.2f}x less CPU"
-    )
-    print(f"bare read: {r['bare_read_gib_s']:.2f} GiB/s")
-    print(f"max relative |S_streamed - S_sklearn| / S: {r['max_rel_dS_vs_sklearn']:.2e}")
-    print(f"largest angle between V subspaces: {r['angle_V_vs_sklearn']:.2e} rad")
-    if "max_rel_dS_streamed_vs_exact" in r:
-        print(
-            f"vs exact S: streamed {r['max_rel_dS_streamed_vs_exact']:.2e}, "
-            f"gram {r['max_rel_dS_gram_vs_exact']:.2e}, sklearn {r['max_rel_dS_sklearn_vs_exact']:.2e}"
-        )
-    OUT.mkdir(exist_ok=True)
-    name = f"bench_svd_{r['rows']}x{r['cols']}_{r['backend']}_blas{r['blas_threads']}.json"
-    (OUT / name).write_text(json.dumps(results, indent=1))
-    print(f"wrote {OUT / name}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = "bench_svd_quick.json" if args.quick else "bench_svd.json"
+    (out / name).write_text(json.dumps({"load_before": load, "cases": results}, indent=1, default=float))
+    (out / name.replace(".json", ".md")).write_text(md + "\n")
+    print(f"wrote {out / name}")
     return 0
 
 

@@ -22,10 +22,8 @@ BENCHMARKS = {
     ),
     "filters": ([], ["--rows", "32", "--n", "4096", "--images", "2", "--image-size", "256"]),
     "stream": (["--size-gb", "2", "--memory-mb", "256"], ["--size-gb", "0.1", "--memory-mb", "64"]),
-    "svd": (
-        ["--rows", "1048576", "--cols", "256", "--rss-rows", "2097152"],
-        ["--rows", "65536", "--cols", "64"],
-    ),
+    # the suite of spectra of issue 15 (tall, float32, power-law, complex BEPS, wide), whole processes
+    "svd": (["--cases", "all"], ["--quick", "--repeat", "1"]),
     "distributed": (["--size", "large"], ["--size", "tiny", "--repeats", "1"]),
     "cluster": (["--rows", "65536", "--cols", "512"], ["--quick"]),
     # whole processes file to file: the defaults are the issue's sizes (1k-1M spectra, 64/1024 rows)
