@@ -9,9 +9,10 @@ order.
 
 KMeans uses cuML when the features are CuPy arrays and cuML is installed, scikit-learn otherwise.
 Data too large for the memory budget stream: ``MiniBatchKMeans.partial_fit`` over position batches
-(scikit-learn, on the host), then a second pass that predicts labels and accumulates the mean
-responses on the compute backend. Agglomerative, Birch and spectral clustering are CPU-only
-(scikit-learn) and need the features in memory; see :data:`CAPABILITIES`.
+(scikit-learn on the host for NumPy data; for CuPy, where cuML has no streaming KMeans, the array-API
+estimator of :mod:`pycro_gpu._lib.minibatch_kmeans` on the device), then a second pass that predicts
+labels and accumulates the mean responses on the compute backend. Agglomerative, Birch and spectral
+clustering are CPU-only (scikit-learn) and need the features in memory; see :data:`CAPABILITIES`.
 
 :func:`cluster_dataset` writes ``<Source>-Cluster_NNN`` with the Main datasets ``Labels``
 ``(N_pos, 1)`` and ``Mean_Response`` ``(n_clusters, N_spec)``.
@@ -34,9 +35,10 @@ from ._lib.checks import (
     check_seed,
     require_finite,
 )
+from ._lib.minibatch_kmeans import onehot_sums
 from ._lib.optional import ml_engine
 from ._lib.typing import Array, Namespace
-from .backend import array_namespace, device_of, from_host, get_namespace, to_host
+from .backend import array_namespace, device_of, from_host, get_namespace, is_numpy_namespace, to_host
 from .errors import DataError, ParameterError
 from .process.rows import batch_rows_at_least, feature_rows, real_features
 
@@ -45,13 +47,19 @@ __all__ = ["CAPABILITIES", "ClusterResult", "cluster", "cluster_dataset", "dendr
 #: method -> CPU estimator, GPU estimator (None: CPU-only), whether it can stream over batches.
 CAPABILITIES: dict[str, dict[str, Any]] = {
     "kmeans": {"cpu": "sklearn.cluster.KMeans", "gpu": "cuml.KMeans", "streams": True},
-    "minibatch_kmeans": {"cpu": "sklearn.cluster.MiniBatchKMeans", "gpu": None, "streams": True},
+    "minibatch_kmeans": {
+        "cpu": "sklearn.cluster.MiniBatchKMeans",
+        "gpu": "pycro_gpu._lib.minibatch_kmeans.MiniBatchKMeans",
+        "streams": True,
+    },
     "agglomerative": {"cpu": "sklearn.cluster.AgglomerativeClustering", "gpu": None, "streams": False},
     "birch": {"cpu": "sklearn.cluster.Birch", "gpu": None, "streams": False},
     "spectral": {"cpu": "sklearn.cluster.SpectralClustering", "gpu": None, "streams": False},
 }
 
 CLUSTER_TOOL = "Cluster"
+#: engine of streamed KMeans on non-NumPy namespaces (CuPy): :mod:`pycro_gpu._lib.minibatch_kmeans`
+ARRAY_API_ENGINE = "array-api"
 
 
 @dataclass
@@ -107,6 +115,10 @@ def dendrogram_order(centroids: np.ndarray) -> np.ndarray:
 
 
 def _estimator(method: str, engine: str, k: int, seed: int, params: dict[str, Any], streamed: bool) -> Any:
+    if engine == ARRAY_API_ENGINE:
+        from ._lib.minibatch_kmeans import MiniBatchKMeans
+
+        return MiniBatchKMeans(k, random_state=seed, n_init=3, **params)
     if engine == "cuml":
         import cuml
 
@@ -123,15 +135,6 @@ def _estimator(method: str, engine: str, k: int, seed: int, params: dict[str, An
         return skc.Birch(n_clusters=k, **params)
     kw = {"random_state": seed, **params}
     return skc.SpectralClustering(n_clusters=k, **kw)
-
-
-def _onehot_sums(labels: Array, block: Array, k: int, xp: Namespace) -> tuple[Array, Array]:
-    """(k, n) sums of the rows of ``block`` per label, and (k,) float64 counts."""
-    ks = xp.reshape(xp.arange(k, device=device_of(labels)), (1, -1))
-    mask = xp.reshape(labels, (-1, 1)) == ks
-    # (block^T mask)^T, not mask^T block: a product with few output rows and a long inner dimension
-    # runs 10-60x slower in threaded OpenBLAS (measured on 2 busy cores), the transposed one does not
-    return (block.mT @ xp.astype(mask, block.dtype)).mT, xp.sum(xp.astype(mask, xp.float64), axis=0)
 
 
 def cluster(
@@ -304,7 +307,9 @@ def cluster_rows(
             f"method {method!r} cannot stream; use 'kmeans' or 'minibatch_kmeans', or cluster fewer features"
         )
         raise ValueError(msg)
-    engine = ml_engine(xp, not streaming and CAPABILITIES[method]["gpu"] is not None)
+    engine = ml_engine(xp, not streaming and str(CAPABILITIES[method]["gpu"]).startswith("cuml"))
+    if streaming and not is_numpy_namespace(xp):  # cuML has no streaming KMeans: the array-API one
+        engine = ARRAY_API_ENGINE
     rows = batch_rows_at_least(n, rows_for_budget(max(n_spec, f_cols), 4 * 16, memory_mb), k)
     feature_pass = PassSpec(partial(feature_rows, what="cluster"), rows={"F": ((f_cols,), np.float64)})
 
@@ -392,11 +397,11 @@ def cluster_sums(
     require_finite(block, f"cluster: rows {start}:{stop} of the data")
     blk = xp.astype(block, xp.complex128 if complex_ else xp.float64)
     lb = from_host(labels[start:stop], xp, device=device_of(blk))
-    sums, counts = _onehot_sums(lb, blk, k, xp)
+    sums, counts = onehot_sums(lb, blk, k, xp)
     fblk = real_features(
         blk if features is None else from_host(features[start:stop], xp, device=device_of(blk)), xp
     )
-    return {"sums": sums, "fsum": _onehot_sums(lb, fblk, k, xp)[0], "counts": counts}
+    return {"sums": sums, "fsum": onehot_sums(lb, fblk, k, xp)[0], "counts": counts}
 
 
 def _is_complex_array(a: Any) -> bool:
@@ -418,7 +423,10 @@ def _host_or_none(features: Any) -> np.ndarray | None:
 
 
 def _for_engine(block: Array, xp: Namespace, engine: str) -> Any:
-    """Features as the estimator takes them: host ndarray for scikit-learn, CuPy for cuML."""
+    """Features as the estimator takes them: host ndarray for scikit-learn, CuPy for cuML, the data's
+    namespace for the array-API estimator."""
+    if engine == ARRAY_API_ENGINE:
+        return xp.asarray(block)
     if engine == "cuml":
         import cupy
 
