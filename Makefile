@@ -53,9 +53,12 @@ lint: $(STAMP)
 test: lint test-cpu test-cudasim
 
 # One BLAS thread in tests: numba's threads and BLAS's would otherwise oversubscribe a small machine.
+# Two test processes (pytest-xdist): the slowest tests compile kernels or run subprocesses, one core each.
+# TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 test-cpu: $(STAMP) $(PYUSID_VENV)/.installed
 	OPENBLAS_NUM_THREADS=1 PYCRO_GPU_PYUSID_PYTHON=$(abspath $(PYUSID_VENV))/bin/python \
-		$(PYTEST) -m "not cudasim" -q
+		$(PYTEST) -m "not cudasim" -q -n $(TEST_WORKERS) --durations=15
 
 test-cudasim: $(STAMP)
 	NUMBA_ENABLE_CUDASIM=1 $(PYTEST) -m cudasim -q
