@@ -30,6 +30,7 @@ EXTRA_OF = {
     "xarray": "io",
     "dask": "dask",
     "distributed": "dask",
+    "dask_cuda": "multigpu",
 }
 
 
