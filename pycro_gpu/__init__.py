@@ -15,6 +15,7 @@ from .backend import array_namespace, cupy_available, get_namespace, resolve_bac
 from .errors import (
     BackendUnavailableError,
     DataError,
+    GPUFallbackWarning,
     MissingDependencyError,
     ParameterError,
     PycroGPUError,
@@ -60,6 +61,7 @@ def __dir__():
 __all__ = [
     "BackendUnavailableError",
     "DataError",
+    "GPUFallbackWarning",
     "MissingDependencyError",
     "ParameterError",
     "PycroGPUError",

@@ -9,6 +9,7 @@ between host and device explicitly. CuPy is imported only when it is asked for, 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from typing import Any
 
@@ -21,6 +22,7 @@ from .errors import BackendUnavailableError
 
 __all__ = [
     "array_namespace",
+    "cuda_devices",
     "cupy_available",
     "cupy_status",
     "device_of",
@@ -80,6 +82,33 @@ def cupy_available() -> bool:
     True
     """
     return cupy_status()[0]
+
+
+def cuda_devices() -> list[str]:
+    """The CUDA devices this process can use, named as ``CUDA_VISIBLE_DEVICES`` names them.
+
+    ``[]`` where no device is usable (see :func:`cupy_status` for why). The names are the first
+    entries of ``CUDA_VISIBLE_DEVICES`` (indices or ``GPU-<uuid>``), as many as CUDA counts, or
+    ``"0"``, ``"1"``, ... when the variable is unset: what ``dask_cuda.LocalCUDACluster`` takes.
+
+    Examples
+    --------
+    >>> from pycro_gpu.backend import cuda_devices
+    >>> isinstance(cuda_devices(), list)
+    True
+    """
+    if not cupy_available():
+        return []
+    import cupy
+
+    try:
+        count = int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:  # a driver that answered is_available() but fails now
+        return []
+    visible = [name.strip() for name in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if name.strip()]
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        return visible[:count]
+    return [str(i) for i in range(count)]
 
 
 def resolve_backend(backend: str | None = None) -> str:

@@ -1,7 +1,9 @@
-"""Exception types raised by pycro_gpu.
+"""Exception and warning types raised by pycro_gpu.
 
 Every error a user can cause (bad file, bad parameter, missing optional package, unusable device) is one
 of these, so command-line tools can print a single line and scripts can catch them by kind.
+:class:`GPUFallbackWarning` is the one warning of the library's own: a GPU library failed to import and
+its CPU counterpart runs instead.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "BackendUnavailableError",
     "DataError",
+    "GPUFallbackWarning",
     "MissingDependencyError",
     "ParameterError",
     "PycroGPUError",
@@ -42,3 +45,12 @@ class ParameterError(PycroGPUError, ValueError, TypeError):
 
 class USIDError(DataError):
     """An HDF5 object does not follow the USID data model."""
+
+
+class GPUFallbackWarning(RuntimeWarning):
+    """A GPU library (cuML, cuCIM) failed to import; its CPU counterpart computes instead.
+
+    Issued once per process and library, naming the library, the cause (e.g. a CUDA driver older than
+    the library needs) and what runs instead. Silence it with
+    ``warnings.filterwarnings("ignore", category=GPUFallbackWarning)``.
+    """

@@ -30,3 +30,18 @@ def results_group(job_result, h5_obj):
     """The results group of a :class:`pycro_gpu.process.JobResult` in the open file of ``h5_obj``."""
     assert job_result.file == h5_obj.file.filename
     return h5_obj.file[job_result.group]
+
+
+def h5_arrays(path) -> dict:
+    """Every numeric dataset of the HDF5 file at ``path`` (object references left out), by path."""
+    import h5py
+
+    out = {}
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset) and obj.dtype.kind != "O":
+            out[name] = obj[()]
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    return out

@@ -17,6 +17,7 @@ import pytest
 from pycro_gpu import datasets
 from pycro_gpu.cli import main
 from pycro_gpu.io.usid import Dimension, write_main
+from tests.helpers import h5_arrays
 
 
 def _spectra(path):
@@ -61,18 +62,6 @@ def _sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _arrays(path):
-    out = {}
-
-    def visit(name, obj):
-        if isinstance(obj, h5py.Dataset) and obj.dtype.kind != "O":
-            out[name] = obj[()]
-
-    with h5py.File(path, "r") as f:
-        f.visititems(visit)
-    return out
-
-
 @pytest.mark.parametrize("command", ["fit", "filter", "svd", "cluster", "decompose", "image"])
 def test_two_workers_equal_one_process(command, tmp_path, monkeypatch):
     from pycro_gpu.process.distributed import DaskExecutor
@@ -97,7 +86,7 @@ def test_two_workers_equal_one_process(command, tmp_path, monkeypatch):
                 [argv[0], str(raw), *argv[1:], *with_workers]) == 0  # fmt: skip
     # the reads of the second run went through the workers (an image is processed whole: one read)
     assert len(batches_on_dask) >= (1 if command == "image" else 3)
-    a, b = _arrays(one), _arrays(two)
+    a, b = h5_arrays(one), h5_arrays(two)
     assert sorted(a) == sorted(b) and len(a) >= 3
     for name, value in a.items():
         if bitwise or value.dtype.kind not in "fc":

@@ -41,9 +41,11 @@ def test_kmeans_matches_sklearn(xp, rng):
     labels = to_numpy(r.labels)
     assert adjusted_rand_score(labels, ref) == pytest.approx(1.0)
     assert adjusted_rand_score(labels, truth) == pytest.approx(1.0)
-    np.testing.assert_allclose(to_numpy(r.mean_response), mean_by_label(X, labels, 4), rtol=1e-12, atol=1e-12)
+    # cuML on CuPy data where it imports, scikit-learn elsewhere: the values are checked, not the engine
+    assert r.engine in {"sklearn", "cuml"} and not r.streamed
+    tol = 1e-12 if r.engine == "sklearn" else 1e-10
+    np.testing.assert_allclose(to_numpy(r.mean_response), mean_by_label(X, labels, 4), rtol=tol, atol=tol)
     np.testing.assert_array_equal(to_numpy(r.counts), np.bincount(labels, minlength=4))
-    assert r.engine == "sklearn" and not r.streamed
     assert type(r.labels) is type(xp.asarray([1]))
 
 

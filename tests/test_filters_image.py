@@ -1,12 +1,9 @@
 """Image operations (scikit-image / cuCIM dispatch), image windowing and window-SVD denoising."""
 
-import importlib.util
-
 import numpy as np
 import pytest
 
 from pycro_gpu.datasets import lattice_image
-from pycro_gpu.errors import MissingDependencyError
 from pycro_gpu.filters import image as image_ops
 from pycro_gpu.filters.windows import extract_windows, stitch_windows, svd_denoise, window_starts
 from tests.helpers import assert_close, to_numpy
@@ -49,12 +46,6 @@ def test_operations_equal_scikit_image(xp, img):
 def test_unknown_operation_is_named(img):
     with pytest.raises(ValueError, match=r"image operation must be one of .*; got 'blur'"):
         image_ops.image_op("blur", img)
-
-
-@pytest.mark.skipif(importlib.util.find_spec("cucim") is not None, reason="cuCIM is installed here")
-def test_gpu_branch_without_cucim_names_the_extra():
-    with pytest.raises(MissingDependencyError, match=r"cucim.*pycro-gpu\[gpu\]"):
-        image_ops._function("gaussian", gpu=True)
 
 
 @pytest.mark.gpu

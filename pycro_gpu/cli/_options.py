@@ -2,8 +2,8 @@
 
 The grammar of a file command::
 
-    pycro-gpu COMMAND FILE [--dataset PATH] [--results FILE] [--override] [--plot DIR]
-                           [--backend B] [--memory-mb M] [--workers N | --scheduler ADDRESS] [-q]
+    pycro-gpu COMMAND FILE [--dataset PATH] [--results FILE] [--override] [--plot DIR] [--backend B]
+                           [--memory-mb M] [--workers N | --gpus N|all | --scheduler ADDRESS] [-q]
 
 with ``-k/--components`` for a number of components and ``-n/--clusters`` for a number of clusters.
 Old spellings (``--overwrite``, ``--out`` for a results file, ``decompose -n``) still work for one
@@ -156,7 +156,7 @@ def results_elsewhere(args: argparse.Namespace) -> bool:
 
 
 def executor(args: argparse.Namespace) -> Any:
-    """Context manager of the Dask executor that ``--workers``/``--scheduler`` ask for (or of None)."""
+    """Context manager of the executor that ``--workers``/``--gpus``/``--scheduler`` ask for (or None)."""
     from ..process.distributed import executor_from_args
 
     return executor_from_args(args) or contextlib.nullcontext()
@@ -381,7 +381,7 @@ def run_dataset_job(args: argparse.Namespace, job: Any, **parameters: Any) -> An
 
     The Main dataset is ``--dataset`` (else the first ``Raw_Data``); the input file is opened read-only,
     and for writing only when the job writes its results into it (:func:`call_read_only_first`);
-    ``--override``, ``--workers``/``--scheduler`` and ``-q`` go to the job (``--backend`` and
+    ``--override``, ``--workers``/``--gpus``/``--scheduler`` and ``-q`` go to the job (``--backend`` and
     ``--memory-mb`` are in the configuration).
     """
     from ..io.hdf5 import open_h5

@@ -6,6 +6,10 @@ device; NumPy images go to ``skimage.<module>.<function>``. Images of other CPU 
 (e.g. array_api_strict) are viewed as NumPy through DLPack, processed by scikit-image and returned in
 their own namespace and device (the CPU fallback of the style guide).
 
+Where cuCIM cannot be imported (not installed, or a CUDA driver it cannot use), CuPy images take that
+CPU fallback too: copied to the host with their array arguments, processed by scikit-image and moved
+back to their device, after one :class:`~pycro_gpu.errors.GPUFallbackWarning` per process.
+
 :data:`OPERATIONS` is the capability table: every name, the scikit-image function it calls on the
 CPU and the cuCIM function it calls on the GPU.
 """
@@ -17,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from .._lib.optional import require
+from .._lib.optional import import_gpu_library
 from .._lib.typing import Array, Namespace
-from ..backend import array_namespace, device_of, is_cupy_namespace, is_numpy_namespace
+from ..backend import array_namespace, device_of, from_host, is_cupy_namespace, is_numpy_namespace, to_host
 
 __all__ = [
     "OPERATIONS",
@@ -52,16 +56,44 @@ OPERATIONS: dict[str, tuple[str, str]] = {
 }
 
 
-def _function(name: str, gpu: bool):
+def _operation(name: str) -> tuple[str, str]:
     if name not in OPERATIONS:
         msg = f"image operation must be one of {', '.join(sorted(OPERATIONS))}; got {name!r}"
         raise ValueError(msg)
-    sub, fn = OPERATIONS[name]
-    if gpu:
-        module = require(f"cucim.skimage.{sub}", feature=f"pycro_gpu.filters.image.{name} on CuPy arrays")
-    else:
-        module = importlib.import_module(f"skimage.{sub}")
-    return getattr(module, fn)
+    return OPERATIONS[name]
+
+
+def _skimage_function(name: str) -> Any:
+    sub, fn = _operation(name)
+    return getattr(importlib.import_module(f"skimage.{sub}"), fn)
+
+
+def _cucim_function(name: str) -> Any:
+    """The cuCIM function of ``name``, or ``None`` (after one warning) where cuCIM does not import."""
+    sub, fn = _operation(name)
+    module = import_gpu_library(f"cucim.skimage.{sub}", instead="scikit-image on host copies of CuPy images")
+    return None if module is None else getattr(module, fn)
+
+
+def _on_host(func: Any, name: str, image: Array, xp: Namespace, args: tuple, kwargs: dict) -> Any:
+    """``func`` (scikit-image) on a host copy of ``image`` and of its array arguments; arrays come back
+    to the namespace and device of ``image``."""
+    device = device_of(image)
+    try:
+        host = to_host(image)
+    except (BufferError, RuntimeError, TypeError) as exc:
+        msg = f"image operation {name!r} needs NumPy, CuPy or a CPU array-API array; got {type(image)!r}"
+        raise TypeError(msg) from exc
+    args = tuple(_host_if_array(a) for a in args)
+    kwargs = {k: _host_if_array(v) for k, v in kwargs.items()}
+    out = func(host, *args, **kwargs)
+    if isinstance(out, np.ndarray):
+        return from_host(out, xp, device=device)
+    return out
+
+
+def _host_if_array(value: Any) -> Any:
+    return to_host(value) if hasattr(value, "__array_namespace__") else value
 
 
 def image_op(name: str, image: Array, *args: Any, xp: Namespace | None = None, **kwargs: Any) -> Any:
@@ -94,20 +126,13 @@ def image_op(name: str, image: Array, *args: Any, xp: Namespace | None = None, *
     if xp is None:
         xp = array_namespace(image)
     if is_cupy_namespace(xp):
-        return _function(name, gpu=True)(image, *args, **kwargs)
-    func = _function(name, gpu=False)
+        gpu_func = _cucim_function(name)
+        if gpu_func is not None:
+            return gpu_func(image, *args, **kwargs)
+    func = _skimage_function(name)
     if is_numpy_namespace(xp):
         return func(np.asarray(image), *args, **kwargs)
-    device = device_of(image)
-    try:
-        host = np.from_dlpack(image)
-    except (BufferError, RuntimeError, TypeError) as exc:
-        msg = f"image operation {name!r} needs NumPy, CuPy or a CPU array-API array; got {type(image)!r}"
-        raise TypeError(msg) from exc
-    out = func(host, *args, **kwargs)
-    if isinstance(out, np.ndarray):
-        return xp.asarray(out, device=device)
-    return out
+    return _on_host(func, name, image, xp, args, kwargs)
 
 
 def gaussian(image: Array, sigma: float = 1.0, **kwargs: Any) -> Array:

@@ -15,6 +15,9 @@ Anything a :class:`distributed.Client` can talk to:
 
 * ``DaskExecutor(workers=4)``: a :class:`distributed.LocalCluster` of 4 worker processes with one
   thread each, started here and closed with the executor.
+* ``DaskExecutor(gpus=2)`` (or ``gpus="all"``): a ``dask_cuda.LocalCUDACluster`` of one worker per GPU
+  (the first 2 visible ones), each computing with ``backend="auto"``, so CuPy on its own GPU; needs
+  ``pip install 'pycro-gpu[multigpu]'``. The command line's ``--gpus N``.
 * ``DaskExecutor(scheduler="tcp://host:8786")`` or ``scheduler="scheduler.json"`` (a scheduler file
   as written by ``dask scheduler --scheduler-file``, ``dask-mpi`` and dask-jobqueue).
 * ``DaskExecutor(client)``: a client you made, for example on
@@ -51,9 +54,9 @@ from typing import Any
 
 import numpy as np
 
-from .._lib.dask_options import add_dask_arguments
+from .._lib.dask_options import add_dask_arguments, check_gpus
 from .._lib.optional import require
-from ..errors import DataError
+from ..errors import BackendUnavailableError, DataError, ParameterError
 
 __all__ = [
     "DaskExecutor",
@@ -61,7 +64,10 @@ __all__ = [
     "compute_on_worker",
     "executor_from_args",
     "make_client",
+    "make_gpu_client",
 ]
+
+_LOCAL_CLUSTER_DEFAULTS = {"dashboard_address": "127.0.0.1:0", "silence_logs": logging.WARNING}
 
 
 def make_client(
@@ -112,19 +118,81 @@ def make_client(
     if int(threads_per_worker) < 1:
         msg = f"threads_per_worker must be >= 1, got {threads_per_worker!r}"
         raise ValueError(msg)
-    kwargs = {"dashboard_address": "127.0.0.1:0", "silence_logs": logging.WARNING, **cluster_kwargs}
     cluster = distributed.LocalCluster(
         n_workers=int(workers) if workers is not None else (os.cpu_count() or 1),
         threads_per_worker=int(threads_per_worker),
         processes=processes,
-        **kwargs,
+        **{**_LOCAL_CLUSTER_DEFAULTS, **cluster_kwargs},
     )
+    return _client_of(distributed, cluster), cluster
+
+
+def make_gpu_client(
+    gpus: int | str = "all", *, threads_per_worker: int = 1, **cluster_kwargs: Any
+) -> tuple[Any, Any]:
+    """Start a ``dask_cuda.LocalCUDACluster`` of one worker per GPU; return ``(client, cluster)``.
+
+    Parameters
+    ----------
+    gpus : int or 'all'
+        How many of the visible CUDA devices get a worker (the first ones, in ``CUDA_VISIBLE_DEVICES``
+        order), or all of them. Each worker sees its GPU as device 0.
+    threads_per_worker : int
+        Threads per worker (1: one batch at a time per GPU).
+    **cluster_kwargs
+        Passed to ``dask_cuda.LocalCUDACluster``.
+
+    Returns
+    -------
+    client : distributed.Client
+    cluster : dask_cuda.LocalCUDACluster
+        Started here; the caller closes it.
+
+    Raises
+    ------
+    MissingDependencyError
+        dask-cuda is not installed (``pip install 'pycro-gpu[multigpu]'``).
+    BackendUnavailableError
+        No CUDA device is usable here.
+    ParameterError
+        ``gpus`` is not a positive integer or ``'all'``, or more than the visible devices.
+    """
     try:
-        client = distributed.Client(cluster, set_as_default=False)
+        gpus = check_gpus(gpus)
+    except ValueError as exc:
+        raise ParameterError(str(exc)) from None
+    if int(threads_per_worker) < 1:
+        msg = f"threads_per_worker must be >= 1, got {threads_per_worker!r}"
+        raise ValueError(msg)
+    dask_cuda = require("dask_cuda", feature="gpus (one Dask worker per GPU)", package="dask-cuda")
+    distributed = require("distributed", feature="pycro_gpu.distributed")
+    from ..backend import cuda_devices, cupy_status
+
+    devices = cuda_devices()
+    if not devices:
+        msg = f"gpus={gpus!r}: no CUDA device ({cupy_status()[1] or 'CUDA counts 0 devices'})"
+        raise BackendUnavailableError(msg)
+    if gpus != "all" and gpus > len(devices):
+        visible = f"{len(devices)} visible CUDA device(s) ({', '.join(devices)})"
+        msg = f"gpus must be at most the number of GPUs here: {visible}; got {gpus}"
+        raise ParameterError(msg)
+    chosen = devices if gpus == "all" else devices[:gpus]
+    cluster = dask_cuda.LocalCUDACluster(
+        n_workers=len(chosen),
+        threads_per_worker=int(threads_per_worker),
+        CUDA_VISIBLE_DEVICES=chosen,
+        **{**_LOCAL_CLUSTER_DEFAULTS, **cluster_kwargs},
+    )
+    return _client_of(distributed, cluster), cluster
+
+
+def _client_of(distributed: Any, cluster: Any) -> Any:
+    """A client of the local ``cluster`` just started; the cluster is closed if the client fails."""
+    try:
+        return distributed.Client(cluster, set_as_default=False)
     except BaseException:
         cluster.close()
         raise
-    return client, cluster
 
 
 def compute_on_worker(
@@ -194,6 +262,9 @@ class DaskExecutor:
         Scheduler address or scheduler file to connect to (see :func:`make_client`).
     workers : int, optional
         Start a local cluster of this many worker processes (closed with the executor).
+    gpus : int or 'all', optional
+        Start a local ``dask_cuda.LocalCUDACluster`` of one worker per GPU (see :func:`make_gpu_client`;
+        closed with the executor); the workers' backend defaults to ``'auto'``.
     threads_per_worker : int
         Threads of each local worker.
     processes : bool
@@ -203,7 +274,8 @@ class DaskExecutor:
         Batches submitted and not yet written at any time (bounds the driver's memory to that many
         batch results). Default: twice the cluster's worker threads.
     backend : {'auto', 'numpy', 'cupy'}, optional
-        Backend the workers compute on; default the driver's (``run_job(backend=...)``).
+        Backend the workers compute on, resolved on each worker; default the driver's
+        (``run_job(backend=...)``), or ``'auto'`` with ``gpus``.
     numba_threads : int, optional
         Threads for numba CPU kernels in each task; default cores / workers for a local cluster
         started here, numba's own default otherwise.
@@ -222,25 +294,32 @@ class DaskExecutor:
         *,
         scheduler: str | os.PathLike | None = None,
         workers: int | None = None,
+        gpus: int | str | None = None,
         threads_per_worker: int = 1,
         processes: bool = True,
         max_in_flight: int | None = None,
         backend: str | None = None,
         numba_threads: int | None = None,
     ) -> None:
-        if client is not None and (scheduler is not None or workers is not None):
-            msg = "give a client, or scheduler/workers to make one, not both"
+        sources = {"client": client, "scheduler": scheduler, "workers": workers, "gpus": gpus}
+        given = [name for name, value in sources.items() if value is not None]
+        if len(given) > 1 and given != ["scheduler", "workers"]:  # that pair: make_client's own message
+            msg = f"give one of client, scheduler, workers and gpus, not {' and '.join(given)}"
             raise ValueError(msg)
         if max_in_flight is not None and int(max_in_flight) < 1:
             msg = f"max_in_flight must be >= 1, got {max_in_flight!r}"
             raise ValueError(msg)
+        if backend is None and gpus is not None:
+            backend = "auto"  # each worker picks CuPy on its own GPU
         if backend is not None:
             from .._config import validate_backend
 
             backend = validate_backend(backend)
         self._own = client is None
         self._cluster = None
-        if client is None:
+        if gpus is not None:
+            client, self._cluster = make_gpu_client(gpus, threads_per_worker=threads_per_worker)
+        elif client is None:
             client, self._cluster = make_client(
                 scheduler, workers, threads_per_worker=threads_per_worker, processes=processes
             )
@@ -333,15 +412,25 @@ class DaskExecutor:
 
 
 def executor_from_args(args: argparse.Namespace) -> DaskExecutor | None:
-    """The :class:`DaskExecutor` that ``--scheduler`` / ``--workers`` ask for, or ``None`` (local run).
+    """The :class:`DaskExecutor` that ``--scheduler`` / ``--workers`` / ``--gpus`` ask for, or ``None``.
 
+    The workers compute on the configured backend (``--backend``, ``PYCRO_GPU_BACKEND``), resolved on
+    each worker: with ``auto`` (the default), a worker with a GPU uses CuPy on it even where the driver
+    has none (``dask cuda worker`` processes behind ``--scheduler``, or the workers of ``--gpus``).
     Use it as a context manager so that a local cluster is closed: ``with executor_from_args(a) or
     contextlib.nullcontext() as ex: run_job(..., executor=ex)``.
     """
+    from .._config import get_config
+
     scheduler = getattr(args, "scheduler", None)
     workers = getattr(args, "workers", None)
-    if scheduler is None and workers is None:
+    gpus = getattr(args, "gpus", None)
+    if scheduler is None and workers is None and gpus is None:
         return None
     return DaskExecutor(
-        scheduler=scheduler, workers=workers, threads_per_worker=getattr(args, "threads_per_worker", 1)
+        scheduler=scheduler,
+        workers=workers,
+        gpus=gpus,
+        threads_per_worker=getattr(args, "threads_per_worker", 1),
+        backend=get_config()["backend"],
     )
