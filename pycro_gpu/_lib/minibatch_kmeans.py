@@ -5,7 +5,7 @@ the same interface as the part of scikit-learn's :class:`~sklearn.cluster.MiniBa
 :mod:`pycro_gpu.cluster` uses (``partial_fit``, ``predict``, ``fit_predict``, ``cluster_centers_``,
 ``inertia_``), and the same algorithm (Sculley 2010, with scikit-learn's per-centre learning rates):
 
-* the first batch seeds the centres: ``n_init`` k-means++ seedings, each refined by Lloyd iterations on
+* the first batch seeds the centres: ``n_init`` greedy k-means++ seedings, each refined by Lloyd iterations on
   that batch, the one of least inertia kept (the random draws are made on the host from
   ``random_state``, so every backend picks the same points);
 * every batch assigns its rows to the nearest centre and moves each centre to the running mean of all
@@ -44,17 +44,23 @@ def _sq_distances(X: Array, C: Array, xp: Namespace) -> Array:
 
 
 def _kmeans_plus_plus(X: Array, k: int, rng: np.random.Generator, xp: Namespace) -> Array:
-    """k-means++ seeding: each new centre drawn with probability proportional to D(x)^2 (host draws)."""
+    """Greedy k-means++ seeding (as scikit-learn's): each new centre is the best, for the total squared
+    distance, of ``2 + log(k)`` rows drawn with probability proportional to ``D(x)^2`` (host draws)."""
     n = int(X.shape[0])
+    trials = 2 + int(np.log(k))
     first = int(rng.integers(n))
     centres = [X[first : first + 1, :]]
     d2 = _sq_distances(X, centres[0], xp)[:, 0]
     for _ in range(1, k):
         p = np.asarray(to_host(d2), dtype=np.float64)
         total = float(p.sum())
-        idx = int(rng.choice(n, p=p / total)) if total > 0 else int(rng.integers(n))
-        centres.append(X[idx : idx + 1, :])
-        d2 = xp.minimum(d2, _sq_distances(X, centres[-1], xp)[:, 0])
+        picks = rng.choice(n, size=trials, p=p / total) if total > 0 else rng.integers(n, size=trials)
+        cand = xp.take(X, from_host(np.asarray(picks, dtype=np.int64), xp, device=device_of(X)), axis=0)
+        # (n, trials) distances to each candidate; keep the candidate that leaves the least potential
+        d2_cand = xp.minimum(xp.reshape(d2, (-1, 1)), _sq_distances(X, cand, xp))
+        best = int(np.argmin(np.asarray(to_host(xp.sum(d2_cand, axis=0)))))
+        centres.append(cand[best : best + 1, :])
+        d2 = d2_cand[:, best]
     return xp.concat(centres, axis=0)
 
 
