@@ -137,13 +137,15 @@ def plan_batch_rows(
     work_multiplier: float = 2.0,
     chunk_rows: int | None = None,
     n_buffers: int = 2,
+    pending_results: int = 0,
 ) -> int:
     """Number of positions per batch that fits the working-memory budget.
 
     The memory of one batch row is ``SAFETY_FACTOR * (bytes_in * (n_buffers + work_multiplier) +
-    2 * bytes_out)``: ``n_buffers`` host read buffers (double buffering for prefetch), the device
-    copy plus the compute's work memory (``work_multiplier`` times the input, e.g. 4 for an FFT that
-    makes complex temporaries), and the results on device and on host.
+    (2 + pending_results) * bytes_out)``: ``n_buffers`` host read buffers (double buffering for
+    prefetch), the device copy plus the compute's work memory (``work_multiplier`` times the input,
+    e.g. 4 for an FFT that makes complex temporaries), the results on device and on host, and the host
+    results of earlier batches that a background writer still holds (write-behind).
 
     Parameters
     ----------
@@ -160,6 +162,8 @@ def plan_batch_rows(
         larger, so that batches read whole chunks.
     n_buffers : int
         Host input buffers held at once.
+    pending_results : int
+        Batches of host results handed to a background writer and not written yet (0 without one).
 
     Returns
     -------
@@ -175,7 +179,12 @@ def plan_batch_rows(
     if work_multiplier < 0:
         msg = f"work_multiplier must be >= 0, got {work_multiplier}"
         raise ValueError(msg)
-    per_row = SAFETY_FACTOR * (bytes_in_per_row * (n_buffers + work_multiplier) + 2 * bytes_out_per_row)
+    if pending_results < 0:
+        msg = f"pending_results must be >= 0, got {pending_results}"
+        raise ValueError(msg)
+    per_row = SAFETY_FACTOR * (
+        bytes_in_per_row * (n_buffers + work_multiplier) + (2 + pending_results) * bytes_out_per_row
+    )
     rows = int(mb * 2**20 // max(per_row, 1.0))
     if chunk_rows and rows >= chunk_rows:
         rows -= rows % chunk_rows
