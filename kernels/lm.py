@@ -51,7 +51,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from ._jit import cuda_device, cuda_kernel, has_cuda_interface
+from ._jit import cuda_device, cuda_kernel, has_cuda_interface, launch, launch_stream
 from ._jit import numba_cuda as _numba_cuda
 from .cache import persistent
 
@@ -554,7 +554,9 @@ def lm_kernel_signature(model: Model, dtype_name: str) -> str:
     )
 
 
-def lm_fit_batch(model: Model, x, y, p0, lo, hi, *, maxiter=100, ftol=None, xtol=None, target=None):
+def lm_fit_batch(
+    model: Model, x, y, p0, lo, hi, *, maxiter=100, ftol=None, xtol=None, target=None, stream=None
+):
     """Fit every row of ``y`` with ``model`` (the raw kernel call; :mod:`pycro_gpu.fitting` wraps it).
 
     Parameters
@@ -577,6 +579,10 @@ def lm_fit_batch(model: Model, x, y, p0, lo, hi, *, maxiter=100, ftol=None, xtol
     target : {'cpu', 'cuda'}, optional
         Kernel to run; default from where ``y`` lives. ``'cuda'`` with host arrays copies them to the
         device and back (tests under ``NUMBA_ENABLE_CUDASIM=1``).
+    stream : numba stream, optional
+        CUDA stream of the launch (and of the copies of host arrays). Default for CuPy arrays: CuPy's
+        current stream (:func:`~._jit.launch_stream`), so that the fit runs in order with the CuPy work
+        around it and without numba's per-argument synchronisation; for host arrays the default stream.
 
     Returns
     -------
@@ -630,7 +636,7 @@ def lm_fit_batch(model: Model, x, y, p0, lo, hi, *, maxiter=100, ftol=None, xtol
     if target != "cuda":
         msg = f"target must be 'cpu' or 'cuda', got {target!r}"
         raise ValueError(msg)
-    return _lm_fit_cuda(model, x, y, p0, lo, hi, int(maxiter), ftol, xtol, on_device)
+    return _lm_fit_cuda(model, x, y, p0, lo, hi, int(maxiter), ftol, xtol, on_device, stream)
 
 
 def _empty_outputs(empty: Callable, n: int, n_params: int, dtype) -> tuple:
@@ -644,7 +650,7 @@ def _empty_outputs(empty: Callable, n: int, n_params: int, dtype) -> tuple:
     )
 
 
-def _lm_fit_cuda(model, x, y, p0, lo, hi, maxiter, ftol, xtol, on_device):
+def _lm_fit_cuda(model, x, y, p0, lo, hi, maxiter, ftol, xtol, on_device, stream=None):
     kernel = cuda_lm_kernel(model, str(y.dtype))
     n = int(y.shape[0])
     dt = y.dtype
@@ -654,11 +660,17 @@ def _lm_fit_cuda(model, x, y, p0, lo, hi, maxiter, ftol, xtol, on_device):
     if on_device:
         import cupy
 
+        stream = launch_stream() if stream is None else stream
         inputs = [cupy.ascontiguousarray(a, dtype=dt) for a in (x, y, p0, lo, hi)]
         outs = _empty_outputs(cupy.empty, n, model.n_params, dt)
-    else:
-        numba_cuda = _numba_cuda()
-        inputs = [numba_cuda.to_device(np.ascontiguousarray(a, dtype=dt)) for a in (x, y, p0, lo, hi)]
-        outs = tuple(numba_cuda.to_device(o) for o in _empty_outputs(np.empty, n, model.n_params, dt))
-    kernel[blocks, threads](*inputs, maxiter, F(ftol), F(xtol), *outs)
-    return outs if on_device else tuple(d.copy_to_host() for d in outs)
+        launch(kernel, blocks, threads, (*inputs, maxiter, F(ftol), F(xtol), *outs), stream)
+        return outs
+    numba_cuda = _numba_cuda()
+    s = stream or 0
+    inputs = [numba_cuda.to_device(np.ascontiguousarray(a, dtype=dt), stream=s) for a in (x, y, p0, lo, hi)]
+    outs = tuple(numba_cuda.to_device(o, stream=s) for o in _empty_outputs(np.empty, n, model.n_params, dt))
+    launch(kernel, blocks, threads, (*inputs, maxiter, F(ftol), F(xtol), *outs), s)
+    host = tuple(d.copy_to_host(stream=s) for d in outs)
+    if s:
+        s.synchronize()
+    return host

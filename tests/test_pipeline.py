@@ -281,3 +281,119 @@ def test_batch_writer_orders_bounds_and_propagates():
             w.submit(slice(k, k + 1), {})
     w.abort()
     assert not _writers_alive()
+
+
+# ---- the GPU pipeline's transfers (BatchTransfers), run on NumPy here -------------------------------
+
+
+def mixed(batch, xp):
+    """Outputs of every kind the packed copy back must restore: real, bool, int8, complex, 0-d rows."""
+    n = batch.shape[0]
+    return {
+        "table": xp.reshape(xp.concat([batch[:, :5], batch[:, :5] * 2.0], axis=1), (n, 2, 5)),
+        "flag": batch[:, 0] > 0,
+        "code": xp.astype(xp.arange(n) % 7 - 3, xp.int8),
+        "spec": xp.astype(batch[:, :3], xp.complex128) * 1j,
+        "sum": xp.sum(batch, axis=1),
+    }
+
+
+MIXED = [
+    Output("table", 2, np.dtype([(k, np.float32) for k in "abcde"])),
+    Output("flag", (), np.uint8),
+    Output("code", (), np.int8),
+    Output("spec", 3, np.complex128),
+    Output("sum", (), np.float64),
+]
+
+
+def test_batch_transfers_give_the_synchronous_results(be_file, rng):
+    import array_api_compat.numpy as xp
+
+    from pycro_gpu.backend import BatchTransfers
+    from pycro_gpu.process._engine import compute_batch
+
+    transfers = BatchTransfers(xp)
+    assert not transfers.on_device and transfers.stream is None
+    for n in (7, 3, 7):  # the staging buffer is reused and grown
+        batch = rng.standard_normal((n, 8))
+        a = compute_batch(batch, mixed, xp, MIXED)
+        b = compute_batch(batch, mixed, xp, MIXED, transfers=transfers)
+        for o in MIXED:
+            assert b[o.name].dtype == a[o.name].dtype and b[o.name].shape == a[o.name].shape
+            assert b[o.name].tobytes() == a[o.name].tobytes(), o.name
+            assert not np.shares_memory(b[o.name], transfers._staging)  # copies: the next batch reuses it
+    job = _job(be_file)
+    with h5py.File(be_file, "r") as f:
+        batch = f[RAW][:6]
+    a = compute_batch(batch, job.compute, xp, job.outputs)
+    b = compute_batch(batch, job.compute, xp, job.outputs, transfers=transfers)
+    assert sorted(a) == sorted(b) and all(a[k].tobytes() == b[k].tobytes() for k in a)
+
+
+def test_batch_reader_allocates_with_the_given_function(tmp_path):
+    from pycro_gpu.io.hdf5 import BatchReader
+
+    made = []
+
+    def empty(shape, dtype):
+        made.append((shape, np.dtype(dtype)))
+        return np.zeros(shape, dtype)
+
+    with h5py.File(tmp_path / "r.h5", "w") as f:
+        d = f.create_dataset("d", data=np.arange(20.0).reshape(10, 2))
+        r = BatchReader(d, 4, n_buffers=2, empty=empty)
+        assert made == [((4, 2), np.dtype(float))] * 2
+        assert r.read(slice(8, 10), 1).tolist() == [[16.0, 17.0], [18.0, 19.0]]
+
+
+@pytest.mark.cudasim
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kernels_on_an_explicit_stream_equal_the_default_launch_under_simulator(dtype):
+    from numba import cuda
+    from pycro_gpu.kernels._jit import numba_stream
+    from pycro_gpu.kernels.lm import lm_fit_batch
+    from pycro_gpu.kernels.model_sho import SHO, cuda_sho_guess_kernel, sho_guess_cuda
+
+    from tests.test_lm import _kernel_inputs, _sho_case
+
+    h, _ = _sho_case(12, noise=0.02)
+    x, y, _, _ = _kernel_inputs(h, dtype)
+    stream = numba_stream(0x1234)  # no external streams in the simulator: its own stream stands in
+    assert stream is not None
+    kernel = cuda_sho_guess_kernel(np.dtype(dtype).name)
+    default = cuda.to_device(np.empty((12, 4), dtype))
+    kernel[1, 16](cuda.to_device(x), cuda.to_device(y), default)
+    on_stream = cuda.device_array((12, 4), dtype, stream=stream)
+    sho_guess_cuda(
+        cuda.to_device(x, stream=stream), cuda.to_device(y, stream=stream), on_stream, stream=stream
+    )
+    g = default.copy_to_host()
+    assert on_stream.copy_to_host(stream=stream).tobytes() == g.tobytes()
+    lo = np.array([0, x.min(), -np.inf, -np.inf], dtype)
+    hi = np.array([np.inf, x.max(), np.inf, np.inf], dtype)
+    ref = lm_fit_batch(SHO, x, y, g, lo, hi, maxiter=20, target="cuda")
+    got = lm_fit_batch(SHO, x, y, g, lo, hi, maxiter=20, target="cuda", stream=stream)
+    assert (ref[4] == 0).all()
+    for a, b in zip(ref, got, strict=True):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+@pytest.mark.gpu
+def test_cupy_pipeline_equals_the_synchronous_transfers(be_file, tmp_path):
+    # On a GPU: the executor's stream, pinned buffers and packed copy back (run_job) against batches
+    # computed with plain synchronous transfers on the default stream (compute_batch without transfers).
+    import array_api_compat.cupy as xp
+
+    from pycro_gpu.process._engine import compute_batch
+
+    path = _copy(be_file, tmp_path, "gpu.h5")
+    job = _job(be_file)
+    res = run_job(job, path, RAW, backend="cupy", batch_rows=BATCH, progress=False)
+    with h5py.File(path, "r") as f:
+        g, raw = f[res.group], f[RAW][()]
+        for start in range(0, N_POS, BATCH):
+            sl = slice(start, min(start + BATCH, N_POS))
+            want = compute_batch(raw[sl], job.compute, xp, job.outputs)
+            for o in job.outputs:
+                assert g[o.name][sl].tobytes() == want[o.name].tobytes(), (o.name, sl)

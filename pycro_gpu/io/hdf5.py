@@ -28,7 +28,7 @@ import secrets
 import shutil
 import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -234,6 +234,9 @@ class BatchReader:
         Buffers in rotation (2 for double buffering: one being filled while the other is used).
     dtype : dtype, optional
         Buffer dtype (default: the dataset's); HDF5 converts on read.
+    empty : callable
+        ``empty(shape, dtype)`` allocating a buffer (e.g. page-locked host memory for uploads to a GPU,
+        :meth:`pycro_gpu.backend.BatchTransfers.empty_host`).
 
     Examples
     --------
@@ -247,7 +250,13 @@ class BatchReader:
     """
 
     def __init__(
-        self, dataset: h5py.Dataset, max_rows: int, *, n_buffers: int = 2, dtype: Any = None
+        self,
+        dataset: h5py.Dataset,
+        max_rows: int,
+        *,
+        n_buffers: int = 2,
+        dtype: Any = None,
+        empty: Callable[..., np.ndarray] = np.empty,
     ) -> None:
         if dataset.ndim != 2:
             msg = f"BatchReader needs a 2-D dataset, {dataset.name} has shape {dataset.shape}"
@@ -255,7 +264,7 @@ class BatchReader:
         self.dataset = dataset
         self.dtype = np.dtype(dataset.dtype if dtype is None else dtype)
         rows = max(1, min(int(max_rows), dataset.shape[0]))
-        self.buffers = [np.empty((rows, dataset.shape[1]), dtype=self.dtype) for _ in range(n_buffers)]
+        self.buffers = [empty((rows, dataset.shape[1]), dtype=self.dtype) for _ in range(n_buffers)]
 
     @property
     def nbytes(self) -> int:

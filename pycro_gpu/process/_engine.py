@@ -15,7 +15,7 @@ import numpy as np
 
 from .._config import get_config
 from .._lib.checks import check_int, check_memory_mb
-from ..backend import from_host, get_namespace, resolve_backend, to_host
+from ..backend import BatchTransfers, from_host, get_namespace, is_cupy_namespace, resolve_backend, to_host
 from ..errors import DataError
 from ..io.hdf5 import BatchReader, batch_slices, open_h5, plan_batch_rows
 from ..io.usid import Dimension, USIDataset, create_dataset, create_main
@@ -214,14 +214,33 @@ def _host_output(out: Output, value: Any, n: int) -> np.ndarray:
 
 
 def compute_batch(
-    batch: np.ndarray, compute: Callable, xp: Any, outputs: Sequence[Output], span: slice | None = None
+    batch: np.ndarray,
+    compute: Callable,
+    xp: Any,
+    outputs: Sequence[Output],
+    span: slice | None = None,
+    transfers: BatchTransfers | None = None,
 ) -> dict[str, np.ndarray]:
     """``compute`` one host batch on ``xp``; host outputs checked against ``outputs``.
 
-    With ``span`` (the batch's rows) ``compute`` is called as ``compute(batch, xp, start, stop)``.
+    With ``span`` (the batch's rows) ``compute`` is called as ``compute(batch, xp, start, stop)``. With
+    ``transfers`` the upload, the compute and the copy back run on its stream, the outputs in one copy
+    (:class:`~pycro_gpu.backend.BatchTransfers`; the same values as without).
     """
     args = () if span is None else (span.start, span.stop)
-    result = compute(from_host(batch, xp), xp, *args)
+    if transfers is None:
+        result = _checked(compute(from_host(batch, xp), xp, *args), outputs)
+        values = [result[o.name] for o in outputs]
+    else:
+        with transfers.active():
+            result = _checked(compute(transfers.upload(batch), xp, *args), outputs)
+            values = transfers.download([result[o.name] for o in outputs])
+    n = batch.shape[0]
+    return {o.name: _host_output(o, v, n) for o, v in zip(outputs, values, strict=True)}
+
+
+def _checked(result: Any, outputs: Sequence[Output]) -> Mapping[str, Any]:
+    """``compute``'s result, refused unless it is a mapping with exactly the outputs' names."""
     if not isinstance(result, Mapping):
         msg = f"compute must return a dict of output arrays, got {type(result).__name__}"
         raise DataError(msg)
@@ -230,8 +249,7 @@ def compute_batch(
         missing, extra = sorted(names - set(result)), sorted(set(result) - names)
         msg = f"compute returned outputs {sorted(result)}; missing {missing}, unexpected {extra}"
         raise DataError(msg)
-    n = batch.shape[0]
-    return {o.name: _host_output(o, result[o.name], n) for o in outputs}
+    return result
 
 
 def compute_rows(
@@ -302,6 +320,14 @@ class LocalExecutor:
     write_behind : bool
         Write batch ``k`` in a background thread during the compute of batch ``k + 1`` (see
         :func:`run_job`); ``False`` writes each batch before the next is computed. Results are the same.
+
+    Notes
+    -----
+    On CuPy the executor keeps one CUDA stream of its own: batches are read into page-locked buffers,
+    uploaded asynchronously on that stream, computed there (CuPy work and the numba kernels, which launch
+    on CuPy's current stream without numba's per-argument synchronisation), and their outputs come back
+    in one asynchronous copy and one wait (:class:`~pycro_gpu.backend.BatchTransfers`). On host
+    namespaces a batch is computed exactly as :func:`compute_batch` without transfers does.
     """
 
     def __init__(self, *, prefetch: bool = True, write_behind: bool = True) -> None:
@@ -315,9 +341,13 @@ class LocalExecutor:
             return
         xp = get_namespace(task.backend)
         max_rows = max(s.stop - s.start for s in slices)
-        reader = BatchReader(source, max_rows, n_buffers=2 if self.prefetch else 1, dtype=task.input_dtype)
+        # on a GPU: pinned read buffers, this executor's stream, one copy back per batch
+        transfers = BatchTransfers(xp) if is_cupy_namespace(xp) else None
+        empty = np.empty if transfers is None else transfers.empty_host
+        n_buffers = 2 if self.prefetch else 1
+        reader = BatchReader(source, max_rows, n_buffers=n_buffers, dtype=task.input_dtype, empty=empty)
         for sl, batch in reader.iter_slices(slices):
-            res = compute_batch(batch, task.compute, xp, task.outputs, sl if task.span else None)
+            res = compute_batch(batch, task.compute, xp, task.outputs, sl if task.span else None, transfers)
             if self.write_behind:  # written later: no result may be a view of a read buffer refilled by then
                 res = {k: _unshared(v, reader.buffers) for k, v in res.items()}
             yield sl, res
