@@ -248,7 +248,10 @@ def _make_core(
     solve = jit(solve)
 
     def core(x, y, row, p, lo, hi, maxiter, ftol, xtol, pt, jtj, jtr, c, d, aux, vb, jb, rb):
-        """Fit row ``row`` of ``y`` in place in ``p``; return (status, iterations, chi2, r2)."""
+        """Fit row ``row`` of ``y`` in place in ``p``; return (status, iterations, chi2, r2, r2 of the start).
+
+        The start's R^2 comes from the first pass (at the start point projected on the bounds).
+        """
         m = x.shape[0]
         nan = NAN
         # Data check and total sum of squares (two passes: exact for data with a large offset). A NaN or
@@ -261,7 +264,7 @@ def _make_core(
             finite = finite and abs(s) <= FMAX
             d[k] = s / F(m)
         if not finite:
-            return STATUS_NONFINITE, 0, nan, nan
+            return STATUS_NONFINITE, 0, nan, nan, nan
         sst = ZERO
         for j in range(m):
             for k in range(NO):
@@ -269,11 +272,12 @@ def _make_core(
                 sst += v * v
         for a in range(NP):
             if not abs(p[a]) <= FMAX:
-                return STATUS_NONFINITE, 0, nan, nan
+                return STATUS_NONFINITE, 0, nan, nan, nan
             p[a] = min(max(p[a], lo[a]), hi[a])
         chi2 = accumulate(x, y, row, p, aux, jtj, jtr, vb, jb, rb)
         if not abs(chi2) <= FMAX:
-            return STATUS_NONFINITE, 0, nan, nan
+            return STATUS_NONFINITE, 0, nan, nan, nan
+        r2_start = ONE - chi2 / sst if sst > ZERO else nan
         lam = LAM0
         status = STATUS_MAX_ITER
         it = 0
@@ -317,7 +321,7 @@ def _make_core(
                     break
                 chi2 = accumulate(x, y, row, p, aux, jtj, jtr, vb, jb, rb)
         r2 = ONE - chi2 / sst if sst > ZERO else nan
-        return status, it, chi2, r2
+        return status, it, chi2, r2, r2_start
 
     core.callees = (accumulate, solve)  # the compiled helpers it calls
     return core
@@ -396,10 +400,10 @@ def cpu_lm_driver(model: Model, dtype_name: str, stride: int = 136) -> Callable:
     ``stride`` is the sample-buffer stride (:func:`block_stride`; spectra of up to ``stride`` samples,
     0 for the streamed accumulation of any length).
 
-    ``driver(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status, start, stop)`` fits
-    rows ``start:stop`` of ``y``; it allocates its scratch once, no fit does, and releases the GIL, so
-    :func:`run_threaded` runs row ranges on all cores. (A ``parallel=True`` ``prange`` driver computes the
-    same but costs 5-10 s more numba compile time per model and float type.)
+    ``driver(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status, r2_start, start,
+    stop)`` fits rows ``start:stop`` of ``y``; it allocates its scratch once, no fit does, and releases
+    the GIL, so :func:`run_threaded` runs row ranges on all cores. (A ``parallel=True`` ``prange``
+    driver computes the same but costs 5-10 s more numba compile time per model and float type.)
     """
     F = np.dtype(dtype_name).type
     NP, NO, NA = model.n_params, model.n_out, max(model.n_aux, 1)
@@ -420,7 +424,7 @@ def cpu_lm_driver(model: Model, dtype_name: str, stride: int = 136) -> Callable:
     MS = max(stride, 1)
     NN = NP * (NP + 1) // 2
 
-    def driver(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status, start, stop):
+    def driver(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status, r2_start, start, stop):
         pt = np.empty(NP, dtype=F)
         jtj = np.empty(NN, dtype=F)
         jtr = np.empty(NP, dtype=F)
@@ -434,7 +438,7 @@ def cpu_lm_driver(model: Model, dtype_name: str, stride: int = 136) -> Callable:
         for i in range(start, stop):
             for a in range(NP):
                 p[a] = p0[i, a]
-            st, it, c2, rr = core(
+            st, it, c2, rr, r0 = core(
                 x, y, i, p, lo, hi, maxiter, ftol, xtol, pt, jtj, jtr, c, d, aux, vb, jb, rb
             )
             for a in range(NP):
@@ -443,6 +447,7 @@ def cpu_lm_driver(model: Model, dtype_name: str, stride: int = 136) -> Callable:
             niter[i] = it
             chi2[i] = c2
             r2[i] = rr
+            r2_start[i] = r0
 
     compiled = cpu_fit_jit(nogil=True)(driver)
     return compiled if name is None else persistent(compiled, name, (core,))
@@ -502,7 +507,8 @@ def run_threaded(driver: Callable, n: int, *args) -> None:
 def cuda_lm_kernel(model: Model, dtype_name: str) -> Callable:
     """Compiled CUDA kernel for ``model`` in ``float32`` or ``float64``: one thread per fit (cached).
 
-    ``kernel[blocks, threads](x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status)``.
+    ``kernel[blocks, threads](x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status,
+    r2_start)``.
     """
     return cuda_kernel(
         _cuda_lm_factory, model, dtype_name, cache_name=kernel_cache_name(model, dtype_name, "cuda")
@@ -519,7 +525,7 @@ def _cuda_lm_factory(model: Model, dtype_name: str) -> Callable:
     prepare = cuda_device(model.make_prepare(F))
     core = cuda_device(_make_core(model, point, prepare, F, cuda_device, 0))
 
-    def lm_kernel(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status):
+    def lm_kernel(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status, r2_start):
         i = cuda.grid(1)
         if i >= y.shape[0]:
             return
@@ -534,13 +540,16 @@ def _cuda_lm_factory(model: Model, dtype_name: str) -> Callable:
         jb = cuda.local.array(NJ, NT)
         for a in range(NP):
             p[a] = p0[i, a]
-        st, it, c2, rr = core(x, y, i, p, lo, hi, maxiter, ftol, xtol, pt, jtj, jtr, c, d, aux, vb, jb, vb)
+        st, it, c2, rr, r0 = core(
+            x, y, i, p, lo, hi, maxiter, ftol, xtol, pt, jtj, jtr, c, d, aux, vb, jb, vb
+        )
         for a in range(NP):
             params[i, a] = p[a]
         status[i] = st
         niter[i] = it
         chi2[i] = c2
         r2[i] = rr
+        r2_start[i] = r0
 
     return cuda.jit(lm_kernel)
 
@@ -550,12 +559,24 @@ def lm_kernel_signature(model: Model, dtype_name: str) -> str:
     t = dtype_name
     return (
         f"void({t}[::1], {t}[:, ::1], {t}[:, ::1], {t}[::1], {t}[::1], int64, {t}, {t}, "
-        f"{t}[:, ::1], {t}[::1], {t}[::1], int32[::1], int8[::1])"
+        f"{t}[:, ::1], {t}[::1], {t}[::1], int32[::1], int8[::1], {t}[::1])"
     )
 
 
 def lm_fit_batch(
-    model: Model, x, y, p0, lo, hi, *, maxiter=100, ftol=None, xtol=None, target=None, stream=None
+    model: Model,
+    x,
+    y,
+    p0,
+    lo,
+    hi,
+    *,
+    maxiter=100,
+    ftol=None,
+    xtol=None,
+    target=None,
+    stream=None,
+    start_r2=False,
 ):
     """Fit every row of ``y`` with ``model`` (the raw kernel call; :mod:`pycro_gpu.fitting` wraps it).
 
@@ -583,6 +604,8 @@ def lm_fit_batch(
         CUDA stream of the launch (and of the copies of host arrays). Default for CuPy arrays: CuPy's
         current stream (:func:`~._jit.launch_stream`), so that the fit runs in order with the CuPy work
         around it and without numba's per-argument synchronisation; for host arrays the default stream.
+    start_r2 : bool
+        Also return the R^2 of the start points (projected on the bounds), from the fit's first pass.
 
     Returns
     -------
@@ -591,6 +614,8 @@ def lm_fit_batch(
     niter : (n,) int32 array
     status : (n,) int8 array
         0 converged, 1 iteration limit, 2 non-finite data or start point.
+    r2_start : (n,) array
+        Only with ``start_r2``: R^2 at the start point (NaN where the fit was skipped).
         Arrays live where ``y`` lives (NumPy, or CuPy for CuPy input).
     """
     on_device = has_cuda_interface(y)
@@ -632,21 +657,23 @@ def lm_fit_batch(
             F(xtol),
             *outs,
         )
-        return outs
-    if target != "cuda":
+    elif target == "cuda":
+        outs = _lm_fit_cuda(model, x, y, p0, lo, hi, int(maxiter), ftol, xtol, on_device, stream)
+    else:
         msg = f"target must be 'cpu' or 'cuda', got {target!r}"
         raise ValueError(msg)
-    return _lm_fit_cuda(model, x, y, p0, lo, hi, int(maxiter), ftol, xtol, on_device, stream)
+    return outs if start_r2 else outs[:5]
 
 
 def _empty_outputs(empty: Callable, n: int, n_params: int, dtype) -> tuple:
-    """``(params, chi2, r2, niter, status)`` of ``n`` fits, allocated with ``empty`` (NumPy or CuPy)."""
+    """``(params, chi2, r2, niter, status, r2_start)`` of ``n`` fits, allocated by ``empty`` (NumPy, CuPy)."""
     return (
         empty((n, n_params), dtype=dtype),
         empty(n, dtype=dtype),
         empty(n, dtype=dtype),
         empty(n, dtype=np.int32),
         empty(n, dtype=np.int8),
+        empty(n, dtype=dtype),
     )
 
 

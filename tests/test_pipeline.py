@@ -372,11 +372,14 @@ def test_kernels_on_an_explicit_stream_equal_the_default_launch_under_simulator(
     assert on_stream.copy_to_host(stream=stream).tobytes() == g.tobytes()
     lo = np.array([0, x.min(), -np.inf, -np.inf], dtype)
     hi = np.array([np.inf, x.max(), np.inf, np.inf], dtype)
-    ref = lm_fit_batch(SHO, x, y, g, lo, hi, maxiter=20, target="cuda")
-    got = lm_fit_batch(SHO, x, y, g, lo, hi, maxiter=20, target="cuda", stream=stream)
+    ref = lm_fit_batch(SHO, x, y, g, lo, hi, maxiter=20, target="cuda", start_r2=True)
+    got = lm_fit_batch(SHO, x, y, g, lo, hi, maxiter=20, target="cuda", stream=stream, start_r2=True)
     assert (ref[4] == 0).all()
     for a, b in zip(ref, got, strict=True):
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    # the start's R^2 of the simulated CUDA kernel: the CPU kernel's (which computes in float64)
+    cpu = lm_fit_batch(SHO, x, y, g, lo, hi, maxiter=20, start_r2=True)
+    np.testing.assert_allclose(got[5], cpu[5], rtol=1e-4 if dtype == np.float32 else 1e-10)
 
 
 @pytest.mark.gpu
