@@ -144,6 +144,7 @@ def test_writer_error_reaches_caller_marks_only_written_batches_and_resumes(
         fit_sho_dataset(path, RAW, backend="numpy", batch_rows=BATCH, progress=False)
     assert caught.value is error  # the writer's very exception, not a wrapper
     assert not _writers_alive()  # nothing left running (and nothing hung)
+    assert not [t for t in threading.enumerate() if t.name.startswith("pycro_gpu-read")]  # reader stopped
     monkeypatch.setattr(h5py.Dataset, "__setitem__", original)
     with h5py.File(path, "r") as f:
         g = f[group]

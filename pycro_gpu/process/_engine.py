@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
 import os
 import threading
@@ -553,8 +554,9 @@ def _write_batches(
             on_batch(n_done[0], n_pos)
 
     writer = _BatchWriter(write) if getattr(ex, "write_behind", False) and len(slices) > 1 else None
+    batches = ex.map(task, slices, src)
     try:
-        for sl, res in ex.map(task, slices, src):
+        for sl, res in batches:
             if writer is None:
                 write(sl, res)
             else:
@@ -564,6 +566,9 @@ def _write_batches(
     except BaseException:
         if writer is not None:
             writer.abort()
+        # stop the executor now (a prefetching read, tasks on workers), not when it is collected
+        with contextlib.suppress(Exception):
+            getattr(batches, "close", lambda: None)()
         raise
     finally:
         if bar is not None:
