@@ -26,7 +26,10 @@ __all__ = [
     "cuda_kernel",
     "has_cuda_interface",
     "in_cudasim",
+    "launch",
+    "launch_stream",
     "numba_cuda",
+    "numba_stream",
 ]
 
 
@@ -96,3 +99,60 @@ def cuda_kernel(factory: Callable[..., Callable], *args: Any, cache_name: str | 
     factory.__globals__["cuda"] = cuda
     kernel = factory(*args)
     return kernel if cache_name is None else persistent(kernel, cache_name)
+
+
+def numba_stream(ptr: int) -> Any:
+    """A numba stream for the CUDA stream handle ``ptr`` (e.g. a CuPy stream's ``.ptr``).
+
+    Under ``NUMBA_ENABLE_CUDASIM=1`` numba has no external streams (its ``external_stream`` raises):
+    the simulator's own stream stands in, and the simulated launch on it runs synchronously.
+    """
+    cuda = numba_cuda()
+    if in_cudasim():
+        return cuda.stream()
+    return cuda.external_stream(int(ptr))
+
+
+def launch_stream() -> Any:
+    """The stream for kernels over CuPy arrays: CuPy's current stream, or 0 where that is the default one.
+
+    Code that runs CuPy work on an explicit stream (``with stream:``, as the streamed engine does) gets
+    its kernels launched on that stream too, in order with the CuPy work around them; elsewhere the
+    launch stays on the default stream as before.
+    """
+    import cupy
+
+    ptr = cupy.cuda.get_current_stream().ptr
+    return numba_stream(ptr) if ptr else 0
+
+
+def launch(kernel: Callable, blocks: int, threads: int, args: tuple, stream: Any = 0) -> None:
+    """``kernel[blocks, threads](*args)``, or on ``stream`` without numba's per-argument synchronisation.
+
+    numba waits for the stream that a CUDA-array-interface argument (a CuPy array) names before every
+    launch, argument by argument (``NUMBA_CUDA_ARRAY_INTERFACE_SYNC``). On an explicit ``stream`` the
+    producer's work is ordered before the kernel by the stream itself, so CuPy arguments are passed as
+    numba views made with ``as_cuda_array(a, sync=False)`` (no copy, no wait). ``stream`` 0 (or None)
+    launches exactly as ``kernel[blocks, threads](*args)``.
+
+    Parameters
+    ----------
+    kernel : numba CUDA kernel
+    blocks, threads : int
+        Grid and block sizes.
+    args : tuple
+        Kernel arguments (CuPy or numba device arrays, host arrays under the simulator, scalars).
+    stream : numba stream or 0
+        From :func:`launch_stream` or :func:`numba_stream`, or ``numba.cuda.stream()``.
+    """
+    if not stream:
+        kernel[blocks, threads](*args)
+        return
+    if not in_cudasim():
+        cuda = numba_cuda()
+        args = tuple(cuda.as_cuda_array(a, sync=False) if _is_cupy_array(a) else a for a in args)
+    kernel[blocks, threads, stream](*args)
+
+
+def _is_cupy_array(a: Any) -> bool:
+    return type(a).__module__.startswith("cupy") and has_cuda_interface(a)

@@ -51,7 +51,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from ._jit import cuda_device, cuda_kernel, has_cuda_interface
+from ._jit import cuda_device, cuda_kernel, has_cuda_interface, launch, launch_stream
 from ._jit import numba_cuda as _numba_cuda
 from .cache import persistent
 
@@ -248,7 +248,10 @@ def _make_core(
     solve = jit(solve)
 
     def core(x, y, row, p, lo, hi, maxiter, ftol, xtol, pt, jtj, jtr, c, d, aux, vb, jb, rb):
-        """Fit row ``row`` of ``y`` in place in ``p``; return (status, iterations, chi2, r2)."""
+        """Fit row ``row`` of ``y`` in place in ``p``; return (status, iterations, chi2, r2, r2 of the start).
+
+        The start's R^2 comes from the first pass (at the start point projected on the bounds).
+        """
         m = x.shape[0]
         nan = NAN
         # Data check and total sum of squares (two passes: exact for data with a large offset). A NaN or
@@ -261,7 +264,7 @@ def _make_core(
             finite = finite and abs(s) <= FMAX
             d[k] = s / F(m)
         if not finite:
-            return STATUS_NONFINITE, 0, nan, nan
+            return STATUS_NONFINITE, 0, nan, nan, nan
         sst = ZERO
         for j in range(m):
             for k in range(NO):
@@ -269,11 +272,12 @@ def _make_core(
                 sst += v * v
         for a in range(NP):
             if not abs(p[a]) <= FMAX:
-                return STATUS_NONFINITE, 0, nan, nan
+                return STATUS_NONFINITE, 0, nan, nan, nan
             p[a] = min(max(p[a], lo[a]), hi[a])
         chi2 = accumulate(x, y, row, p, aux, jtj, jtr, vb, jb, rb)
         if not abs(chi2) <= FMAX:
-            return STATUS_NONFINITE, 0, nan, nan
+            return STATUS_NONFINITE, 0, nan, nan, nan
+        r2_start = ONE - chi2 / sst if sst > ZERO else nan
         lam = LAM0
         status = STATUS_MAX_ITER
         it = 0
@@ -317,7 +321,7 @@ def _make_core(
                     break
                 chi2 = accumulate(x, y, row, p, aux, jtj, jtr, vb, jb, rb)
         r2 = ONE - chi2 / sst if sst > ZERO else nan
-        return status, it, chi2, r2
+        return status, it, chi2, r2, r2_start
 
     core.callees = (accumulate, solve)  # the compiled helpers it calls
     return core
@@ -396,10 +400,10 @@ def cpu_lm_driver(model: Model, dtype_name: str, stride: int = 136) -> Callable:
     ``stride`` is the sample-buffer stride (:func:`block_stride`; spectra of up to ``stride`` samples,
     0 for the streamed accumulation of any length).
 
-    ``driver(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status, start, stop)`` fits
-    rows ``start:stop`` of ``y``; it allocates its scratch once, no fit does, and releases the GIL, so
-    :func:`run_threaded` runs row ranges on all cores. (A ``parallel=True`` ``prange`` driver computes the
-    same but costs 5-10 s more numba compile time per model and float type.)
+    ``driver(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status, r2_start, start,
+    stop)`` fits rows ``start:stop`` of ``y``; it allocates its scratch once, no fit does, and releases
+    the GIL, so :func:`run_threaded` runs row ranges on all cores. (A ``parallel=True`` ``prange``
+    driver computes the same but costs 5-10 s more numba compile time per model and float type.)
     """
     F = np.dtype(dtype_name).type
     NP, NO, NA = model.n_params, model.n_out, max(model.n_aux, 1)
@@ -420,7 +424,7 @@ def cpu_lm_driver(model: Model, dtype_name: str, stride: int = 136) -> Callable:
     MS = max(stride, 1)
     NN = NP * (NP + 1) // 2
 
-    def driver(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status, start, stop):
+    def driver(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status, r2_start, start, stop):
         pt = np.empty(NP, dtype=F)
         jtj = np.empty(NN, dtype=F)
         jtr = np.empty(NP, dtype=F)
@@ -434,7 +438,7 @@ def cpu_lm_driver(model: Model, dtype_name: str, stride: int = 136) -> Callable:
         for i in range(start, stop):
             for a in range(NP):
                 p[a] = p0[i, a]
-            st, it, c2, rr = core(
+            st, it, c2, rr, r0 = core(
                 x, y, i, p, lo, hi, maxiter, ftol, xtol, pt, jtj, jtr, c, d, aux, vb, jb, rb
             )
             for a in range(NP):
@@ -443,6 +447,7 @@ def cpu_lm_driver(model: Model, dtype_name: str, stride: int = 136) -> Callable:
             niter[i] = it
             chi2[i] = c2
             r2[i] = rr
+            r2_start[i] = r0
 
     compiled = cpu_fit_jit(nogil=True)(driver)
     return compiled if name is None else persistent(compiled, name, (core,))
@@ -502,7 +507,8 @@ def run_threaded(driver: Callable, n: int, *args) -> None:
 def cuda_lm_kernel(model: Model, dtype_name: str) -> Callable:
     """Compiled CUDA kernel for ``model`` in ``float32`` or ``float64``: one thread per fit (cached).
 
-    ``kernel[blocks, threads](x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status)``.
+    ``kernel[blocks, threads](x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status,
+    r2_start)``.
     """
     return cuda_kernel(
         _cuda_lm_factory, model, dtype_name, cache_name=kernel_cache_name(model, dtype_name, "cuda")
@@ -519,7 +525,7 @@ def _cuda_lm_factory(model: Model, dtype_name: str) -> Callable:
     prepare = cuda_device(model.make_prepare(F))
     core = cuda_device(_make_core(model, point, prepare, F, cuda_device, 0))
 
-    def lm_kernel(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status):
+    def lm_kernel(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status, r2_start):
         i = cuda.grid(1)
         if i >= y.shape[0]:
             return
@@ -534,13 +540,16 @@ def _cuda_lm_factory(model: Model, dtype_name: str) -> Callable:
         jb = cuda.local.array(NJ, NT)
         for a in range(NP):
             p[a] = p0[i, a]
-        st, it, c2, rr = core(x, y, i, p, lo, hi, maxiter, ftol, xtol, pt, jtj, jtr, c, d, aux, vb, jb, vb)
+        st, it, c2, rr, r0 = core(
+            x, y, i, p, lo, hi, maxiter, ftol, xtol, pt, jtj, jtr, c, d, aux, vb, jb, vb
+        )
         for a in range(NP):
             params[i, a] = p[a]
         status[i] = st
         niter[i] = it
         chi2[i] = c2
         r2[i] = rr
+        r2_start[i] = r0
 
     return cuda.jit(lm_kernel)
 
@@ -550,11 +559,25 @@ def lm_kernel_signature(model: Model, dtype_name: str) -> str:
     t = dtype_name
     return (
         f"void({t}[::1], {t}[:, ::1], {t}[:, ::1], {t}[::1], {t}[::1], int64, {t}, {t}, "
-        f"{t}[:, ::1], {t}[::1], {t}[::1], int32[::1], int8[::1])"
+        f"{t}[:, ::1], {t}[::1], {t}[::1], int32[::1], int8[::1], {t}[::1])"
     )
 
 
-def lm_fit_batch(model: Model, x, y, p0, lo, hi, *, maxiter=100, ftol=None, xtol=None, target=None):
+def lm_fit_batch(
+    model: Model,
+    x,
+    y,
+    p0,
+    lo,
+    hi,
+    *,
+    maxiter=100,
+    ftol=None,
+    xtol=None,
+    target=None,
+    stream=None,
+    start_r2=False,
+):
     """Fit every row of ``y`` with ``model`` (the raw kernel call; :mod:`pycro_gpu.fitting` wraps it).
 
     Parameters
@@ -577,6 +600,12 @@ def lm_fit_batch(model: Model, x, y, p0, lo, hi, *, maxiter=100, ftol=None, xtol
     target : {'cpu', 'cuda'}, optional
         Kernel to run; default from where ``y`` lives. ``'cuda'`` with host arrays copies them to the
         device and back (tests under ``NUMBA_ENABLE_CUDASIM=1``).
+    stream : numba stream, optional
+        CUDA stream of the launch (and of the copies of host arrays). Default for CuPy arrays: CuPy's
+        current stream (:func:`~._jit.launch_stream`), so that the fit runs in order with the CuPy work
+        around it and without numba's per-argument synchronisation; for host arrays the default stream.
+    start_r2 : bool
+        Also return the R^2 of the start points (projected on the bounds), from the fit's first pass.
 
     Returns
     -------
@@ -585,6 +614,8 @@ def lm_fit_batch(model: Model, x, y, p0, lo, hi, *, maxiter=100, ftol=None, xtol
     niter : (n,) int32 array
     status : (n,) int8 array
         0 converged, 1 iteration limit, 2 non-finite data or start point.
+    r2_start : (n,) array
+        Only with ``start_r2``: R^2 at the start point (NaN where the fit was skipped).
         Arrays live where ``y`` lives (NumPy, or CuPy for CuPy input).
     """
     on_device = has_cuda_interface(y)
@@ -626,25 +657,27 @@ def lm_fit_batch(model: Model, x, y, p0, lo, hi, *, maxiter=100, ftol=None, xtol
             F(xtol),
             *outs,
         )
-        return outs
-    if target != "cuda":
+    elif target == "cuda":
+        outs = _lm_fit_cuda(model, x, y, p0, lo, hi, int(maxiter), ftol, xtol, on_device, stream)
+    else:
         msg = f"target must be 'cpu' or 'cuda', got {target!r}"
         raise ValueError(msg)
-    return _lm_fit_cuda(model, x, y, p0, lo, hi, int(maxiter), ftol, xtol, on_device)
+    return outs if start_r2 else outs[:5]
 
 
 def _empty_outputs(empty: Callable, n: int, n_params: int, dtype) -> tuple:
-    """``(params, chi2, r2, niter, status)`` of ``n`` fits, allocated with ``empty`` (NumPy or CuPy)."""
+    """``(params, chi2, r2, niter, status, r2_start)`` of ``n`` fits, allocated by ``empty`` (NumPy, CuPy)."""
     return (
         empty((n, n_params), dtype=dtype),
         empty(n, dtype=dtype),
         empty(n, dtype=dtype),
         empty(n, dtype=np.int32),
         empty(n, dtype=np.int8),
+        empty(n, dtype=dtype),
     )
 
 
-def _lm_fit_cuda(model, x, y, p0, lo, hi, maxiter, ftol, xtol, on_device):
+def _lm_fit_cuda(model, x, y, p0, lo, hi, maxiter, ftol, xtol, on_device, stream=None):
     kernel = cuda_lm_kernel(model, str(y.dtype))
     n = int(y.shape[0])
     dt = y.dtype
@@ -654,11 +687,17 @@ def _lm_fit_cuda(model, x, y, p0, lo, hi, maxiter, ftol, xtol, on_device):
     if on_device:
         import cupy
 
+        stream = launch_stream() if stream is None else stream
         inputs = [cupy.ascontiguousarray(a, dtype=dt) for a in (x, y, p0, lo, hi)]
         outs = _empty_outputs(cupy.empty, n, model.n_params, dt)
-    else:
-        numba_cuda = _numba_cuda()
-        inputs = [numba_cuda.to_device(np.ascontiguousarray(a, dtype=dt)) for a in (x, y, p0, lo, hi)]
-        outs = tuple(numba_cuda.to_device(o) for o in _empty_outputs(np.empty, n, model.n_params, dt))
-    kernel[blocks, threads](*inputs, maxiter, F(ftol), F(xtol), *outs)
-    return outs if on_device else tuple(d.copy_to_host() for d in outs)
+        launch(kernel, blocks, threads, (*inputs, maxiter, F(ftol), F(xtol), *outs), stream)
+        return outs
+    numba_cuda = _numba_cuda()
+    s = stream or 0
+    inputs = [numba_cuda.to_device(np.ascontiguousarray(a, dtype=dt), stream=s) for a in (x, y, p0, lo, hi)]
+    outs = tuple(numba_cuda.to_device(o, stream=s) for o in _empty_outputs(np.empty, n, model.n_params, dt))
+    launch(kernel, blocks, threads, (*inputs, maxiter, F(ftol), F(xtol), *outs), s)
+    host = tuple(d.copy_to_host(stream=s) for d in outs)
+    if s:
+        s.synchronize()
+    return host

@@ -25,7 +25,7 @@ import math
 import numba
 import numpy as np
 
-from ._jit import cuda_device, cuda_kernel
+from ._jit import cuda_device, cuda_kernel, launch, launch_stream
 from .cache import persistent
 from .lm import CPU_COMPUTE_FLOAT64, Model, cpu_fit_jit, run_threaded
 
@@ -36,6 +36,7 @@ __all__ = [
     "cuda_sho_guess_kernel",
     "make_point",
     "make_prepare",
+    "sho_guess_cuda",
     "sho_guess_row",
 ]
 
@@ -304,6 +305,18 @@ def sho_guess_batch(x, y, out) -> None:
     compute = "float64" if CPU_COMPUTE_FLOAT64 else str(y.dtype)
     x = np.ascontiguousarray(x, dtype=compute)
     run_threaded(cpu_sho_guess(compute), y.shape[0], x, y, out)
+
+
+def sho_guess_cuda(x, y, out, *, stream=None) -> None:
+    """Run the CUDA guess on every row of the CuPy array ``y`` (n, 2 m) into ``out`` (n, 4).
+
+    Launched on ``stream``, by default CuPy's current stream (:func:`._jit.launch_stream`), in order with
+    the CuPy work around it and without numba's per-argument synchronisation.
+    """
+    threads = 64
+    blocks = max(1, (int(y.shape[0]) + threads - 1) // threads)
+    kernel = cuda_sho_guess_kernel(str(y.dtype))
+    launch(kernel, blocks, threads, (x, y, out), launch_stream() if stream is None else stream)
 
 
 def cuda_sho_guess_kernel(dtype_name: str):

@@ -8,9 +8,11 @@ between host and device explicitly. CuPy is imported only when it is asked for, 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import array_api_compat
@@ -21,6 +23,7 @@ from ._lib.typing import Array, Device, Namespace
 from .errors import BackendUnavailableError
 
 __all__ = [
+    "BatchTransfers",
     "array_namespace",
     "cuda_devices",
     "cupy_available",
@@ -239,3 +242,103 @@ def synchronize(xp: Namespace) -> None:
         import cupy
 
         cupy.cuda.get_current_stream().synchronize()
+
+
+class BatchTransfers:
+    """Host-device traffic of a pipelined batch loop: one stream, page-locked buffers, one copy back.
+
+    On CuPy: one CUDA stream of its own (an ordinary stream, ordered with the legacy default stream, so
+    kernels that other code launches on stream 0 still see its results), page-locked (pinned) host
+    buffers, uploads queued on the stream without waiting, the compute's CuPy work and numba kernels on
+    that stream (:meth:`active`; the kernels launch on CuPy's current stream, see
+    ``pycro_gpu.kernels._jit.launch_stream``), and the outputs of a batch packed into one device buffer
+    and copied back in one asynchronous copy followed by one wait (:meth:`download`). On host
+    namespaces the same steps are plain copies (the engine does not use them there; tests do).
+
+    Parameters
+    ----------
+    xp : namespace
+        The compute namespace (CuPy, or a host namespace).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import array_api_compat.numpy as xp
+    >>> t = BatchTransfers(xp)
+    >>> with t.active():
+    ...     d = t.upload(np.arange(6.0).reshape(2, 3))
+    ...     host = t.download([d.sum(axis=1), d > 2])
+    >>> [h.tolist() for h in host]
+    [[3.0, 12.0], [[False, False, False], [True, True, True]]]
+    """
+
+    def __init__(self, xp: Namespace) -> None:
+        self.on_device = is_cupy_namespace(xp)
+        if self.on_device:
+            import cupy
+
+            self._lib = cupy
+            self.stream = cupy.cuda.Stream(non_blocking=False)
+        else:
+            self._lib = np
+            self.stream = None
+        self._staging = np.empty(0, np.uint8)
+
+    def empty_host(self, shape: Any, dtype: Any) -> np.ndarray:
+        """A host array for data on its way to or from the device: page-locked on CuPy."""
+        if self.on_device:
+            import cupyx
+
+            return cupyx.empty_pinned(shape, dtype=dtype)
+        return np.empty(shape, dtype=dtype)
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        """Make the stream CuPy's current one; on an error, wait for the work queued on it."""
+        if self.stream is None:
+            yield
+            return
+        try:
+            with self.stream:
+                yield
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.stream.synchronize()  # nothing may still read a host buffer that is reused next
+            raise
+
+    def upload(self, host: np.ndarray) -> Array:
+        """Queue the copy of a C-contiguous host array (pinned: asynchronous) to the device."""
+        if not self.on_device:
+            return np.array(host)
+        out = self._lib.empty(host.shape, dtype=host.dtype)
+        out.set(host, stream=self.stream)
+        return out
+
+    def download(self, values: Sequence[Any]) -> list[np.ndarray]:
+        """Host copies of ``values`` (arrays of the namespace) after one device-to-host copy of all.
+
+        The values' bytes are packed into one device buffer (one concatenation), copied into a reused
+        page-locked buffer with one asynchronous copy, and the stream is waited for once; each value is
+        then copied out of that buffer (which the next batch overwrites).
+        """
+        lib = self._lib
+        arrays = [lib.ascontiguousarray(lib.asarray(v)) for v in values]
+        parts = [a.reshape(-1).view(lib.uint8) for a in arrays]
+        total = sum(int(p.size) for p in parts)
+        if self._staging.size < total:
+            self._staging = self.empty_host((total,), np.uint8)
+        staged = self._staging[:total]
+        if total:
+            packed = lib.concatenate(parts)
+            if self.on_device:
+                packed.get(stream=self.stream, out=staged, blocking=False)
+            else:
+                staged[...] = packed
+        if self.stream is not None:
+            self.stream.synchronize()
+        out, offset = [], 0
+        for a, part in zip(arrays, parts, strict=True):
+            n = int(part.size)
+            out.append(staged[offset : offset + n].view(a.dtype).reshape(a.shape).copy())
+            offset += n
+        return out

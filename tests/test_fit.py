@@ -384,3 +384,27 @@ def test_sho_guess_r2_from_the_kernel_equals_the_model_on_the_host():
         np.testing.assert_allclose(res.guess_r2, expected, atol=tol)
         assert np.all(np.asarray(res.guess_r2) <= np.asarray(res.r2) + 1e-6)
     assert fit_sho(spectra, f).guess_r2 is None
+
+
+def test_start_r2_of_the_fit_launch_equals_a_launch_of_no_iterations():
+    # the fit's first pass has the start's R^2: one launch instead of a second one with maxiter=0
+    from pycro_gpu.kernels.lm import lm_fit_batch
+    from pycro_gpu.kernels.model_sho import SHO
+
+    from pycro_gpu import datasets
+    from pycro_gpu.fitting._kernel_io import prepare_sho
+    from pycro_gpu.fitting.guess import _sho_guess_scaled
+
+    be = datasets.band_excitation(shape=(8, 8), n_freq=87, noise=0.03, seed=4)
+    spectra = be.data.reshape(-1, 87).astype(np.complex128)
+    spectra[5] = 0.0  # constant data: R^2 undefined
+    spectra[9, 3] = np.nan  # skipped fit
+    y, x, _, _, _ = prepare_sho(spectra, be.truth["frequency"], np)
+    g = _sho_guess_scaled(y, x, np)
+    g[7] = [1.0, 0.5, 30.0, 0.1]  # a start outside the bounds: projected first
+    lo, hi = np.array([0.0, x.min(), -np.inf, -np.inf]), np.array([np.inf, x.max(), np.inf, np.inf])
+    fit = lm_fit_batch(SHO, x, y, g, lo, hi, maxiter=50, start_r2=True)
+    none = lm_fit_batch(SHO, x, y, g, lo, hi, maxiter=0)
+    assert len(fit) == 6 and len(lm_fit_batch(SHO, x, y, g, lo, hi, maxiter=50)) == 5
+    assert fit[5].tobytes() == none[2].tobytes()
+    assert np.isnan(fit[5][[5, 9]]).all() and np.isfinite(np.delete(fit[5], [5, 9])).all()

@@ -167,9 +167,12 @@ def test_results_in_another_file_raw_read_only(raw_file, tmp_path):
 def test_prefetch_and_memory_budget_batches(raw_file, tmp_path):
     copy = tmp_path / "copy.h5"
     shutil.copy(raw_file, copy)
-    # 64 B in, 80 B out per position: 1.25 * (64 * 4 + 2 * 80) = 520 B; 4 KiB -> 7 rows -> chunk multiple 4
+    # 64 B in, 80 B out per position, one batch of results in the writer: 1.25 * (64 * 4 + 3 * 80) = 620 B;
+    # 4 KiB -> 6 rows -> chunk multiple 4
     a = run_job(make_job(), raw_file, RAW, memory_mb=4 / 1024, progress=False)
-    expected = plan_batch_rows(N_X * N_Y, 64, 4 + 64 + 12, memory_mb=4 / 1024, chunk_rows=4)
+    expected = plan_batch_rows(
+        N_X * N_Y, 64, 4 + 64 + 12, memory_mb=4 / 1024, chunk_rows=4, pending_results=1
+    )
     assert a.batch_rows == expected == 4
     b = run_job(make_job(), copy, RAW, batch_rows=5, executor=LocalExecutor(prefetch=False), progress=False)
     with h5py.File(raw_file, "r") as fa, h5py.File(copy, "r") as fb:

@@ -197,15 +197,10 @@ def fit_sho(
         scale = np.array([1.0 / _host_scalar(ascale), 1.0 / fscale, 1.0, 1.0])
         lo, hi = lo * scale, hi * scale
     spec = get_model("sho")
-    out = _run_kernel(spec, x_scaled, y_view, g, lo, hi, maxiter, ftol, xtol, xp, fdt)
-    params_k, chi2_k, r2_k, niter_k, status_k = out
-    params, g_x, chi2, r2, niter, status = result_namespace_arrays(
-        (params_k, g, chi2_k, r2_k, niter_k, status_k), xp, device
-    )
-    g_r2 = None
-    if guess_r2:  # the kernel's first pass evaluates the start's R^2: a fit of no iterations returns it
-        g_r2_k = _run_kernel(spec, x_scaled, y_view, g, lo, hi, 0, ftol, xtol, xp, fdt)[2]
-        g_r2 = result_namespace_arrays((g_r2_k,), xp, device)[0]
+    # the kernel's first pass evaluates the start's R^2: returned from the same launch when asked for
+    out = _run_kernel(spec, x_scaled, y_view, g, lo, hi, maxiter, ftol, xtol, xp, fdt, start_r2=guess_r2)
+    params, g_x, chi2, r2, niter, status, *g_r2 = result_namespace_arrays((out[0], g, *out[1:]), xp, device)
+    g_r2 = g_r2[0] if guess_r2 else None
     params = _guess._sho_unscale(params, fscale, ascale, xp)
     g_x = _guess._sho_unscale(xp.astype(g_x, params.dtype), fscale, ascale, xp)
     return FitResult(
@@ -253,14 +248,15 @@ def _bounds_array(bounds, n_params: int, default) -> tuple[np.ndarray, np.ndarra
     return lo, hi
 
 
-def _run_kernel(spec: ModelSpec, x, y_view, p0, lo, hi, maxiter, ftol, xtol, xp, fdt):
+def _run_kernel(spec: ModelSpec, x, y_view, p0, lo, hi, maxiter, ftol, xtol, xp, fdt, *, start_r2=False):
+    """The fit kernel's ``(params, chi2, r2, niter, status)``, and the start's R^2 with ``start_r2``."""
     from ..kernels.lm import lm_fit_batch
 
     if is_cupy_namespace(xp):
         import cupy as lib
     else:
         lib = np
-    params, chi2, r2, niter, status = lm_fit_batch(
+    out = lm_fit_batch(
         spec.kernel_model(),
         lib.asarray(x, dtype=fdt),
         y_view,
@@ -270,9 +266,10 @@ def _run_kernel(spec: ModelSpec, x, y_view, p0, lo, hi, maxiter, ftol, xtol, xp,
         maxiter=maxiter,
         ftol=ftol,
         xtol=xtol,
+        start_r2=start_r2,
     )
-    _flag_constant_data(status, r2)
-    return params, chi2, r2, niter, status
+    _flag_constant_data(out[4], out[2])
+    return out
 
 
 def default_bounds(model: str, n_params: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -32,7 +32,7 @@ __all__ = [
 
 def _sho_guess_scaled(y_view, x_scaled: np.ndarray, xp: Namespace):
     """Guess on scaled data ``y_view`` (n, 2 m) real view; returns (n, 4) of y_view's library."""
-    from ..kernels.model_sho import cuda_sho_guess_kernel, sho_guess_batch
+    from ..kernels.model_sho import sho_guess_batch, sho_guess_cuda
 
     n = int(y_view.shape[0])
     dt = np.dtype(str(y_view.dtype))
@@ -40,9 +40,7 @@ def _sho_guess_scaled(y_view, x_scaled: np.ndarray, xp: Namespace):
         import cupy
 
         out = cupy.empty((n, 4), dtype=dt)
-        threads = 64
-        kernel = cuda_sho_guess_kernel(dt.name)
-        kernel[max(1, (n + threads - 1) // threads), threads](cupy.asarray(x_scaled, dtype=dt), y_view, out)
+        sho_guess_cuda(cupy.asarray(x_scaled, dtype=dt), y_view, out)
         return out
     out = np.empty((n, 4), dtype=dt)
     sho_guess_batch(np.ascontiguousarray(x_scaled, dtype=dt), y_view, out)

@@ -28,7 +28,7 @@ import secrets
 import shutil
 import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -137,13 +137,15 @@ def plan_batch_rows(
     work_multiplier: float = 2.0,
     chunk_rows: int | None = None,
     n_buffers: int = 2,
+    pending_results: int = 0,
 ) -> int:
     """Number of positions per batch that fits the working-memory budget.
 
     The memory of one batch row is ``SAFETY_FACTOR * (bytes_in * (n_buffers + work_multiplier) +
-    2 * bytes_out)``: ``n_buffers`` host read buffers (double buffering for prefetch), the device
-    copy plus the compute's work memory (``work_multiplier`` times the input, e.g. 4 for an FFT that
-    makes complex temporaries), and the results on device and on host.
+    (2 + pending_results) * bytes_out)``: ``n_buffers`` host read buffers (double buffering for
+    prefetch), the device copy plus the compute's work memory (``work_multiplier`` times the input,
+    e.g. 4 for an FFT that makes complex temporaries), the results on device and on host, and the host
+    results of earlier batches that a background writer still holds (write-behind).
 
     Parameters
     ----------
@@ -160,6 +162,8 @@ def plan_batch_rows(
         larger, so that batches read whole chunks.
     n_buffers : int
         Host input buffers held at once.
+    pending_results : int
+        Batches of host results handed to a background writer and not written yet (0 without one).
 
     Returns
     -------
@@ -175,7 +179,12 @@ def plan_batch_rows(
     if work_multiplier < 0:
         msg = f"work_multiplier must be >= 0, got {work_multiplier}"
         raise ValueError(msg)
-    per_row = SAFETY_FACTOR * (bytes_in_per_row * (n_buffers + work_multiplier) + 2 * bytes_out_per_row)
+    if pending_results < 0:
+        msg = f"pending_results must be >= 0, got {pending_results}"
+        raise ValueError(msg)
+    per_row = SAFETY_FACTOR * (
+        bytes_in_per_row * (n_buffers + work_multiplier) + (2 + pending_results) * bytes_out_per_row
+    )
     rows = int(mb * 2**20 // max(per_row, 1.0))
     if chunk_rows and rows >= chunk_rows:
         rows -= rows % chunk_rows
@@ -225,6 +234,9 @@ class BatchReader:
         Buffers in rotation (2 for double buffering: one being filled while the other is used).
     dtype : dtype, optional
         Buffer dtype (default: the dataset's); HDF5 converts on read.
+    empty : callable
+        ``empty(shape, dtype)`` allocating a buffer (e.g. page-locked host memory for uploads to a GPU,
+        :meth:`pycro_gpu.backend.BatchTransfers.empty_host`).
 
     Examples
     --------
@@ -238,7 +250,13 @@ class BatchReader:
     """
 
     def __init__(
-        self, dataset: h5py.Dataset, max_rows: int, *, n_buffers: int = 2, dtype: Any = None
+        self,
+        dataset: h5py.Dataset,
+        max_rows: int,
+        *,
+        n_buffers: int = 2,
+        dtype: Any = None,
+        empty: Callable[..., np.ndarray] = np.empty,
     ) -> None:
         if dataset.ndim != 2:
             msg = f"BatchReader needs a 2-D dataset, {dataset.name} has shape {dataset.shape}"
@@ -246,7 +264,7 @@ class BatchReader:
         self.dataset = dataset
         self.dtype = np.dtype(dataset.dtype if dtype is None else dtype)
         rows = max(1, min(int(max_rows), dataset.shape[0]))
-        self.buffers = [np.empty((rows, dataset.shape[1]), dtype=self.dtype) for _ in range(n_buffers)]
+        self.buffers = [empty((rows, dataset.shape[1]), dtype=self.dtype) for _ in range(n_buffers)]
 
     @property
     def nbytes(self) -> int:

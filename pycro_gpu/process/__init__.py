@@ -48,7 +48,14 @@ Executors
 ---------
 The loop is ``for slice in slices: results = executor(slice) -> write -> flush -> mark``.
 :class:`LocalExecutor` reads with double-buffered :class:`~pycro_gpu.io.hdf5.BatchReader` buffers and
-prefetches the next batch in a background thread while the current one computes. Distributed
+prefetches the next batch in a background thread while the current one computes; with ``write_behind``
+(its default) one writer thread writes, flushes and marks batch ``k`` while the driver computes batch
+``k + 1`` (one batch in flight: the memory budget counts its results). The writer keeps the order and
+the kill safety above: a position is marked only after its values are flushed; an error of the writer
+reaches the caller as it is, and an interrupt lets the batch being written finish and drops the
+computed batches not yet written. h5py serialises its calls, so what overlaps is the compute (numba
+and CuPy release the GIL) with HDF5 I/O. ``LocalExecutor(write_behind=False)`` writes each batch
+before the next one computes (the same results). Distributed
 executors (Dask) call the picklable top-level :func:`compute_slice` on workers, which open the raw file
 read-only by path; only the driver writes. ``compute`` must then be picklable (a module-level function
 or a :func:`functools.partial` of one). HDF5 file locking refuses a reader while the driver has the

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import math
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -13,7 +16,7 @@ import numpy as np
 
 from .._config import get_config
 from .._lib.checks import check_int, check_memory_mb
-from ..backend import from_host, get_namespace, resolve_backend, to_host
+from ..backend import BatchTransfers, from_host, get_namespace, is_cupy_namespace, resolve_backend, to_host
 from ..errors import DataError
 from ..io.hdf5 import BatchReader, batch_slices, open_h5, plan_batch_rows
 from ..io.usid import Dimension, USIDataset, create_dataset, create_main
@@ -212,14 +215,33 @@ def _host_output(out: Output, value: Any, n: int) -> np.ndarray:
 
 
 def compute_batch(
-    batch: np.ndarray, compute: Callable, xp: Any, outputs: Sequence[Output], span: slice | None = None
+    batch: np.ndarray,
+    compute: Callable,
+    xp: Any,
+    outputs: Sequence[Output],
+    span: slice | None = None,
+    transfers: BatchTransfers | None = None,
 ) -> dict[str, np.ndarray]:
     """``compute`` one host batch on ``xp``; host outputs checked against ``outputs``.
 
-    With ``span`` (the batch's rows) ``compute`` is called as ``compute(batch, xp, start, stop)``.
+    With ``span`` (the batch's rows) ``compute`` is called as ``compute(batch, xp, start, stop)``. With
+    ``transfers`` the upload, the compute and the copy back run on its stream, the outputs in one copy
+    (:class:`~pycro_gpu.backend.BatchTransfers`; the same values as without).
     """
     args = () if span is None else (span.start, span.stop)
-    result = compute(from_host(batch, xp), xp, *args)
+    if transfers is None:
+        result = _checked(compute(from_host(batch, xp), xp, *args), outputs)
+        values = [result[o.name] for o in outputs]
+    else:
+        with transfers.active():
+            result = _checked(compute(transfers.upload(batch), xp, *args), outputs)
+            values = transfers.download([result[o.name] for o in outputs])
+    n = batch.shape[0]
+    return {o.name: _host_output(o, v, n) for o, v in zip(outputs, values, strict=True)}
+
+
+def _checked(result: Any, outputs: Sequence[Output]) -> Mapping[str, Any]:
+    """``compute``'s result, refused unless it is a mapping with exactly the outputs' names."""
     if not isinstance(result, Mapping):
         msg = f"compute must return a dict of output arrays, got {type(result).__name__}"
         raise DataError(msg)
@@ -228,8 +250,7 @@ def compute_batch(
         missing, extra = sorted(names - set(result)), sorted(set(result) - names)
         msg = f"compute returned outputs {sorted(result)}; missing {missing}, unexpected {extra}"
         raise DataError(msg)
-    n = batch.shape[0]
-    return {o.name: _host_output(o, result[o.name], n) for o in outputs}
+    return result
 
 
 def compute_rows(
@@ -297,10 +318,22 @@ class LocalExecutor:
     ----------
     prefetch : bool
         Read batch ``k + 1`` in a background thread during the compute of batch ``k``.
+    write_behind : bool
+        Write batch ``k`` in a background thread during the compute of batch ``k + 1`` (see
+        :func:`run_job`); ``False`` writes each batch before the next is computed. Results are the same.
+
+    Notes
+    -----
+    On CuPy the executor keeps one CUDA stream of its own: batches are read into page-locked buffers,
+    uploaded asynchronously on that stream, computed there (CuPy work and the numba kernels, which launch
+    on CuPy's current stream without numba's per-argument synchronisation), and their outputs come back
+    in one asynchronous copy and one wait (:class:`~pycro_gpu.backend.BatchTransfers`). On host
+    namespaces a batch is computed exactly as :func:`compute_batch` without transfers does.
     """
 
-    def __init__(self, *, prefetch: bool = True) -> None:
+    def __init__(self, *, prefetch: bool = True, write_behind: bool = True) -> None:
         self.prefetch = prefetch
+        self.write_behind = write_behind
 
     def map(
         self, task: SliceTask, slices: Sequence[slice], source: h5py.Dataset
@@ -309,9 +342,21 @@ class LocalExecutor:
             return
         xp = get_namespace(task.backend)
         max_rows = max(s.stop - s.start for s in slices)
-        reader = BatchReader(source, max_rows, n_buffers=2 if self.prefetch else 1, dtype=task.input_dtype)
+        # on a GPU: pinned read buffers, this executor's stream, one copy back per batch
+        transfers = BatchTransfers(xp) if is_cupy_namespace(xp) else None
+        empty = np.empty if transfers is None else transfers.empty_host
+        n_buffers = 2 if self.prefetch else 1
+        reader = BatchReader(source, max_rows, n_buffers=n_buffers, dtype=task.input_dtype, empty=empty)
         for sl, batch in reader.iter_slices(slices):
-            yield sl, compute_batch(batch, task.compute, xp, task.outputs, sl if task.span else None)
+            res = compute_batch(batch, task.compute, xp, task.outputs, sl if task.span else None, transfers)
+            if self.write_behind:  # written later: no result may be a view of a read buffer refilled by then
+                res = {k: _unshared(v, reader.buffers) for k, v in res.items()}
+            yield sl, res
+
+
+def _unshared(a: np.ndarray, buffers: Sequence[np.ndarray]) -> np.ndarray:
+    """``a``, or a copy of it where it shares memory with one of ``buffers``."""
+    return a.copy() if any(np.may_share_memory(a, b) for b in buffers) else a
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -374,6 +419,91 @@ def _create_outputs(
     create_dataset(group, COMPLETED, (n_pos,), np.uint8, fillvalue=0, early_allocation=True)
 
 
+class _BatchWriter:
+    """A background thread that writes batches in the order they are handed over (write-behind).
+
+    :meth:`submit` hands over a batch; it waits while ``depth`` batches are handed over and not written
+    yet (so at most ``depth`` batches of results wait for the disk) and raises the writer's error, the
+    very exception object, once the writer has failed. :meth:`close` waits for every batch and raises
+    the writer's error; :meth:`abort` (the driver failed or was interrupted) drops the batches not started
+    and waits for the one being written, so that no write is left running.
+
+    Parameters
+    ----------
+    write : callable
+        ``write(slice, results)``: writes, flushes and marks one batch (called in the writer thread).
+    depth : int
+        Batches handed over and not written yet that :meth:`submit` accepts before it waits.
+    """
+
+    def __init__(self, write: Callable[[slice, dict[str, np.ndarray]], None], depth: int = 1) -> None:
+        self._write = write
+        self._depth = max(1, int(depth))
+        self._cond = threading.Condition()
+        self._waiting: collections.deque = collections.deque()
+        self._writing = False
+        self._stop = False  # no more batches: leave once the waiting ones are written
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="pycro_gpu-write", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting and not self._stop:
+                    self._cond.wait()
+                if not self._waiting:
+                    return
+                sl, res = self._waiting.popleft()
+                self._writing = True
+            try:
+                self._write(sl, res)
+            except BaseException as exc:  # handed to the driver (KeyboardInterrupt from on_batch too)
+                with self._cond:
+                    self._error = exc
+                    self._waiting.clear()
+                    self._writing = False
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+    def submit(self, sl: slice, res: dict[str, np.ndarray]) -> None:
+        """Hand over one batch; wait while ``depth`` are pending; raise the writer's error."""
+        with self._cond:
+            while self._error is None and len(self._waiting) + self._writing >= self._depth:
+                self._cond.wait()
+            if self._error is not None:
+                raise self._error
+            self._waiting.append((sl, res))
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Wait until every batch handed over is written; raise the writer's error."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abort(self) -> None:
+        """Drop the batches not started; wait for the one being written (also through a second interrupt)."""
+        with self._cond:
+            self._waiting.clear()
+            self._stop = True
+            self._cond.notify_all()
+        late = None
+        while self._thread.is_alive():
+            try:
+                self._thread.join()
+            except BaseException as exc:  # a second Ctrl-C: the write in progress still must finish
+                late = exc
+        if late is not None:
+            raise late
+
+
 def _write_batches(
     ex: Executor,
     task: SliceTask,
@@ -388,34 +518,58 @@ def _write_batches(
 ) -> None:
     """The batch loop: write each batch's outputs, flush, mark its positions, flush.
 
-    ``computed[0]`` counts the positions computed so far (also when the loop is interrupted).
+    With an executor that asks for it (``write_behind``, see :class:`LocalExecutor`) the writes run in
+    a :class:`_BatchWriter` thread, in the order the executor yields the batches, while the driver
+    computes the next batch; the progress bar and ``on_batch`` follow each write there. An error of the
+    writer (or of ``on_batch``) reaches the caller as it is; an error or interrupt in the driver lets the
+    batch being written finish and drops the batches computed but not written (not marked: a resumed
+    run computes them). ``computed[0]`` counts the positions written and marked so far (also when the
+    loop is interrupted).
     """
     n_pos = int(done_mask.shape[0])
     completed = group[COMPLETED]
     dsets = {o.name: group[o.name] for o in outputs}
     show = get_config()["progress"] if progress is None else progress
-    n_done = int(np.count_nonzero(done_mask))
+    n_done = [int(np.count_nonzero(done_mask))]
     bar = None
     if show and slices:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_pos, initial=n_done, desc=str(group.attrs.get("tool", "")), unit="pos")
+        bar = tqdm(total=n_pos, initial=n_done[0], desc=str(group.attrs.get("tool", "")), unit="pos")
     ones = np.ones(max((s.stop - s.start for s in slices), default=1), dtype=np.uint8)
+
+    def write(sl: slice, res: dict[str, np.ndarray]) -> None:
+        for o in outputs:
+            dsets[o.name][sl] = res[o.name]
+        group.file.flush()
+        newly = int(np.count_nonzero(done_mask[sl] == 0))
+        completed[sl] = ones[: sl.stop - sl.start]
+        done_mask[sl] = 1
+        group.file.flush()
+        n_done[0] += newly
+        computed[0] += sl.stop - sl.start
+        if bar is not None:
+            bar.update(newly)
+        if on_batch is not None:
+            on_batch(n_done[0], n_pos)
+
+    writer = _BatchWriter(write) if getattr(ex, "write_behind", False) and len(slices) > 1 else None
+    batches = ex.map(task, slices, src)
     try:
-        for sl, res in ex.map(task, slices, src):
-            for o in outputs:
-                dsets[o.name][sl] = res[o.name]
-            group.file.flush()
-            newly = int(np.count_nonzero(done_mask[sl] == 0))
-            completed[sl] = ones[: sl.stop - sl.start]
-            done_mask[sl] = 1
-            group.file.flush()
-            n_done += newly
-            computed[0] += sl.stop - sl.start
-            if bar is not None:
-                bar.update(newly)
-            if on_batch is not None:
-                on_batch(n_done, n_pos)
+        for sl, res in batches:
+            if writer is None:
+                write(sl, res)
+            else:
+                writer.submit(sl, res)
+        if writer is not None:
+            writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        # stop the executor now (a prefetching read, tasks on workers), not when it is collected
+        with contextlib.suppress(Exception):
+            getattr(batches, "close", lambda: None)()
+        raise
     finally:
         if bar is not None:
             bar.close()
@@ -456,13 +610,15 @@ def run_job(
     batch_rows : int, optional
         Positions per batch, overriding the budget (for tests and tuning).
     executor : Executor, optional
-        Default :class:`LocalExecutor` (with prefetch).
+        Default :class:`LocalExecutor` (with prefetch and write-behind: batch ``k`` is written in a
+        background thread while batch ``k + 1`` computes; the memory budget counts its results).
     override : bool
         Compute again even when a finished results group with equal parameters exists.
     progress : bool, optional
         Show a progress bar (default: the configured ``progress``).
     on_batch : callable, optional
-        ``on_batch(n_done, n_total)`` after each batch is written and marked.
+        ``on_batch(n_done, n_total)`` after each batch is written and marked (with write-behind, in the
+        writer thread; an exception it raises stops the job after that batch and reaches the caller).
 
     Returns
     -------
@@ -510,6 +666,7 @@ def run_job(
 
             group = new_group(target, job.tool, job.parameters, setup, name)
         # --- plan ---------------------------------------------------------------------------------
+        ex = executor if executor is not None else LocalExecutor()
         in_dtype = np.dtype(src.dtype if job.input_dtype is None else job.input_dtype)
         if batch_rows is None:
             batch_rows = plan_batch_rows(
@@ -519,13 +676,13 @@ def run_job(
                 memory_mb=memory_mb,
                 work_multiplier=job.work_multiplier,
                 chunk_rows=None if src.chunks is None else src.chunks[0],
+                pending_results=1 if getattr(ex, "write_behind", False) else 0,
             )
         done_mask = group[COMPLETED][()]
         slices = batch_slices(n_pos, int(batch_rows), done_mask)
         task = SliceTask(
             str(src.file.filename), src.name, job.compute, name, tuple(job.outputs), job.input_dtype
         )
-        ex = executor if executor is not None else LocalExecutor()
         computed = [0]
         try:
             _write_batches(ex, task, slices, src, group, job.outputs, done_mask, progress, on_batch, computed)
