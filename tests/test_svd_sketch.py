@@ -242,3 +242,17 @@ def test_svd_dataset_sketch_spills_to_a_temp_file_and_matches(tmp_path, rng):
         np.testing.assert_allclose((U * S) @ V, A @ V.T @ V, atol=1e-7 * S[0])
     # the sketch (4096 x 16 float64 = 512 KiB, wider than U) never went into the results file
     assert sizes[0] < A.nbytes + 4096 * 6 * 8 + 300 * 2**10
+
+
+def test_auto_randomized_stops_reading_once_the_estimate_meets_tol(rng):
+    # wide data that do not fit the budget take the randomized method; a steep spectrum converges early
+    H = rng.standard_normal((8, 3000)) * np.logspace(1, 0, 8)[:, None]
+    A = rng.standard_normal((600, 8)) @ H + 0.01 * rng.standard_normal((600, 3000))
+    auto = streamed_svd(ArrayRows(A), 8, memory_mb=64, progress=False)
+    fixed = streamed_svd(ArrayRows(A), 8, method="randomized", memory_mb=64, progress=False)
+    assert auto.method == fixed.method == "randomized"
+    assert fixed.info["reads"] == 4 + 1 + 1  # n_iter + 1 power reads and the U read
+    assert auto.info["reads"] < fixed.info["reads"] and auto.info["converged"]
+    assert auto.info["error_estimate"] <= 1e-5
+    assert np.max(rel_err(auto.S, A, 8)) <= auto.info["error_estimate"]
+    check_factors(auto, A, 8, atol=1e-6)

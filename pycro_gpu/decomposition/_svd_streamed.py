@@ -29,6 +29,7 @@ Three algorithms, chosen by shape and memory budget (``method="auto"``, see :fun
     Range finding on the row space with power iterations: each read accumulates ``Y = A^H (A Q)``
     (``n x l`` with ``l = k + oversample``) and orthonormalises it, ``Q <- qr(Y)``; after ``n_iter + 1``
     reads the Rayleigh-Ritz projection ``Q^H A^H A Q`` gives ``S`` and ``V``. A last read computes ``U``.
+    Under ``method="auto"`` the reads stop as soon as the error estimate (as the sketch's) meets ``tol``.
 
 Precision. Squaring the matrix (Gram or Rayleigh-Ritz of ``A^H A``) limits the relative accuracy of a
 singular value to about ``eps * (s_1 / s_i)**2``. The Gram and randomized methods therefore also
@@ -434,7 +435,8 @@ def _streamed_svd(
                     _reorthonormalise(H, sink, xp, info)
             return {"fallback": False, "S": S, "V": V, **_info_payload(info)}
 
-        state = ckpt.stage("sketch", sketch_stage)
+        with light():  # the sample's products too: threaded OpenBLAS on busy cores ran them 20x slower
+            state = ckpt.stage("sketch", sketch_stage)
         _restore_info(state, info)
         if not state["fallback"]:
             U = sink.U if (u_sink is None and compute_u) else None
@@ -461,7 +463,9 @@ def _streamed_svd(
 
         state = ckpt.stage("gram", gram_stage)
     else:
-        state = _range_finder(n, l_cols, k, n_iter, seed, xp, cdt, cdt_name, device, ckpt, read, info, tol)
+        state = _range_finder(
+            n, l_cols, k, n_iter, seed, xp, cdt, cdt_name, device, ckpt, read, info, tol, stop_early=auto
+        )
     _restore_info(state, info)
     S, V = state["S"], state["V"]
     c = _phase_fix(V, xp)
@@ -520,11 +524,15 @@ def _range_finder(
     read: Callable[..., dict[str, Array]],
     info: dict[str, Any],
     tol: float,
+    *,
+    stop_early: bool = False,
 ) -> dict[str, Any]:
     """``S`` and ``V`` of the randomized method: ``n_iter + 1`` power reads, each a checkpointed stage.
 
     The last read gives ``Y = A^H A Q``: the residuals of the Ritz pairs of ``Q^H Y`` estimate the
-    relative error of the singular values, as for the sketch (recorded as ``error_estimate``).
+    relative error of the singular values, as for the sketch (recorded as ``error_estimate``). With
+    ``stop_early`` (``method="auto"``) the estimate is computed after every read and the reads stop as
+    soon as it meets ``tol`` (a resumed run restores the same reads and stops at the same one).
     """
     from ._svd_sketch import ritz_estimate
 
@@ -543,12 +551,13 @@ def _range_finder(
 
         step = ckpt.stage(f"range-{it + 1}", range_stage)
         _restore_info(step, info)
-        if it == n_iter:
-            T = hermitian_part(herm(Q, xp) @ step["Y"], xp)
+        if it == n_iter or stop_early:
             _lam, _E, est = ritz_estimate(herm(step["Y"], xp), Q, k, xp)
-            _record_error(info, float(np.max(est)), tol)
-        else:
-            Q, _ = xp.linalg.qr(step["Y"])
+            if it == n_iter or float(np.max(est)) <= tol:
+                T = hermitian_part(herm(Q, xp) @ step["Y"], xp)
+                _record_error(info, float(np.max(est)), tol)
+                break
+        Q, _ = xp.linalg.qr(step["Y"])
     S, Z = _top_eigh(T, k, xp)
     return {"S": S, "V": Q @ Z}
 
