@@ -171,6 +171,11 @@ def write_case(path: Path, case: Case, seed: int = 0) -> float:
     return time.perf_counter() - t0
 
 
+def make_file(path: Path, rows: int, cols: int, *, seed: int = 0) -> float:
+    """A ``tall-fast``-like file (rank 8 plus noise, float64, 1 MiB chunks) of any size (bench_end_to_end)."""
+    return write_case(path, Case(rows, cols, "float64", 8, "rank", 0.1), seed)
+
+
 # --------------------------------------------------------------------------------------------------
 # reference
 # --------------------------------------------------------------------------------------------------
