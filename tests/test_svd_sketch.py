@@ -256,3 +256,18 @@ def test_auto_randomized_stops_reading_once_the_estimate_meets_tol(rng):
     assert auto.info["error_estimate"] <= 1e-5
     assert np.max(rel_err(auto.S, A, 8)) <= auto.info["error_estimate"]
     check_factors(auto, A, 8, atol=1e-6)
+
+
+def test_auto_narrows_the_sketch_only_where_the_forecast_allows(rng):
+    # rank 8 then flat noise: 4 extra columns resolve it as well as 10 (and cost 1/3 less arithmetic)
+    A = spectrum_matrix(rng, "low_rank")
+    auto = streamed_svd(ArrayRows(A), 8, progress=False)
+    wide = streamed_svd(ArrayRows(A), 8, method="sketch", progress=False)
+    assert auto.info["sketch_columns"] == 8 + 4 and wide.info["sketch_columns"] == 8 + 10
+    assert auto.info["reads"] == wide.info["reads"] == 1 and auto.info["converged"]
+    assert np.max(rel_err(auto.S, A, 8)) <= auto.info["error_estimate"] <= 1e-5
+    check_factors(auto, A, 8, atol=1e-7)
+    # a weaker signal is forecast too close to tol for the narrow sketch: all the columns
+    B = spectrum_matrix(rng, "weak_signal")
+    res = streamed_svd(ArrayRows(B), 8, progress=False)
+    assert res.method == "sketch" and res.info["sketch_columns"] == 8 + 10 and res.info["converged"]

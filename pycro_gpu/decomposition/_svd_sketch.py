@@ -35,6 +35,10 @@ _LAM_FLOOR = 1e3 * float(np.finfo(np.float64).eps)
 _CLUSTER = math.sqrt(float(np.finfo(np.float64).eps))
 #: How much larger the half-sample error estimate of :func:`forecast` came out than the first read's.
 HALF_SAMPLE_PESSIMISM = 4.0
+#: Columns beyond ``k`` of a narrowed sketch (:func:`warm_start`): two from the sample, two random.
+NARROW_OVERSAMPLE = 4
+#: A narrowed sketch must be forecast this far below the tolerance.
+NARROW_MARGIN = 10.0
 
 
 def _sample(source: Any, count: int) -> Array:
@@ -116,19 +120,28 @@ def warm_start(
     max_rows: int,
     sample_rows: int,
     with_forecast: bool = False,
+    narrow_tol: float | None = None,
 ) -> tuple[Array, SketchForecast | None]:
     """Orthonormal ``n x l`` test matrix: top right singular vectors of a row sample, plus random columns,
     and (``with_forecast``) the :func:`forecast` of the sketch's error from the same sample.
 
     The sample (``sample_rows`` rows at most, ``max_rows`` by the budget) spreads over the whole matrix;
     ``max(1, (l - k) // 2)`` of the ``l`` columns are Gaussian (none when ``l == k``) so that directions
-    the sample missed still reach the sketch and show in the error estimate.
+    the sample missed still reach the sketch and show in the error estimate. With ``narrow_tol`` the
+    sketch takes only ``k + NARROW_OVERSAMPLE`` columns when their forecast stays below
+    ``narrow_tol / NARROW_MARGIN`` (a spectrum that drops into flat noise after ``k`` gains nothing from
+    more columns, and each column costs arithmetic on every row); the returned matrix says which.
     """
     xp = source.xp
     m, _n = source.shape
     count = max(min(m, l_cols), min(m, sample_rows, max_rows))
     smp = xp.astype(_sample(source, count), cdt, copy=False)
     require_finite(smp, "data (seen in the SVD's row sample)")
+    narrow = min(l_cols, k + NARROW_OVERSAMPLE)
+    if with_forecast and narrow_tol is not None and narrow < l_cols:
+        ahead = forecast(smp, xp, k, narrow, cdt=cdt, device=device, seed=seed)
+        if ahead is not None and ahead.first * NARROW_MARGIN <= narrow_tol:
+            return _test_matrix(smp, xp, k, narrow, cdt=cdt, device=device, seed=seed), ahead
     omega = _test_matrix(smp, xp, k, l_cols, cdt=cdt, device=device, seed=seed)
     ahead = forecast(smp, xp, k, l_cols, cdt=cdt, device=device, seed=seed) if with_forecast else None
     return omega, ahead

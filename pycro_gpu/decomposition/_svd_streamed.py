@@ -649,7 +649,15 @@ def _u_stage(
 
 
 #: ``info`` entries a stage saves with its arrays (a resumed run reports what the whole job did)
-_INFO_KEYS = ("reads", "refined", "sketch_reads", "sketch_forecast", "error_estimate", "converged")
+_INFO_KEYS = (
+    "reads",
+    "refined",
+    "sketch_reads",
+    "sketch_columns",
+    "sketch_forecast",
+    "error_estimate",
+    "converged",
+)
 
 
 def _info_payload(info: dict[str, Any]) -> dict[str, Any]:
@@ -741,7 +749,10 @@ def _run_sketch(
         max_rows=max_rows,
         sample_rows=SKETCH_SAMPLE_ROWS,
         with_forecast=fallback,
+        narrow_tol=tol if fallback else None,
     )
+    l_cols = int(omega.shape[1])
+    info["sketch_columns"] = l_cols
     if ahead is not None:
         info["sketch_forecast"] = ahead.first
         if ahead.first > tol and ahead.second > tol:  # two reads would not do: the Gram method, no read lost
