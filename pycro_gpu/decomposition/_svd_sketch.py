@@ -37,8 +37,8 @@ _CLUSTER = math.sqrt(float(np.finfo(np.float64).eps))
 HALF_SAMPLE_PESSIMISM = 4.0
 #: Columns beyond ``k`` of a narrowed sketch (:func:`warm_start`): two from the sample, two random.
 NARROW_OVERSAMPLE = 4
-#: A narrowed sketch must be forecast this far below the tolerance.
-NARROW_MARGIN = 10.0
+#: What the forecast must beat the tolerance by: for a narrowed sketch, and for a second read under auto.
+FORECAST_MARGIN = 10.0
 
 
 def _sample(source: Any, count: int) -> Array:
@@ -129,7 +129,7 @@ def warm_start(
     ``max(1, (l - k) // 2)`` of the ``l`` columns are Gaussian (none when ``l == k``) so that directions
     the sample missed still reach the sketch and show in the error estimate. With ``narrow_tol`` the
     sketch takes only ``k + NARROW_OVERSAMPLE`` columns when their forecast stays below
-    ``narrow_tol / NARROW_MARGIN`` (a spectrum that drops into flat noise after ``k`` gains nothing from
+    ``narrow_tol / FORECAST_MARGIN`` (a spectrum that drops into flat noise after ``k`` gains nothing from
     more columns, and each column costs arithmetic on every row); the returned matrix says which.
     """
     xp = source.xp
@@ -140,7 +140,7 @@ def warm_start(
     narrow = min(l_cols, k + NARROW_OVERSAMPLE)
     if with_forecast and narrow_tol is not None and narrow < l_cols:
         ahead = forecast(smp, xp, k, narrow, cdt=cdt, device=device, seed=seed)
-        if ahead is not None and ahead.first * NARROW_MARGIN <= narrow_tol:
+        if ahead is not None and ahead.first * FORECAST_MARGIN <= narrow_tol:
             return _test_matrix(smp, xp, k, narrow, cdt=cdt, device=device, seed=seed), ahead
     omega = _test_matrix(smp, xp, k, l_cols, cdt=cdt, device=device, seed=seed)
     ahead = forecast(smp, xp, k, l_cols, cdt=cdt, device=device, seed=seed) if with_forecast else None
