@@ -36,8 +36,10 @@ __all__ = [
     "cuda_sho_guess_kernel",
     "make_point",
     "make_prepare",
+    "make_prepare_cuda",
     "sho_guess_cuda",
     "sho_guess_row",
+    "sincos_reduced",
 ]
 
 #: Number of strongest bins whose pairs the guess inverts (10 pairs).
@@ -66,6 +68,78 @@ def make_prepare(F):
         aux[5] = w0 * iq * iq
 
     return prepare
+
+
+def make_prepare_cuda(F):
+    """:func:`make_prepare` of the CUDA kernel: the phase's sine and cosine from :func:`sincos_reduced`.
+
+    CUDA's ``sin``/``cos`` carry a Payne-Hanek reduction for huge arguments whose scratch lives in local
+    memory (a 28-40 byte stack frame in the LM kernel); :func:`sincos_reduced` needs none. It computes
+    in float64 also for float32 fits: it runs once per pass.
+    """
+    ONE = F(1.0)
+    TWO = F(2.0)
+    sincos = cuda_device(sincos_reduced)
+
+    def prepare_cuda(p, aux):
+        w0 = p[1]
+        iq = ONE / p[2]
+        s, c = sincos(float(p[3]))
+        aux[0] = c
+        aux[1] = s
+        aux[2] = w0 * w0
+        aux[3] = iq
+        aux[4] = TWO / w0
+        aux[5] = w0 * iq * iq
+
+    return prepare_cuda
+
+
+# sincos_reduced: Cody-Waite reduction by pi/2 (fdlibm's three-part pi/2: the first two parts have 33
+# significant bits, so k * part is exact for |k| < 2^20) and musl's sin/cos kernel polynomials on
+# [-pi/4, pi/4].
+_PIO2_1 = 1.57079632673412561417e00
+_PIO2_2 = 6.07710050630396597660e-11
+_PIO2_3 = 2.02226624871116645580e-21
+_INVPIO2 = 6.36619772367581382433e-01
+_TWO_PI = 2.0 * math.pi
+_RMAX = 1.0e6
+_FMAX = float(np.finfo(np.float64).max)
+_S1, _S2, _S3 = -1.66666666666666324348e-01, 8.33333333332248946124e-03, -1.98412698298579493134e-04
+_S4, _S5, _S6 = 2.75573137070700676789e-06, -2.50507602534068634195e-08, 1.58969099521155010221e-10
+_C1, _C2, _C3 = 4.16666666666666019037e-02, -1.38888888888741095749e-03, 2.48015872894767294178e-05
+_C4, _C5, _C6 = -2.75573143513906633035e-07, 2.08757232129817482790e-09, -1.13596475577881948265e-11
+
+
+def sincos_reduced(x):
+    """``(sin(x), cos(x))`` of a float64 ``x`` in plain arithmetic (no table, no local memory on CUDA).
+
+    Within 1 ulp of the exact values (absolute error below 1e-30 next to their zeros) for
+    ``|x| <= 1e6``; larger arguments are first reduced modulo the float64 2 pi (an error of
+    ``|x| / 2 pi * 2.4e-16``, where the phase itself has lost that much); NaN for non-finite ``x``.
+    """
+    if not abs(x) <= _RMAX:
+        if not abs(x) <= _FMAX:
+            nan = x - x
+            return nan, nan
+        x = math.fmod(x, _TWO_PI)
+    k = int(math.floor(x * _INVPIO2 + 0.5))  # noqa: RUF046 (numba.cuda's floor returns a float)
+    fk = float(k)
+    r = ((x - fk * _PIO2_1) - fk * _PIO2_2) - fk * _PIO2_3
+    z = r * r
+    w = z * z
+    s = r + z * r * (_S1 + z * (_S2 + z * (_S3 + z * _S4) + z * w * (_S5 + z * _S6)))
+    hz = 0.5 * z
+    w1 = 1.0 - hz
+    c = w1 + (((1.0 - w1) - hz) + z * (z * (_C1 + z * (_C2 + z * _C3)) + w * w * (_C4 + z * (_C5 + z * _C6))))
+    n = k & 3
+    if n == 0:
+        return s, c
+    if n == 1:
+        return c, -s
+    if n == 2:
+        return -s, -c
+    return -c, s
 
 
 def make_point(F):
@@ -115,7 +189,7 @@ def make_point(F):
 
 
 #: The SHO model for :func:`kernels.lm.lm_fit_batch`: parameters (A, w0, Q, phi), complex data.
-SHO = Model("sho", 4, 2, make_point, make_prepare, 6)
+SHO = Model("sho", 4, 2, make_point, make_prepare, 6, make_prepare_cuda)
 
 
 def _make_guess_row(F):

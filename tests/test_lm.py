@@ -132,6 +132,27 @@ def test_real_model_cuda_kernels_match_cpu_under_simulator(name):
     np.testing.assert_allclose(gpu[2], 1.0, atol=1e-9)
 
 
+def test_sincos_reduced_matches_math():
+    """The CUDA SHO kernel's sine and cosine (no local memory): within 1 ulp of 1 of libm's."""
+    import math
+
+    from pycro_gpu.kernels.model_sho import sincos_reduced
+
+    rng = np.random.default_rng(0)
+    quarter_turns = np.arange(-40, 41) * np.pi / 4
+    xs = np.concatenate([rng.uniform(-10, 10, 2000), rng.uniform(-1e6, 1e6, 200), quarter_turns])
+    for x in map(float, xs):
+        s, c = sincos_reduced(x)
+        assert abs(s - math.sin(x)) <= 2.3e-16 and abs(c - math.cos(x)) <= 2.3e-16, x
+    for x in (1e7, -3e9, 1e300):  # reduced modulo the float64 2 pi first: an error of |x| / 2 pi * 2.4e-16
+        s, c = sincos_reduced(x)
+        assert abs(s * s + c * c - 1) <= 1e-15, x
+        if abs(x) < 1e10:
+            assert abs(s - math.sin(x)) <= 4e-17 * abs(x) and abs(c - math.cos(x)) <= 4e-17 * abs(x), x
+    for x in (math.inf, -math.inf, math.nan):
+        assert all(math.isnan(v) for v in sincos_reduced(x))
+
+
 #: Kernels assembled in the test suite (each costs seconds of NVVM time); benchmarks/bench_fit.py
 #: --ptx assembles every model in both precisions and reports registers and spills.
 PTX_CASES = [
