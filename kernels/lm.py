@@ -93,6 +93,9 @@ class Model(NamedTuple):
         and sine of a phase) written into ``aux``.
     n_aux : int
         Length of ``aux``.
+    make_prepare_cuda : callable, optional
+        ``make_prepare`` of the CUDA kernel where it differs (e.g. trigonometry without CUDA's
+        local-memory slow path); default ``make_prepare``.
     """
 
     name: str
@@ -101,6 +104,7 @@ class Model(NamedTuple):
     make_point: Callable
     make_prepare: Callable
     n_aux: int = 1
+    make_prepare_cuda: Callable | None = None
 
 
 def make_no_prepare(F):
@@ -522,7 +526,7 @@ def _cuda_lm_factory(model: Model, dtype_name: str) -> Callable:
     NN = NP * (NP + 1) // 2
     NJ = NO * NP
     point = cuda_device(model.make_point(F))
-    prepare = cuda_device(model.make_prepare(F))
+    prepare = cuda_device((model.make_prepare_cuda or model.make_prepare)(F))
     core = cuda_device(_make_core(model, point, prepare, F, cuda_device, 0))
 
     def lm_kernel(x, y, p0, lo, hi, maxiter, ftol, xtol, params, chi2, r2, niter, status, r2_start):

@@ -132,6 +132,27 @@ def test_real_model_cuda_kernels_match_cpu_under_simulator(name):
     np.testing.assert_allclose(gpu[2], 1.0, atol=1e-9)
 
 
+def test_sincos_reduced_matches_math():
+    """The CUDA SHO kernel's sine and cosine (no local memory): within 1 ulp of 1 of libm's."""
+    import math
+
+    from pycro_gpu.kernels.model_sho import sincos_reduced
+
+    rng = np.random.default_rng(0)
+    quarter_turns = np.arange(-40, 41) * np.pi / 4
+    xs = np.concatenate([rng.uniform(-10, 10, 2000), rng.uniform(-1e6, 1e6, 200), quarter_turns])
+    for x in map(float, xs):
+        s, c = sincos_reduced(x)
+        assert abs(s - math.sin(x)) <= 2.3e-16 and abs(c - math.cos(x)) <= 2.3e-16, x
+    for x in (1e7, -3e9, 1e300):  # reduced modulo the float64 2 pi first: an error of |x| / 2 pi * 2.4e-16
+        s, c = sincos_reduced(x)
+        assert abs(s * s + c * c - 1) <= 1e-15, x
+        if abs(x) < 1e10:
+            assert abs(s - math.sin(x)) <= 4e-17 * abs(x) and abs(c - math.cos(x)) <= 4e-17 * abs(x), x
+    for x in (math.inf, -math.inf, math.nan):
+        assert all(math.isnan(v) for v in sincos_reduced(x))
+
+
 #: Kernels assembled in the test suite (each costs seconds of NVVM time); benchmarks/bench_fit.py
 #: --ptx assembles every model in both precisions and reports registers and spills.
 PTX_CASES = [
@@ -153,10 +174,12 @@ def test_lm_cuda_kernel_compiles_for_sm90_without_spills(name, dtype):
     report = assemble(compile_ptx(cuda_lm_kernel(model, dtype), lm_kernel_signature(model, dtype)))
     assert report["spill_store_bytes"] == 0 and report["spill_load_bytes"] == 0, report["log"]
     assert report["registers"] <= 255, report["log"]
+    if name == "sho":  # the SHO fit keeps its normal equations in registers: no local memory at all
+        assert report["stack_bytes"] == 0, report["log"]
 
 
 @pytest.mark.ptx
-@pytest.mark.parametrize("dtype", ["float32"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_sho_guess_cuda_kernel_compiles_for_sm90_without_spills(dtype):
     from pycro_gpu.kernels.model_sho import cuda_sho_guess_kernel
 
@@ -165,6 +188,7 @@ def test_sho_guess_cuda_kernel_compiles_for_sm90_without_spills(dtype):
     sig = f"void({dtype}[::1], {dtype}[:, ::1], {dtype}[:, ::1])"
     report = assemble(compile_ptx(cuda_sho_guess_kernel(dtype), sig))
     assert report["spill_store_bytes"] == 0 and report["spill_load_bytes"] == 0, report["log"]
+    assert report["stack_bytes"] == 0, report["log"]
 
 
 @pytest.mark.gpu
