@@ -47,7 +47,7 @@ MINIBATCH = textwrap.dedent(
     """
     import sys, h5py, numpy as np
     from pycro_gpu.backend import get_namespace, to_host
-    from pycro_gpu._lib.minibatch_kmeans import MiniBatchKMeans
+    from pycro_gpu._lib.kmeans import MiniBatchKMeans
     path, k, out, backend = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     xp = get_namespace(backend)
     est = MiniBatchKMeans(k, random_state=0)

@@ -7,11 +7,12 @@ dendrogram of their centroids (``scipy.cluster.hierarchy``, Ward linkage) get ne
 pycroscopy does: labels are then comparable between runs and the mean responses plot in a sensible
 order.
 
-KMeans uses cuML when the features are CuPy arrays and cuML is installed, scikit-learn otherwise.
-Data too large for the memory budget stream: ``MiniBatchKMeans.partial_fit`` over position batches
-(scikit-learn on the host for NumPy data; for CuPy, where cuML has no streaming KMeans, the array-API
-estimator of :mod:`pycro_gpu._lib.minibatch_kmeans` on the device), then a second pass that predicts
-labels and accumulates the mean responses on the compute backend. Agglomerative, Birch and spectral
+KMeans uses cuML when the features are CuPy arrays and cuML is installed, and otherwise the KMeans of
+:mod:`pycro_gpu._lib.kmeans`: scikit-learn's algorithm (greedy k-means++, ``n_init=10``, Lloyd) written
+against the array API, so it runs on the data's namespace (CuPy included) and spares every process
+scikit-learn's ~3 s import. Data too large for the memory budget stream: ``MiniBatchKMeans.partial_fit``
+over position batches (the array-API mini-batch KMeans, which cuML lacks), then a second pass that
+predicts labels and accumulates the mean responses on the compute backend. Agglomerative, Birch and spectral
 clustering are CPU-only (scikit-learn) and need the features in memory; see :data:`CAPABILITIES`.
 
 :func:`cluster_dataset` writes ``<Source>-Cluster_NNN`` with the Main datasets ``Labels``
@@ -35,10 +36,10 @@ from ._lib.checks import (
     check_seed,
     require_finite,
 )
-from ._lib.minibatch_kmeans import onehot_sums
+from ._lib.kmeans import onehot_sums
 from ._lib.optional import ml_engine
 from ._lib.typing import Array, Namespace
-from .backend import array_namespace, device_of, from_host, get_namespace, is_numpy_namespace, to_host
+from .backend import array_namespace, device_of, from_host, get_namespace, to_host
 from .errors import DataError, ParameterError
 from .process.rows import batch_rows_at_least, feature_rows, real_features
 
@@ -46,10 +47,10 @@ __all__ = ["CAPABILITIES", "ClusterResult", "cluster", "cluster_dataset", "dendr
 
 #: method -> CPU estimator, GPU estimator (None: CPU-only), whether it can stream over batches.
 CAPABILITIES: dict[str, dict[str, Any]] = {
-    "kmeans": {"cpu": "sklearn.cluster.KMeans", "gpu": "cuml.KMeans", "streams": True},
+    "kmeans": {"cpu": "pycro_gpu._lib.kmeans.KMeans", "gpu": "cuml.KMeans", "streams": True},
     "minibatch_kmeans": {
-        "cpu": "sklearn.cluster.MiniBatchKMeans",
-        "gpu": "pycro_gpu._lib.minibatch_kmeans.MiniBatchKMeans",
+        "cpu": "pycro_gpu._lib.kmeans.MiniBatchKMeans",
+        "gpu": "pycro_gpu._lib.kmeans.MiniBatchKMeans",
         "streams": True,
     },
     "agglomerative": {"cpu": "sklearn.cluster.AgglomerativeClustering", "gpu": None, "streams": False},
@@ -58,7 +59,7 @@ CAPABILITIES: dict[str, dict[str, Any]] = {
 }
 
 CLUSTER_TOOL = "Cluster"
-#: engine of streamed KMeans on non-NumPy namespaces (CuPy): :mod:`pycro_gpu._lib.minibatch_kmeans`
+#: engine of streamed KMeans on non-NumPy namespaces (CuPy): :mod:`pycro_gpu._lib.kmeans`
 ARRAY_API_ENGINE = "array-api"
 
 
@@ -116,9 +117,11 @@ def dendrogram_order(centroids: np.ndarray) -> np.ndarray:
 
 def _estimator(method: str, engine: str, k: int, seed: int, params: dict[str, Any], streamed: bool) -> Any:
     if engine == ARRAY_API_ENGINE:
-        from ._lib.minibatch_kmeans import MiniBatchKMeans
+        from ._lib.kmeans import KMeans, MiniBatchKMeans
 
-        return MiniBatchKMeans(k, random_state=seed, n_init=3, **params)
+        if method == "minibatch_kmeans" or streamed:
+            return MiniBatchKMeans(k, random_state=seed, n_init=3, **params)
+        return KMeans(k, random_state=seed, n_init=10, **params)
     if engine == "cuml":
         import cuml
 
@@ -307,9 +310,14 @@ def cluster_rows(
             f"method {method!r} cannot stream; use 'kmeans' or 'minibatch_kmeans', or cluster fewer features"
         )
         raise ValueError(msg)
-    engine = ml_engine(xp, not streaming and str(CAPABILITIES[method]["gpu"]).startswith("cuml"))
-    if streaming and not is_numpy_namespace(xp):  # cuML has no streaming KMeans: the array-API one
-        engine = ARRAY_API_ENGINE
+    cpu = str(CAPABILITIES[method]["cpu"])
+    engine = ml_engine(
+        xp,
+        not streaming and str(CAPABILITIES[method]["gpu"]).startswith("cuml"),
+        instead="the array-API KMeans" if cpu.startswith("pycro_gpu") else "scikit-learn on the host",
+    )
+    if engine != "cuml" and cpu.startswith("pycro_gpu"):
+        engine = ARRAY_API_ENGINE  # KMeans without scikit-learn's ~3 s import, on the data's namespace
     rows = batch_rows_at_least(n, rows_for_budget(max(n_spec, f_cols), 4 * 16, memory_mb), k)
     feature_pass = PassSpec(partial(feature_rows, what="cluster"), rows={"F": ((f_cols,), np.float64)})
 
@@ -325,7 +333,7 @@ def cluster_rows(
         if not streaming:
             parts: list[Any] = []
             read_features("cluster: features", parts.append)
-            return {"labels": _labels_host(est.fit_predict(_concat(parts, engine)))}
+            return {"labels": _labels_host(est.fit_predict(_concat(parts, engine, xp)))}
         for epoch in range(int(epochs)):
             read_features(f"MiniBatchKMeans {epoch + 1}/{int(epochs)}", est.partial_fit)
         labels: list[Any] = []
@@ -434,9 +442,11 @@ def _for_engine(block: Array, xp: Namespace, engine: str) -> Any:
     return np.asarray(to_host(block))
 
 
-def _concat(parts: list[Any], engine: str) -> Any:
+def _concat(parts: list[Any], engine: str, xp: Namespace) -> Any:
     if len(parts) == 1:
         return parts[0]
+    if engine == ARRAY_API_ENGINE:
+        return xp.concat(parts, axis=0)
     if engine == "cuml":
         import cupy
 

@@ -41,9 +41,9 @@ def test_kmeans_matches_sklearn(xp, rng):
     labels = to_numpy(r.labels)
     assert adjusted_rand_score(labels, ref) == pytest.approx(1.0)
     assert adjusted_rand_score(labels, truth) == pytest.approx(1.0)
-    # cuML on CuPy data where it imports, scikit-learn elsewhere: the values are checked, not the engine
-    assert r.engine in {"sklearn", "cuml"} and not r.streamed
-    tol = 1e-12 if r.engine == "sklearn" else 1e-10
+    # cuML on CuPy data where it imports, the array-API KMeans elsewhere: the values are checked
+    assert r.engine in {"array-api", "cuml"} and not r.streamed
+    tol = 1e-12 if r.engine == "array-api" else 1e-10
     np.testing.assert_allclose(to_numpy(r.mean_response), mean_by_label(X, labels, 4), rtol=tol, atol=tol)
     np.testing.assert_array_equal(to_numpy(r.counts), np.bincount(labels, minlength=4))
     assert type(r.labels) is type(xp.asarray([1]))

@@ -84,7 +84,7 @@ def import_gpu_library(module: str, *, instead: str, warn_if_missing: bool = Tru
     return None
 
 
-def ml_engine(xp: Any, gpu_supported: bool) -> str:
+def ml_engine(xp: Any, gpu_supported: bool, *, instead: str = "scikit-learn on the host") -> str:
     """``"cuml"`` for CuPy data when the method has a cuML estimator and cuML imports, else ``"sklearn"``.
 
     cuML not installed gives scikit-learn silently; cuML installed but failing to import (a CUDA driver
@@ -96,11 +96,13 @@ def ml_engine(xp: Any, gpu_supported: bool) -> str:
         Namespace of the data.
     gpu_supported : bool
         Whether the method (as it will be run) has a cuML estimator.
+    instead : str
+        What runs when cuML fails to import, for the warning.
     """
     from ..backend import is_cupy_namespace
 
     if gpu_supported and is_cupy_namespace(xp):
-        cuml = import_gpu_library("cuml", instead="scikit-learn on the host", warn_if_missing=False)
+        cuml = import_gpu_library("cuml", instead=instead, warn_if_missing=False)
         return "sklearn" if cuml is None else "cuml"
     return "sklearn"
 

@@ -7,7 +7,7 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from pycro_gpu._lib.minibatch_kmeans import MiniBatchKMeans, onehot_sums
+from pycro_gpu._lib.kmeans import MiniBatchKMeans, onehot_sums
 from pycro_gpu.cluster import ARRAY_API_ENGINE, cluster
 from tests.helpers import to_numpy
 
