@@ -98,7 +98,23 @@ def _best_seeding(
     return best, best_inertia
 
 
-class KMeans:
+class _Centres:
+    """What both estimators share: centres, and the nearest one of every row."""
+
+    cluster_centers_: Array | None = None
+    #: the call that sets the centres, for the error of a premature ``predict``
+    _fit_call = "fit"
+
+    def predict(self, X: Array) -> Array:
+        """Index of the nearest centre of every row of ``X`` (int64 array of ``X``'s namespace)."""
+        if self.cluster_centers_ is None:
+            msg = f"{type(self).__name__}: call {self._fit_call} before predict"
+            raise RuntimeError(msg)
+        xp = array_namespace(X)
+        return xp.astype(xp.argmin(_sq_distances(X, self.cluster_centers_, xp), axis=1), xp.int64)
+
+
+class KMeans(_Centres):
     """Full-batch KMeans on any array-API namespace (see the module notes).
 
     Parameters
@@ -128,6 +144,7 @@ class KMeans:
             )
             raise ValueError(msg)
         self.n_clusters, self.n_init, self.max_iter = int(n_clusters), int(n_init), int(max_iter)
+        self._fit_call = "fit_predict"
         self.random_state = random_state
         self.cluster_centers_: Array | None = None
         self.labels_: Array | None = None
@@ -143,16 +160,8 @@ class KMeans:
         self.labels_ = self.predict(X)
         return self.labels_
 
-    def predict(self, X: Array) -> Array:
-        """Index of the nearest centre of every row of ``X``."""
-        if self.cluster_centers_ is None:
-            msg = "KMeans: call fit_predict before predict"
-            raise RuntimeError(msg)
-        xp = array_namespace(X)
-        return xp.astype(xp.argmin(_sq_distances(X, self.cluster_centers_, xp), axis=1), xp.int64)
 
-
-class MiniBatchKMeans:
+class MiniBatchKMeans(_Centres):
     """Streaming KMeans on any array-API namespace (see the module notes).
 
     Parameters
@@ -180,6 +189,7 @@ class MiniBatchKMeans:
         self.n_clusters = int(n_clusters)
         self.random_state = random_state
         self.n_init = int(n_init)
+        self._fit_call = "partial_fit"
         self.cluster_centers_: Array | None = None
         self.counts_: Array | None = None
         self.inertia_ = float("nan")
@@ -211,14 +221,6 @@ class MiniBatchKMeans:
             C = _replace_rows(C, dead, rows, xp)
         self.cluster_centers_, self.counts_ = C, total
         return self
-
-    def predict(self, X: Array) -> Array:
-        """Index of the nearest centre of every row of ``X`` (int64 array of ``X``'s namespace)."""
-        if self.cluster_centers_ is None:
-            msg = "MiniBatchKMeans: call partial_fit before predict"
-            raise RuntimeError(msg)
-        xp = array_namespace(X)
-        return xp.astype(xp.argmin(_sq_distances(X, self.cluster_centers_, xp), axis=1), xp.int64)
 
     def fit_predict(self, X: Array, *, epochs: int = 3, batch_rows: int = 4096) -> Array:
         """Fit on ``X`` in memory (``epochs`` passes of batches of ``batch_rows``) and label its rows."""
