@@ -271,3 +271,18 @@ def test_auto_narrows_the_sketch_only_where_the_forecast_allows(rng):
     B = spectrum_matrix(rng, "weak_signal")
     res = streamed_svd(ArrayRows(B), 8, progress=False)
     assert res.method == "sketch" and res.info["sketch_columns"] == 8 + 10 and res.info["converged"]
+
+
+def test_subspace_angle_estimate_bounds_the_real_angle(rng):
+    from pycro_gpu.decomposition._svd_sketch import ritz_estimate, subspace_angle_estimate
+
+    A = spectrum_matrix(rng, "power1", m=4000, n=96)
+    _, _, vh = np.linalg.svd(A, full_matrices=False)
+    Q = np.linalg.qr(rng.standard_normal((96, 14)))[0]
+    for _ in range(4):  # power steps: the estimate follows the real angle down
+        ZH = (A.T @ (A @ Q)).T
+        lam, E, _est = ritz_estimate(ZH, Q, 8, np)
+        estimate = subspace_angle_estimate(ZH, Q, lam, E, 8, np)
+        real = np.max(scipy.linalg.subspace_angles(Q @ E[:, :8], vh[:8].T))
+        assert real <= estimate <= max(50 * real, 1e-12), (real, estimate)
+        Q = np.linalg.qr(ZH.T)[0]

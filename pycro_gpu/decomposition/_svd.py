@@ -236,7 +236,7 @@ def svd_dataset(
         group.attrs["method_used"] = res.method
         group.attrs["reads"] = int(res.info["reads"])
         group.attrs["refined"] = bool(res.info["refined"])
-        for key in ("sketch_reads", "sketch_forecast", "error_estimate", "converged"):
+        for key in ("sketch_reads", "sketch_forecast", "error_estimate", "angle_estimate", "converged"):
             if key in res.info:
                 group.attrs[key] = res.info[key]
 

@@ -26,6 +26,7 @@ __all__ = [
     "predicted_next",
     "ritz_estimate",
     "sketch_batch",
+    "subspace_angle_estimate",
     "warm_start",
 ]
 
@@ -196,6 +197,24 @@ def ritz_estimate(ZH: Array, omega: Array, k: int, xp: Namespace) -> tuple[Array
         delta = float(np.min(np.abs(lam_x[far] - lam_h[i]))) if np.any(far) else lam_h[i]
         est[i] = rho[i] ** 2 / (2.0 * lam_h[i] * delta) if lam_h[i] > 0 else np.inf
     return lam, E, est
+
+
+def subspace_angle_estimate(ZH: Array, omega: Array, lam: Array, E: Array, k: int, xp: Namespace) -> float:
+    """Estimated largest principal angle (radians) between the top-``k`` Ritz subspace ``span(Omega E_k)``
+    and the top-``k`` right singular subspace: ``arcsin(||R_k||_2 / (lam_k - lam_{k+1}))`` (Davis-Kahan,
+    with the residual ``R_k = Z E_k - Omega E_k diag(lam_k)`` and the Ritz gap after ``k``; ``lam_k``
+    itself where no Ritz value follows), at most ``pi / 2``.
+    """
+    lam_h = np.asarray(to_host(lam), dtype=np.float64)
+    kk = min(k, lam_h.shape[0])
+    if kk == 0:
+        return 0.0
+    Z = herm(ZH, xp)
+    Ek = E[:, :kk]
+    R = Z @ Ek - (omega @ Ek) * xp.reshape(xp.astype(lam[:kk], Z.dtype), (1, -1))
+    norm = float(np.linalg.norm(np.asarray(to_host(R)), 2))
+    gap = lam_h[kk - 1] - (lam_h[kk] if lam_h.shape[0] > kk else 0.0)
+    return float(np.arcsin(min(1.0, norm / gap))) if gap > 0 else float(np.pi / 2)
 
 
 def predicted_next(est: np.ndarray, lam: Array) -> float:
