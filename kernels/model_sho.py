@@ -42,10 +42,11 @@ __all__ = [
     "sincos_reduced",
 ]
 
-#: Number of strongest bins whose pairs the guess inverts (6 pairs; the guess is written out for 4).
+#: Number of strongest bins whose pairs the guess inverts (10 pairs).
 N_STRONG = 4
 #: Candidates are scored on every ESTRIDE-th bin (enough to rank them; halves the guess cost).
 ESTRIDE = 2
+_N_PAIRS = N_STRONG * (N_STRONG - 1) // 2
 
 #: numba.cuda, bound by ``cuda_kernel`` on first CUDA use (a module global, as numba's simulator requires).
 cuda = None
@@ -191,16 +192,7 @@ def make_point(F):
 SHO = Model("sho", 4, 2, make_point, make_prepare, 6, make_prepare_cuda)
 
 
-def _identity(func):
-    return func
-
-
-def _make_guess_row(F, jit=_identity):
-    """The guess of one row in float type ``F``; ``jit`` compiles its helpers for the target.
-
-    All state is scalar (the four strongest bins, the six pair candidates): on CUDA nothing is indexed
-    at run time, so the kernel keeps everything in registers (no local memory).
-    """
+def _make_guess_row(F):
     ZERO = F(0.0)
     NAN = F(np.nan)
     # finiteness as abs(v) <= FMAX: unlike math.isfinite it survives LLVM fast-math folding
@@ -209,111 +201,13 @@ def _make_guess_row(F, jit=_identity):
     HALF = F(0.5)
     HALF_PI = F(math.pi / 2)
     NS = N_STRONG
-    if NS != 4:  # the insertion and the pairs below are written out for four bins
-        raise NotImplementedError(N_STRONG)
 
-    def insert(a2, j, m0, m1, m2, m3, i0, i1, i2, i3):
-        # insert bin j of power a2 into the descending top four (m0 >= m1 >= m2 >= m3, bins i0..i3)
-        if a2 > m3:
-            if m2 < a2:
-                m3 = m2
-                i3 = i2
-                if m1 < a2:
-                    m2 = m1
-                    i2 = i1
-                    if m0 < a2:
-                        m1 = m0
-                        i1 = i0
-                        m0 = a2
-                        i0 = j
-                    else:
-                        m1 = a2
-                        i1 = j
-                else:
-                    m2 = a2
-                    i2 = j
-            else:
-                m3 = a2
-                i3 = j
-        return m0, m1, m2, m3, i0, i1, i2, i3
-
-    insert = jit(insert)
-
-    def pair(x, y, row, j1, j2):
-        # Two-point inversion of bins j1, j2: (admissible, d, c, kr, ki, squared error)
-        if j1 < 0 or j2 < 0:
-            return False, ZERO, ZERO, ZERO, ZERO, ZERO
-        m = x.shape[0]
-        w1 = x[j1]
-        w2 = x[j2]
-        h1r = y[row, 2 * j1]
-        h1i = y[row, 2 * j1 + 1]
-        h2r = y[row, 2 * j2]
-        h2i = y[row, 2 * j2 + 1]
-        pr = h1r - h2r
-        pi = h1i - h2i
-        tr = w1 * h1r - w2 * h2r
-        ti = w1 * h1i - w2 * h2i
-        rr = -ti
-        ri = tr
-        sr = h1r * w1 * w1 - h2r * w2 * w2
-        si = h1i * w1 * w1 - h2i * w2 * w2
-        det = pr * ri - rr * pi
-        if det == ZERO:
-            return False, ZERO, ZERO, ZERO, ZERO, ZERO
-        d = (sr * ri - rr * si) / det
-        c = (pr * si - sr * pi) / det
-        if not (d > ZERO and abs(c) <= FMAX and c != ZERO):
-            return False, ZERO, ZERO, ZERO, ZERO, ZERO
-        e1 = w1 * w1 - d
-        e2 = -w1 * c
-        kr = h1r * e1 - h1i * e2
-        ki = h1i * e1 + h1r * e2
-        # squared error of K / (w^2 - d - i w c) over the spectrum
-        err = ZERO
-        for j in range(0, m, ESTRIDE):
-            w = x[j]
-            dr = w * w - d
-            di = -w * c
-            den = dr * dr + di * di
-            mr = (kr * dr + ki * di) / den
-            mi = (ki * dr - kr * di) / den
-            er = mr - y[row, 2 * j]
-            ei = mi - y[row, 2 * j + 1]
-            err += er * er + ei * ei
-        if not abs(err) <= FMAX:
-            return False, ZERO, ZERO, ZERO, ZERO, ZERO
-        return True, d, c, kr, ki, err
-
-    pair = jit(pair)
-
-    def least(ok, err, nc, emin):
-        # count the admissible candidates and keep the least error
-        if ok:
-            if nc == 0 or err < emin:
-                emin = err
-            nc += 1
-        return nc, emin
-
-    least = jit(least)
-
-    def weigh(ok, cd, cc, ckr, cki, err, emin, ws, d, c, kr, ki):
-        # add an admissible candidate with weight (e_min / e)^4
-        if ok:
-            r = emin / err if err > ZERO else ONE
-            wgt = r * r * r * r
-            ws += wgt
-            d += wgt * cd
-            c += wgt * cc
-            kr += wgt * ckr
-            ki += wgt * cki
-        return ws, d, c, kr, ki
-
-    weigh = jit(weigh)
-
-    def sho_guess_row(x, y, row, out):
+    def sho_guess_row(x, y, row, out, idx, mag, cand):
         """Guess (A, w0, Q, phi) for row ``row`` of ``y`` (interleaved re/im) into ``out``."""
         m = x.shape[0]
+        for k in range(NS):
+            idx[k] = -1
+            mag[k] = -ONE
         # One light pass: band limits, the strongest bin, and a finiteness check through the sum.
         xmin = x[0]
         xmax = x[0]
@@ -336,34 +230,89 @@ def _make_guess_row(F, jit=_identity):
             return
         # The N_STRONG strongest bins around the strongest one (a resonance's strongest bins are
         # neighbours; searching a window of 2 N_STRONG + 1 keeps the branchy insertion short).
-        m0 = m1 = m2 = m3 = -ONE
-        i0 = i1 = i2 = i3 = -1
         for j in range(max(jbest - NS, 0), min(jbest + NS + 1, m)):
             re = y[row, 2 * j]
             im = y[row, 2 * j + 1]
-            m0, m1, m2, m3, i0, i1, i2, i3 = insert(re * re + im * im, j, m0, m1, m2, m3, i0, i1, i2, i3)
+            a2 = re * re + im * im
+            if a2 > mag[NS - 1]:
+                k = NS - 1
+                while k > 0 and mag[k - 1] < a2:
+                    mag[k] = mag[k - 1]
+                    idx[k] = idx[k - 1]
+                    k -= 1
+                mag[k] = a2
+                idx[k] = j
         # Two-point inversions over pairs of the strongest bins.
-        ok01, d01, c01, kr01, ki01, e01 = pair(x, y, row, i0, i1)
-        ok02, d02, c02, kr02, ki02, e02 = pair(x, y, row, i0, i2)
-        ok03, d03, c03, kr03, ki03, e03 = pair(x, y, row, i0, i3)
-        ok12, d12, c12, kr12, ki12, e12 = pair(x, y, row, i1, i2)
-        ok13, d13, c13, kr13, ki13, e13 = pair(x, y, row, i1, i3)
-        ok23, d23, c23, kr23, ki23, e23 = pair(x, y, row, i2, i3)
-        nc, emin = least(ok01, e01, 0, ZERO)
-        nc, emin = least(ok02, e02, nc, emin)
-        nc, emin = least(ok03, e03, nc, emin)
-        nc, emin = least(ok12, e12, nc, emin)
-        nc, emin = least(ok13, e13, nc, emin)
-        nc, emin = least(ok23, e23, nc, emin)
+        nc = 0
+        emin = ZERO
+        for c1 in range(NS):
+            for c2 in range(c1 + 1, NS):
+                j1 = idx[c1]
+                j2 = idx[c2]
+                if j1 < 0 or j2 < 0:
+                    continue
+                w1 = x[j1]
+                w2 = x[j2]
+                h1r = y[row, 2 * j1]
+                h1i = y[row, 2 * j1 + 1]
+                h2r = y[row, 2 * j2]
+                h2i = y[row, 2 * j2 + 1]
+                pr = h1r - h2r
+                pi = h1i - h2i
+                tr = w1 * h1r - w2 * h2r
+                ti = w1 * h1i - w2 * h2i
+                rr = -ti
+                ri = tr
+                sr = h1r * w1 * w1 - h2r * w2 * w2
+                si = h1i * w1 * w1 - h2i * w2 * w2
+                det = pr * ri - rr * pi
+                if det == ZERO:
+                    continue
+                d = (sr * ri - rr * si) / det
+                c = (pr * si - sr * pi) / det
+                if not (d > ZERO and abs(c) <= FMAX and c != ZERO):
+                    continue
+                e1 = w1 * w1 - d
+                e2 = -w1 * c
+                kr = h1r * e1 - h1i * e2
+                ki = h1i * e1 + h1r * e2
+                # squared error of K / (w^2 - d - i w c) over the spectrum
+                err = ZERO
+                for j in range(0, m, ESTRIDE):
+                    w = x[j]
+                    dr = w * w - d
+                    di = -w * c
+                    den = dr * dr + di * di
+                    mr = (kr * dr + ki * di) / den
+                    mi = (ki * dr - kr * di) / den
+                    er = mr - y[row, 2 * j]
+                    ei = mi - y[row, 2 * j + 1]
+                    err += er * er + ei * ei
+                if not abs(err) <= FMAX:
+                    continue
+                cand[5 * nc] = d
+                cand[5 * nc + 1] = c
+                cand[5 * nc + 2] = kr
+                cand[5 * nc + 3] = ki
+                cand[5 * nc + 4] = err
+                if nc == 0 or err < emin:
+                    emin = err
+                nc += 1
         ok = False
         if nc > 0:
-            ws = d = c = kr = ki = ZERO
-            ws, d, c, kr, ki = weigh(ok01, d01, c01, kr01, ki01, e01, emin, ws, d, c, kr, ki)
-            ws, d, c, kr, ki = weigh(ok02, d02, c02, kr02, ki02, e02, emin, ws, d, c, kr, ki)
-            ws, d, c, kr, ki = weigh(ok03, d03, c03, kr03, ki03, e03, emin, ws, d, c, kr, ki)
-            ws, d, c, kr, ki = weigh(ok12, d12, c12, kr12, ki12, e12, emin, ws, d, c, kr, ki)
-            ws, d, c, kr, ki = weigh(ok13, d13, c13, kr13, ki13, e13, emin, ws, d, c, kr, ki)
-            ws, d, c, kr, ki = weigh(ok23, d23, c23, kr23, ki23, e23, emin, ws, d, c, kr, ki)
+            ws = ZERO
+            d = ZERO
+            c = ZERO
+            kr = ZERO
+            ki = ZERO
+            for k in range(nc):
+                r = emin / cand[5 * k + 4] if cand[5 * k + 4] > ZERO else ONE
+                wgt = r * r * r * r
+                ws += wgt
+                d += wgt * cand[5 * k]
+                c += wgt * cand[5 * k + 1]
+                kr += wgt * cand[5 * k + 2]
+                ki += wgt * cand[5 * k + 3]
             d = d / ws
             c = c / ws
             kr = kr / ws
@@ -378,9 +327,9 @@ def _make_guess_row(F, jit=_identity):
                     ok = abs(out[0]) <= FMAX and abs(out[2]) <= FMAX
         if not ok:
             # Fallback: peak position, half-power width, peak amplitude and phase.
-            jp = i0
+            jp = idx[0]
             w0 = x[jp]
-            hp = HALF * m0
+            hp = HALF * mag[0]
             cnt = 0
             for j in range(m):
                 re = y[row, 2 * j]
@@ -391,7 +340,7 @@ def _make_guess_row(F, jit=_identity):
             width = max(F(cnt) * dx, dx)
             q = w0 / width if width > ZERO else ONE
             q = max(q, ONE)
-            out[0] = math.sqrt(m0) / q
+            out[0] = math.sqrt(mag[0]) / q
             out[1] = w0
             out[2] = q
             out[3] = math.atan2(y[row, 2 * jp + 1], y[row, 2 * jp]) - HALF_PI
@@ -410,11 +359,14 @@ def cpu_sho_guess(dtype_name: str):
     """
     F = np.dtype(dtype_name).type
     name = f"sho_guess-{dtype_name}-cpu"
-    row_fn = persistent(cpu_fit_jit()(_make_guess_row(F, cpu_fit_jit(inline="always"))), f"{name}.row")
+    row_fn = persistent(cpu_fit_jit()(_make_guess_row(F)), f"{name}.row")
 
     def guess(x, y, out, start, stop):
+        idx = np.empty(N_STRONG, dtype=np.int64)
+        mag = np.empty(N_STRONG, dtype=F)
+        cand = np.empty(5 * _N_PAIRS, dtype=F)
         for i in range(start, stop):
-            row_fn(x, y, i, out[i])
+            row_fn(x, y, i, out[i], idx, mag, cand)
 
     return persistent(cpu_fit_jit(nogil=True)(guess), name, (row_fn,))
 
@@ -449,14 +401,18 @@ def cuda_sho_guess_kernel(dtype_name: str):
 def _cuda_sho_guess_factory(dtype_name: str):
     F = np.dtype(dtype_name).type
     NT = numba.float32 if F is np.float32 else numba.float64
-    row_fn = cuda_device(_make_guess_row(F, cuda_device))
+    row_fn = cuda_device(_make_guess_row(F))
+    NC = 5 * _N_PAIRS
 
     def sho_guess_kernel(x, y, out):
         i = cuda.grid(1)
         if i >= y.shape[0]:
             return
+        idx = cuda.local.array(N_STRONG, numba.int32)
+        mag = cuda.local.array(N_STRONG, NT)
+        cand = cuda.local.array(NC, NT)
         res = cuda.local.array(4, NT)
-        row_fn(x, y, i, res)
+        row_fn(x, y, i, res, idx, mag, cand)
         for a in range(4):
             out[i, a] = res[a]
 
