@@ -37,41 +37,52 @@ def onehot_sums(labels: Array, block: Array, k: int, xp: Namespace) -> tuple[Arr
     return (block.mT @ xp.astype(mask, block.dtype)).mT, xp.sum(xp.astype(mask, xp.float64), axis=0)
 
 
-def _sq_distances(X: Array, C: Array, xp: Namespace) -> Array:
+def _row_norms(X: Array, xp: Namespace) -> Array:
+    """(n, 1) squared norms of the rows: computed once per fit, not once per distance."""
+    return xp.sum(X * X, axis=1, keepdims=True)
+
+
+def _shifted_distances(X: Array, C: Array, xp: Namespace) -> Array:
+    """(n, k) ``||c||^2 - 2 x c^T``: the squared distances less ``||x||^2``, which no argmin needs."""
+    return xp.reshape(xp.sum(C * C, axis=1), (1, -1)) - 2.0 * (X @ C.mT)
+
+
+def _sq_distances(X: Array, C: Array, xp: Namespace, x2: Array | None = None) -> Array:
     """(n, k) squared Euclidean distances, clipped at 0 (rounding of the expanded form)."""
-    x2 = xp.sum(X * X, axis=1, keepdims=True)
-    c2 = xp.reshape(xp.sum(C * C, axis=1), (1, -1))
-    return xp.clip(x2 - 2.0 * (X @ C.mT) + c2, 0.0, None)
+    x2 = _row_norms(X, xp) if x2 is None else x2
+    return xp.clip(x2 + _shifted_distances(X, C, xp), 0.0, None)
 
 
-def _kmeans_plus_plus(X: Array, k: int, rng: np.random.Generator, xp: Namespace) -> Array:
+def _kmeans_plus_plus(X: Array, k: int, rng: np.random.Generator, xp: Namespace, x2: Array) -> Array:
     """Greedy k-means++ seeding (as scikit-learn's): each new centre is the best, for the total squared
     distance, of ``2 + log(k)`` rows drawn with probability proportional to ``D(x)^2`` (host draws)."""
     n = int(X.shape[0])
     trials = 2 + int(np.log(k))
     first = int(rng.integers(n))
     centres = [X[first : first + 1, :]]
-    d2 = _sq_distances(X, centres[0], xp)[:, 0]
+    d2 = _sq_distances(X, centres[0], xp, x2)[:, 0]
     for _ in range(1, k):
         p = np.asarray(to_host(d2), dtype=np.float64)
         total = float(p.sum())
         picks = rng.choice(n, size=trials, p=p / total) if total > 0 else rng.integers(n, size=trials)
         cand = xp.take(X, from_host(np.asarray(picks, dtype=np.int64), xp, device=device_of(X)), axis=0)
         # (n, trials) distances to each candidate; keep the candidate that leaves the least potential
-        d2_cand = xp.minimum(xp.reshape(d2, (-1, 1)), _sq_distances(X, cand, xp))
+        d2_cand = xp.minimum(xp.reshape(d2, (-1, 1)), _sq_distances(X, cand, xp, x2))
         best = int(np.argmin(np.asarray(to_host(xp.sum(d2_cand, axis=0)))))
         centres.append(cand[best : best + 1, :])
         d2 = d2_cand[:, best]
     return xp.concat(centres, axis=0)
 
 
-def _lloyd(X: Array, C: Array, xp: Namespace, max_iter: int = 30) -> tuple[Array, float]:
+def _lloyd(
+    X: Array, C: Array, xp: Namespace, max_iter: int = 30, x2: Array | None = None
+) -> tuple[Array, float]:
     """Lloyd iterations of ``C`` on ``X`` until the labels stop changing; ``(C, inertia)``."""
     k = int(C.shape[0])
+    x2 = _row_norms(X, xp) if x2 is None else x2
     labels = None
     for _ in range(max_iter):
-        d2 = _sq_distances(X, C, xp)
-        new = xp.argmin(d2, axis=1)
+        new = xp.argmin(_shifted_distances(X, C, xp), axis=1)
         if labels is not None and bool(xp.all(new == labels)):
             break
         labels = new
@@ -80,7 +91,7 @@ def _lloyd(X: Array, C: Array, xp: Namespace, max_iter: int = 30) -> tuple[Array
         C = xp.where(
             filled, sums / xp.reshape(xp.astype(xp.where(b > 0, b, xp.ones_like(b)), X.dtype), (-1, 1)), C
         )
-    return C, float(xp.sum(xp.min(_sq_distances(X, C, xp), axis=1)))
+    return C, float(xp.sum(xp.min(_sq_distances(X, C, xp, x2), axis=1)))
 
 
 def _best_seeding(
@@ -91,8 +102,9 @@ def _best_seeding(
         msg = f"{int(X.shape[0])} rows are fewer than n_clusters={k}"
         raise ValueError(msg)
     best, best_inertia = None, np.inf
+    x2 = _row_norms(X, xp)
     for _ in range(n_init):
-        C, inertia = _lloyd(X, _kmeans_plus_plus(X, k, rng, xp), xp, max_iter)
+        C, inertia = _lloyd(X, _kmeans_plus_plus(X, k, rng, xp, x2), xp, max_iter, x2)
         if inertia < best_inertia:
             best, best_inertia = C, inertia
     return best, best_inertia
@@ -111,7 +123,7 @@ class _Centres:
             msg = f"{type(self).__name__}: call {self._fit_call} before predict"
             raise RuntimeError(msg)
         xp = array_namespace(X)
-        return xp.astype(xp.argmin(_sq_distances(X, self.cluster_centers_, xp), axis=1), xp.int64)
+        return xp.astype(xp.argmin(_shifted_distances(X, self.cluster_centers_, xp), axis=1), xp.int64)
 
 
 class KMeans(_Centres):
