@@ -11,16 +11,31 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pycro_gpu.backend import cupy_available
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Under pytest-xdist every test process keeps its own kernel cache (shared with the Dask workers and
+# subprocesses it starts). Two processes that compile the same kernel at once bind its callees in the
+# order of their own histories (the last bits of the results differ) and the last writer wins on disk,
+# so a Dask worker could load another test process's build than the one its driver runs, and the tests
+# compare them bit for bit. Set before anything compiles or loads a kernel.
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if _XDIST_WORKER and "PYCRO_GPU_CACHE_DIR" not in os.environ:
+    _tree = hashlib.sha1(str(REPO_ROOT).encode()).hexdigest()[:8]
+    os.environ["PYCRO_GPU_CACHE_DIR"] = str(
+        Path(tempfile.gettempdir()) / f"pycro_gpu_test_kernels_{_tree}_{_XDIST_WORKER}"
+    )
+
+from pycro_gpu.backend import cupy_available  # noqa: E402 (after the cache directory is chosen)
 
 IN_CUDASIM = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
-REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_DATA = Path(os.environ.get("PYCRO_GPU_TEST_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
