@@ -42,6 +42,7 @@ def _default_out(args: argparse.Namespace, main: Any) -> Path:
 def _array(main: Any, field: str | None) -> Any:
     """The DataArray to export (one field of compound data), dims slowest first."""
     from ..errors import DataError
+    from ..io.usid._xarray import record_fields, select_field
 
     obj = main.to_xarray()
     if not hasattr(obj, "data_vars"):
@@ -49,13 +50,10 @@ def _array(main: Any, field: str | None) -> Any:
             msg = f"{main.name} is not compound data; --field applies to fit results"
             raise DataError(msg)
         return obj
-    names = {str(k): str(obj[k].attrs.get("field", k)) for k in obj.data_vars}
-    pick = [k for k, f in names.items() if field in (k, f)]
-    if not pick:
-        msg = f"{main.name} holds records with fields {sorted(names)}; choose one with --field"
+    da = select_field(obj, field)
+    if da is None:
+        msg = f"{main.name} holds records with fields {sorted(record_fields(obj))}; choose one with --field"
         raise DataError(msg)
-    da = obj[pick[0]]
-    da.attrs = {**obj.attrs, "quantity": pick[0], "units": da.attrs.get("units", "")}
     return da
 
 

@@ -208,6 +208,7 @@ def export_hyperspy(
         ``field``.
     """
     from ..usid import USIDataset
+    from ..usid._xarray import record_fields, select_field
 
     out = Path(out)
     plugin = _plugin(out)
@@ -218,14 +219,12 @@ def export_hyperspy(
     obj = main.to_xarray()
     title = main.quantity
     if hasattr(obj, "data_vars"):  # compound records: one field at a time
-        names = {str(k): str(obj[k].attrs.get("field", k)) for k in obj.data_vars}
-        pick = [k for k, f in names.items() if field in (k, f)]
-        if not pick:
-            msg = f"{main.name} holds records with fields {sorted(names.values())}; choose one with field=..."
+        da = select_field(obj, field)
+        if da is None:
+            fields = sorted(record_fields(obj).values())
+            msg = f"{main.name} holds records with fields {fields}; choose one with field=..."
             raise TranslationError(msg)
-        da = obj[pick[0]]
-        da.attrs = {**obj.attrs, "quantity": pick[0], "units": da.attrs.get("units", "")}
-        title = pick[0]
+        title = da.attrs["quantity"]
     else:
         da = obj
     signal = signal_dict(da, title=title)

@@ -35,6 +35,22 @@ def split_field(field: str) -> tuple[str, str]:
     return (m["name"], m["units"]) if m else (field, "")
 
 
+def record_fields(records: Any) -> dict[str, str]:
+    """Variable name -> field name of each variable of a compound record's ``xarray.Dataset``."""
+    return {str(k): str(records[k].attrs.get("field", k)) for k in records.data_vars}
+
+
+def select_field(records: Any, field: str | None) -> Any:
+    """The ``DataArray`` of the field of ``records`` named ``field`` (by variable or field name), with the
+    record's attributes and ``quantity`` / ``units`` of that field; ``None`` when no field matches."""
+    for key, name in record_fields(records).items():
+        if field in (key, name):
+            da = records[key]
+            da.attrs = {**records.attrs, "quantity": key, "units": da.attrs.get("units", "")}
+            return da
+    return None
+
+
 def _axes_slowest_first(main: Any) -> list[int]:
     """Axes of the N-D form (label order) rearranged slowest first within positions and spectroscopic."""
     n_pos = len(main.pos_dims)
