@@ -105,7 +105,7 @@ def forecast(
     even, odd = smp[0::2, :], smp[1::2, :]
     omega = _test_matrix(even, xp, k, l_cols, cdt=cdt, device=device, seed=seed)
     zh = herm(odd @ omega, xp) @ odd
-    lam, _E, est = ritz_estimate(zh, omega, k, xp)
+    lam, _E, est, _R = ritz_estimate(zh, omega, k, xp)
     first = float(np.max(est)) / HALF_SAMPLE_PESSIMISM
     return SketchForecast(first, predicted_next(est, lam) / HALF_SAMPLE_PESSIMISM)
 
@@ -161,7 +161,7 @@ def sketch_batch(
     return {"ZH": zh, "Y": yt.mT}
 
 
-def ritz_estimate(ZH: Array, omega: Array, k: int, xp: Namespace) -> tuple[Array, Array, np.ndarray]:
+def ritz_estimate(ZH: Array, omega: Array, k: int, xp: Namespace) -> tuple[Array, Array, np.ndarray, Array]:
     """Ritz values ``lam`` (descending, numerically non-zero), vectors ``E`` and error estimates.
 
     Returns
@@ -175,6 +175,9 @@ def ritz_estimate(ZH: Array, omega: Array, k: int, xp: Namespace) -> tuple[Array
         ``rho_i^2 / (2 lam_i delta_i)`` with ``rho_i = ||Z e_i - lam_i Omega e_i||`` and ``delta_i`` the
         distance to the nearest other cluster of Ritz values (or to zero); 0 for components beyond the
         numerical rank.
+    R : (n, k') array
+        Residuals ``Z E_k - Omega E_k diag(lam_k)`` of the top ``k' = min(k, l')`` Ritz pairs (for
+        :func:`subspace_angle_estimate`).
     """
     Z = herm(ZH, xp)
     T = hermitian_part(herm(omega, xp) @ Z, xp)
@@ -196,22 +199,19 @@ def ritz_estimate(ZH: Array, omega: Array, k: int, xp: Namespace) -> tuple[Array
         far = np.abs(lam_x - lam_h[i]) > _CLUSTER * lam_h[i]
         delta = float(np.min(np.abs(lam_x[far] - lam_h[i]))) if np.any(far) else lam_h[i]
         est[i] = rho[i] ** 2 / (2.0 * lam_h[i] * delta) if lam_h[i] > 0 else np.inf
-    return lam, E, est
+    return lam, E, est, R
 
 
-def subspace_angle_estimate(ZH: Array, omega: Array, lam: Array, E: Array, k: int, xp: Namespace) -> float:
+def subspace_angle_estimate(R: Array, lam: Array) -> float:
     """Estimated largest principal angle (radians) between the top-``k`` Ritz subspace ``span(Omega E_k)``
-    and the top-``k`` right singular subspace: ``arcsin(||R_k||_2 / (lam_k - lam_{k+1}))`` (Davis-Kahan,
-    with the residual ``R_k = Z E_k - Omega E_k diag(lam_k)`` and the Ritz gap after ``k``; ``lam_k``
+    and the top-``k`` right singular subspace, from the residuals ``R`` of :func:`ritz_estimate`:
+    ``arcsin(||R_k||_2 / (lam_k - lam_{k+1}))`` (Davis-Kahan, with the Ritz gap after ``k``; ``lam_k``
     itself where no Ritz value follows), at most ``pi / 2``.
     """
     lam_h = np.asarray(to_host(lam), dtype=np.float64)
-    kk = min(k, lam_h.shape[0])
+    kk = int(R.shape[1])
     if kk == 0:
         return 0.0
-    Z = herm(ZH, xp)
-    Ek = E[:, :kk]
-    R = Z @ Ek - (omega @ Ek) * xp.reshape(xp.astype(lam[:kk], Z.dtype), (1, -1))
     norm = float(np.linalg.norm(np.asarray(to_host(R)), 2))
     gap = lam_h[kk - 1] - (lam_h[kk] if lam_h.shape[0] > kk else 0.0)
     return float(np.arcsin(min(1.0, norm / gap))) if gap > 0 else float(np.pi / 2)

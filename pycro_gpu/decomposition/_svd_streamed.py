@@ -558,8 +558,8 @@ def _range_finder(
         step = ckpt.stage(f"range-{it + 1}", range_stage)
         _restore_info(step, info)
         if it == n_iter or stop_early:
-            lam, E, est = ritz_estimate(herm(step["Y"], xp), Q, k, xp)
-            angle = subspace_angle_estimate(herm(step["Y"], xp), Q, lam, E, k, xp)
+            lam, _E, est, R = ritz_estimate(herm(step["Y"], xp), Q, k, xp)
+            angle = subspace_angle_estimate(R, lam)
             if it == n_iter or (float(np.max(est)) <= tol and angle <= ANGLE_TOL):
                 T = hermitian_part(herm(Q, xp) @ step["Y"], xp)
                 _record_error(info, float(np.max(est)), tol)
@@ -788,7 +788,7 @@ def _run_sketch(
         on_rows = None if sink is None else (lambda s, e, r: sink.write(s, e, r["Y"]))
         ZH = read(f"SVD: sketch {it + 1}", spec, on_rows=on_rows)["ZH"]
         _check_finite(ZH, xp)
-        lam, E, est = ritz_estimate(ZH, omega, k, xp)
+        lam, E, est, _R = ritz_estimate(ZH, omega, k, xp)
         worst = float(np.max(est))
         info.update(sketch_reads=it + 1, error_estimate=worst, converged=worst <= tol)
         if worst <= tol:
