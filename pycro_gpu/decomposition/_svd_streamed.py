@@ -351,41 +351,6 @@ def streamed_svd(
     check_svd_parameters(
         k=k, method=method, n_iter=n_iter, oversample=oversample, tol=tol, memory_mb=memory_mb, seed=seed
     )
-    result = _streamed_svd(
-        source, k, method=method, n_iter=n_iter, oversample=oversample, tol=tol, refine=refine,
-        memory_mb=memory_mb, seed=seed, u_sink=u_sink, compute_u=compute_u, progress=progress,
-        on_batch=on_batch, checkpoint=checkpoint,
-    )  # fmt: skip
-    info = result.info
-    if not info.get("converged", True) and result.method != "sketch":  # the sketch warns itself
-        warnings.warn(
-            f"{result.method} SVD: estimated relative error of the singular values "
-            f"{info.get('error_estimate', float('nan')):.1e} is above tol={tol:g}; raise n_iter, or use "
-            "method='gram' (tall data) or 'dense' (data that fit in memory)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return result
-
-
-def _streamed_svd(
-    source: Any,
-    k: int,
-    *,
-    method: str = "auto",
-    n_iter: int = 4,
-    oversample: int = 10,
-    tol: float = SKETCH_TOL,
-    refine: bool = True,
-    memory_mb: float | None = None,
-    seed: int = 0,
-    u_sink: Any = None,
-    compute_u: bool = True,
-    progress: bool | None = None,
-    on_batch: Callable[[int, int], None] | None = None,
-    checkpoint: Any = None,
-) -> StreamedSVD:
-    """:func:`streamed_svd` without the final warning."""
     xp = source.xp
     m, n = source.shape
     k = check_svd_arguments((m, n), k, method)
@@ -476,11 +441,26 @@ def _streamed_svd(
     c = _phase_fix(V, xp)
     V = V * xp.reshape(c, (1, -1))
     if not compute_u:
-        return StreamedSVD(None, S, herm(V, xp), method, info)
+        return _warn_unless_converged(StreamedSVD(None, S, herm(V, xp), method, info), tol)
     state = ckpt.stage("U", lambda: _u_stage(S, V, k, xp, cdt, cdt_name, sink, refine, read, info))
     _restore_info(state, info)
     U = sink.U if u_sink is None else None
-    return StreamedSVD(U, state["S"], herm(state["V"], xp), method, info)
+    return _warn_unless_converged(StreamedSVD(U, state["S"], herm(state["V"], xp), method, info), tol)
+
+
+def _warn_unless_converged(result: StreamedSVD, tol: float) -> StreamedSVD:
+    """``result``, after a warning when the Gram or randomized method's estimate is above ``tol`` (the
+    sketch warns itself; the dense method is exact)."""
+    info = result.info
+    if not info.get("converged", True):
+        warnings.warn(
+            f"{result.method} SVD: estimated relative error of the singular values "
+            f"{info.get('error_estimate', float('nan')):.1e} is above tol={tol:g}; raise n_iter, or use "
+            "method='gram' (tall data) or 'dense' (data that fit in memory)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return result
 
 
 def _plan_rows(
