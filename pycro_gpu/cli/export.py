@@ -42,7 +42,7 @@ def _default_out(args: argparse.Namespace, main: Any) -> Path:
 def _array(main: Any, field: str | None) -> Any:
     """The DataArray to export (one field of compound data), dims slowest first."""
     from ..errors import DataError
-    from ..io.usid._xarray import record_fields, select_field
+    from ..io.usid import record_fields, select_field
 
     obj = main.to_xarray()
     if not hasattr(obj, "data_vars"):

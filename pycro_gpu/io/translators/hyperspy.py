@@ -207,8 +207,7 @@ def export_hyperspy(
         Wrong extension, an existing ``out`` without ``overwrite``, or compound data without a valid
         ``field``.
     """
-    from ..usid import USIDataset
-    from ..usid._xarray import record_fields, select_field
+    from ..usid import USIDataset, record_fields, select_field
 
     out = Path(out)
     plugin = _plugin(out)

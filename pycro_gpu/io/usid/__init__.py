@@ -57,6 +57,7 @@ finished group (:func:`find_results`).
 
 from __future__ import annotations
 
+from ._xarray import record_fields, select_field
 from .dimensions import ANCILLARY_NAMES, INDICES_DTYPE, VALUES_DTYPE, Dimension
 from .read import (
     DEFAULT_RAW_DATA,
@@ -95,7 +96,9 @@ __all__ = [
     "iter_results_groups",
     "open_main",
     "position_maps",
+    "record_fields",
     "results_parameters",
+    "select_field",
     "write_main",
     "writing_results",
 ]
