@@ -60,13 +60,13 @@ FIT_SHO_UNTIL_KILLED = textwrap.dedent(
 
     class ReportingExecutor(LocalExecutor):
         def __init__(self, wait_after):
-            super().__init__(prefetch=False)
+            # synchronous writes: the driver asks for batch k + 1 only after it wrote and marked batch k
+            super().__init__(prefetch=False, write_behind=False)
             self.wait_after = wait_after
 
         def map(self, task, slices, source):
             for k, item in enumerate(super().map(task, slices, source), 1):
                 yield item
-                # the driver asks for the next batch only after it wrote and marked this one
                 print(k, flush=True)
                 if k == self.wait_after:
                     sys.stdin.readline()
