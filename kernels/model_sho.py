@@ -42,11 +42,13 @@ __all__ = [
     "sincos_reduced",
 ]
 
-#: Number of strongest bins whose pairs the guess inverts (10 pairs).
+#: Number of strongest bins whose pairs the guess inverts (6 pairs).
 N_STRONG = 4
 #: Candidates are scored on every ESTRIDE-th bin (enough to rank them; halves the guess cost).
 ESTRIDE = 2
 _N_PAIRS = N_STRONG * (N_STRONG - 1) // 2
+#: Threads per block of the CUDA guess (its per-thread scratch is sized by it in shared memory).
+GUESS_THREADS = 64
 
 #: numba.cuda, bound by ``cuda_kernel`` on first CUDA use (a module global, as numba's simulator requires).
 cuda = None
@@ -387,7 +389,7 @@ def sho_guess_cuda(x, y, out, *, stream=None) -> None:
     Launched on ``stream``, by default CuPy's current stream (:func:`._jit.launch_stream`), in order with
     the CuPy work around it and without numba's per-argument synchronisation.
     """
-    threads = 64
+    threads = GUESS_THREADS
     blocks = max(1, (int(y.shape[0]) + threads - 1) // threads)
     kernel = cuda_sho_guess_kernel(str(y.dtype))
     launch(kernel, blocks, threads, (x, y, out), launch_stream() if stream is None else stream)
@@ -402,18 +404,24 @@ def _cuda_sho_guess_factory(dtype_name: str):
     F = np.dtype(dtype_name).type
     NT = numba.float32 if F is np.float32 else numba.float64
     row_fn = cuda_device(_make_guess_row(F))
-    NC = 5 * _N_PAIRS
+    TPB = GUESS_THREADS
+    # odd row lengths keep the threads of a warp on distinct shared-memory banks
+    NS1 = N_STRONG + 1
+    NC1 = 5 * _N_PAIRS + 1
 
     def sho_guess_kernel(x, y, out):
+        # Each thread's scratch (strongest bins, candidates, result) is its row of block-shared arrays:
+        # indexed by loop variables it would otherwise live in local memory (off-chip, cached).
+        t = cuda.threadIdx.x
+        idx = cuda.shared.array((TPB, NS1), numba.int32)
+        mag = cuda.shared.array((TPB, NS1), NT)
+        cand = cuda.shared.array((TPB, NC1), NT)
+        res = cuda.shared.array((TPB, 5), NT)
         i = cuda.grid(1)
         if i >= y.shape[0]:
             return
-        idx = cuda.local.array(N_STRONG, numba.int32)
-        mag = cuda.local.array(N_STRONG, NT)
-        cand = cuda.local.array(NC, NT)
-        res = cuda.local.array(4, NT)
-        row_fn(x, y, i, res, idx, mag, cand)
+        row_fn(x, y, i, res[t], idx[t], mag[t], cand[t])
         for a in range(4):
-            out[i, a] = res[a]
+            out[i, a] = res[t, a]
 
     return cuda.jit(sho_guess_kernel)

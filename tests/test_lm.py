@@ -179,8 +179,9 @@ def test_lm_cuda_kernel_compiles_for_sm90_without_spills(name, dtype):
 
 
 @pytest.mark.ptx
-@pytest.mark.parametrize("dtype", ["float32"])
-def test_sho_guess_cuda_kernel_compiles_for_sm90_without_spills(dtype):
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sho_guess_cuda_kernel_compiles_for_sm90_without_local_memory(dtype):
+    """The guess keeps its per-thread scratch in shared memory: no spills and no stack frame."""
     from pycro_gpu.kernels.model_sho import cuda_sho_guess_kernel
 
     from tests.ptx import assemble, compile_ptx
@@ -188,6 +189,7 @@ def test_sho_guess_cuda_kernel_compiles_for_sm90_without_spills(dtype):
     sig = f"void({dtype}[::1], {dtype}[:, ::1], {dtype}[:, ::1])"
     report = assemble(compile_ptx(cuda_sho_guess_kernel(dtype), sig))
     assert report["spill_store_bytes"] == 0 and report["spill_load_bytes"] == 0, report["log"]
+    assert report["stack_bytes"] == 0, report["log"]
 
 
 @pytest.mark.gpu
