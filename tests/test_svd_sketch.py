@@ -11,7 +11,7 @@ import pytest
 import scipy.linalg
 
 from pycro_gpu.decomposition._svd_sinks import SpillRows
-from pycro_gpu.decomposition._svd_sketch import warm_start
+from pycro_gpu.decomposition._svd_sketch import row_sample, warm_start
 from pycro_gpu.decomposition._svd_streamed import streamed_svd
 from pycro_gpu.process.rows import ArrayRows, HDF5Rows, sample_spans
 from tests.helpers import results_group, to_numpy
@@ -106,9 +106,8 @@ def test_forecast_from_the_sample_tracks_the_first_read(rng, noise):
     H = rng.standard_normal((8, 128)) * np.logspace(1, 0, 8)[:, None]
     A = rng.standard_normal((20000, 8)) @ H + noise * rng.standard_normal((20000, 128))
     src = ArrayRows(A)
-    _omega, ahead = warm_start(
-        src, 8, 18, cdt=np.float64, device=None, seed=0, max_rows=20000, sample_rows=8192, with_forecast=True
-    )
+    smp = row_sample(src, np.float64, max_rows=20000, sample_rows=8192)
+    _omega, ahead = warm_start(smp, src.xp, 8, 18, cdt=np.float64, device=None, seed=0, with_forecast=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # tol=0: one read, then "above tol"
         res = streamed_svd(src, 8, method="sketch", n_iter=0, tol=0.0, progress=False)

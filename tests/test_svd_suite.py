@@ -100,3 +100,54 @@ def test_quick_benchmark_runs_every_contender_and_checks_accuracy(tmp_path):
     assert wide["pycro-gpu auto"]["method_used"] == "dense"
     assert (out / "bench_svd_quick.md").read_text().count("\n") == 4
     assert not list(tmp_path.glob("*.h5"))  # scratch files removed
+
+
+@pytest.mark.parametrize("method", ["auto", "sketch", "randomized"])
+def test_single_precision_products_add_no_more_than_their_estimate(suite_case, method, monkeypatch):
+    """Single-precision data multiply in single precision in the light reads; the estimate of what that
+    adds bounds the real difference to double-precision products, and is part of the error estimate."""
+    import pycro_gpu.decomposition._svd_streamed as streamed
+
+    name, case, A, _s_ref, _v_ref = suite_case
+    if A.dtype not in (np.float32, np.complex64) or (method == "sketch" and case.rows < 4 * case.cols):
+        pytest.skip("double-precision data, or a sketch of wide data")
+
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return streamed_svd(ArrayRows(A), case.k, method=method, tol=TOL, memory_mb=64, progress=False)
+
+    single = run()
+    if single.method == "gram":  # auto's Gram method multiplies in double precision throughout
+        assert single.info["arithmetic"] in ("float64", "complex128"), name
+        return
+    assert single.info["arithmetic"] == A.dtype.name, (name, method)
+    bound = single.info["single_precision_error"]
+    assert 0 < bound <= single.info["error_estimate"], (name, method)
+    monkeypatch.setattr(streamed, "SINGLE_PRECISION_SHARE", 0.0)
+    double = run()
+    assert double.info["arithmetic"] in ("float64", "complex128"), (name, method)
+    s1, s2 = (np.asarray(r.S, dtype=np.float64) for r in (single, double))
+    assert float(np.max(np.abs(s1 - s2) / s2)) <= bound, (name, method)
+
+
+def test_float32_data_whose_spectrum_spans_decades_multiply_in_double_precision():
+    rng = np.random.default_rng(3)
+    m, n, k = 20000, 96, 8
+    U = np.linalg.qr(rng.standard_normal((m, k)))[0]
+    V = np.linalg.qr(rng.standard_normal((n, k)))[0]
+    s = np.logspace(0, -5, k) * 1e3  # single-precision rounding (6e-8 s_1) would be 6e-3 of s_k
+    A = ((U * s) @ V.T).astype(np.float32)
+    res = streamed_svd(ArrayRows(A), k, method="sketch", tol=TOL, memory_mb=64, progress=False)
+    assert res.info["arithmetic"] == "float64"
+    assert res.info["single_precision_error"] > TOL
+    exact = np.linalg.svd(A.astype(np.float64), compute_uv=False)[:k]
+    assert np.max(np.abs(np.asarray(res.S) - exact) / exact) <= max(res.info["error_estimate"], 1e-12)
+
+
+def test_double_precision_data_multiply_in_double_precision(suite_case):
+    name, case, A, _s_ref, _v_ref = suite_case
+    if A.dtype not in (np.float64, np.complex128):
+        pytest.skip("single-precision data")
+    res = streamed_svd(ArrayRows(A), case.k, tol=TOL, memory_mb=64, progress=False)
+    assert res.info["arithmetic"] == A.dtype.name and "single_precision_error" not in res.info, name

@@ -236,7 +236,15 @@ def svd_dataset(
         group.attrs["method_used"] = res.method
         group.attrs["reads"] = int(res.info["reads"])
         group.attrs["refined"] = bool(res.info["refined"])
-        for key in ("sketch_reads", "sketch_forecast", "error_estimate", "angle_estimate", "converged"):
+        for key in (
+            "sketch_reads",
+            "sketch_forecast",
+            "error_estimate",
+            "angle_estimate",
+            "converged",
+            "arithmetic",
+            "single_precision_error",
+        ):
             if key in res.info:
                 group.attrs[key] = res.info[key]
 
@@ -245,8 +253,8 @@ def svd_dataset(
         params, algorithm, source, dataset_path, setup=setup, validate=validate,
         equivalent=lambda main, parent: foreign_svd_group(main, parent, int(k), params),
         results=results, backend=backend, executor=executor, override=override,
-        # U, V, S and the checkpointed sketches (k + 10 columns), complex128 at most
-        output_bytes=lambda main: 16 * (main.shape[0] + 3 * main.shape[1]) * (int(k) + 10),
+        # U, V, S and the checkpointed sketches (2 k + 10 columns at most), complex128 at most
+        output_bytes=lambda main: 16 * (main.shape[0] + 3 * main.shape[1]) * (2 * int(k) + 10),
     )  # fmt: skip
 
 

@@ -25,6 +25,8 @@ __all__ = [
     "forecast",
     "predicted_next",
     "ritz_estimate",
+    "row_sample",
+    "single_precision_error",
     "sketch_batch",
     "subspace_angle_estimate",
     "warm_start",
@@ -110,34 +112,73 @@ def forecast(
     return SketchForecast(first, predicted_next(est, lam) / HALF_SAMPLE_PESSIMISM)
 
 
+def row_sample(source: Any, cdt: Any, *, max_rows: int, sample_rows: int, min_rows: int = 1) -> Array:
+    """Rows spread over the whole matrix (``sample_rows`` at most, ``max_rows`` by the budget, at least
+    ``min_rows``) in the compute dtype ``cdt``, checked finite."""
+    xp = source.xp
+    m = int(source.shape[0])
+    count = max(min(m, min_rows), min(m, sample_rows, max_rows))
+    smp = xp.astype(_sample(source, count), cdt, copy=False)
+    require_finite(smp, "data (seen in the SVD's row sample)")
+    return smp
+
+
+def single_precision_error(smp: Array, omega: Array, k: int, xp: Namespace, *, batch_rows: int) -> float:
+    """Relative singular-value error that single-precision batch products would add (an estimate).
+
+    ``smp`` holds rows of single-precision data in double precision (exactly). The larger of two terms:
+
+    * ``u s_1 / s_k`` (``u`` the single-precision unit roundoff, ``s`` the top-``k`` Ritz values of the
+      sample): a product computed in single precision is the exact product of data perturbed by about
+      ``u`` relative, which moves ``s_k`` by up to ``u s_1``;
+    * the measured effect: the top-``k`` Ritz values of ``T = (S Omega)^H S Omega`` from single- and from
+      double-precision products of the sample ``S``, their largest relative difference, scaled by
+      ``sqrt(batch_rows / sample rows)`` for the longer sums of a read's batches (random rounding grows
+      as the square root of a sum's length).
+
+    On the suite of ``benchmarks/bench_svd.py`` it was 3x to 12x the real error (``tests/test_svd_suite.py``).
+    The reads add their batches up in double precision.
+    """
+    single = xp.complex64 if xp.isdtype(smp.dtype, "complex floating") else xp.float32
+    s1, o1 = xp.astype(smp, single), xp.astype(omega, single)
+    z_single = xp.astype(herm(s1 @ o1, xp) @ s1, smp.dtype)
+    z_double = herm(smp @ omega, xp) @ smp
+    lam = [
+        np.sort(np.asarray(to_host(xp.linalg.eigvalsh(hermitian_part(z @ omega, xp))), np.float64))[::-1]
+        for z in (z_single, z_double)
+    ]
+    kk = min(k, int(np.count_nonzero(lam[1] > _LAM_FLOOR * max(lam[1][0], 0.0))))
+    if kk == 0:
+        return 0.0
+    s_single, s_double = (np.sqrt(np.clip(w[:kk], 0.0, None)) for w in lam)
+    measured = float(np.max(np.abs(s_single - s_double) / s_double))
+    measured *= math.sqrt(max(1.0, batch_rows / int(smp.shape[0])))
+    u = float(np.finfo(np.float32).eps) / 2
+    return max(measured, u * float(s_double[0] / s_double[kk - 1]))
+
+
 def warm_start(
-    source: Any,
+    smp: Array,
+    xp: Namespace,
     k: int,
     l_cols: int,
     *,
     cdt: Any,
     device: Any,
     seed: int,
-    max_rows: int,
-    sample_rows: int,
     with_forecast: bool = False,
     narrow_tol: float | None = None,
 ) -> tuple[Array, SketchForecast | None]:
-    """Orthonormal ``n x l`` test matrix: top right singular vectors of a row sample, plus random columns,
-    and (``with_forecast``) the :func:`forecast` of the sketch's error from the same sample.
+    """Orthonormal ``n x l`` test matrix: top right singular vectors of the row sample ``smp`` (see
+    :func:`row_sample`), plus random columns, and (``with_forecast``) the :func:`forecast` of the sketch's
+    error from the same sample.
 
-    The sample (``sample_rows`` rows at most, ``max_rows`` by the budget) spreads over the whole matrix;
     ``max(1, (l - k) // 2)`` of the ``l`` columns are Gaussian (none when ``l == k``) so that directions
     the sample missed still reach the sketch and show in the error estimate. With ``narrow_tol`` the
     sketch takes only ``k + NARROW_OVERSAMPLE`` columns when their forecast stays below
     ``narrow_tol / FORECAST_MARGIN`` (a spectrum that drops into flat noise after ``k`` gains nothing from
     more columns, and each column costs arithmetic on every row); the returned matrix says which.
     """
-    xp = source.xp
-    m, _n = source.shape
-    count = max(min(m, l_cols), min(m, sample_rows, max_rows))
-    smp = xp.astype(_sample(source, count), cdt, copy=False)
-    require_finite(smp, "data (seen in the SVD's row sample)")
     narrow = min(l_cols, k + NARROW_OVERSAMPLE)
     if with_forecast and narrow_tol is not None and narrow < l_cols:
         ahead = forecast(smp, xp, k, narrow, cdt=cdt, device=device, seed=seed)

@@ -43,6 +43,16 @@ squared), at the cost of one pass over the small ``U`` (``n_rows x k``). The ske
 ``U`` the same way when ``U^H U`` strays from the identity; for singular values spanning more than
 ``1e6`` use ``method="gram"``.
 
+Single precision. Float32 and complex64 data multiply in their own precision in the light reads (the
+sketch, range-finder and ``U`` batch products; sums over batches stay in double precision) when the
+error this adds, estimated on the row sample (``u s_1 / s_k``, or the measured difference of single- and
+double-precision products of the sample if larger), takes at most half of ``tol``: two to three times
+less arithmetic and memory traffic per read. The estimate is added to ``error_estimate`` and recorded as
+``single_precision_error``; ``arithmetic`` records the choice. Data whose spectrum spans enough decades
+to make the rounding visible multiply in double precision, as does every other dtype, and the Gram and
+dense methods always do. Under ``auto`` the randomized method samples ``2 k + oversample`` columns: its
+subspace angle converges as ``(s_{l+1} / s_k)^(2 reads)``, slowly on spectra that decay slowly.
+
 Threads. On NumPy the reads are prefetched on a worker thread; the light passes (sketch, range finder,
 ``U``) leave that thread a core of its own by capping BLAS threads at ``cores - 1`` (on two cores this
 makes a sketch pass cost about one read instead of two). The Gram pass, arithmetic-bound, keeps them all.
@@ -98,6 +108,16 @@ SKETCH_TOL = 1e-5
 #: top-k right singular subspace and the exact one is below this too (singular values converge twice as
 #: fast as vectors: an error of 1e-5 in the values allows angles of ~3e-3).
 ANGLE_TOL = 1e-4
+#: Single-precision data take single-precision products in the light reads (sketch, range finder, ``U``;
+#: their sums over batches stay in double precision) when the error those products add, estimated on the
+#: row sample (:func:`~._svd_sketch.single_precision_error`), takes at most this share of ``tol``; the
+#: estimate is then added to the reported ``error_estimate``.
+SINGLE_PRECISION_SHARE = 0.5
+#: Floating-point operations per data element of a light read (two products with ``l`` columns: ``4 l``,
+#: four times that for complex data) from which the read is bound by arithmetic and BLAS keeps every core:
+#: complex BEPS data with ``l = 42`` (672) ran 1.4x faster on two cores uncapped, float32 data with
+#: ``l`` of 20 and 42 (80, 168) no faster.
+ARITHMETIC_BOUND_FLOPS = 256
 #: On NumPy, batches of the light passes (sketch, range finder, ``U``) hold at most this many bytes: the
 #: products then run on cache-resident data while the reader thread fills the other buffer.
 LIGHT_BATCH_BYTES = 16 * 2**20
@@ -261,13 +281,17 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _light_pass_threads(source: Any, xp: Namespace) -> Callable[[], Any]:
+def _light_pass_threads(source: Any, xp: Namespace, l_cols: int = 0) -> Callable[[], Any]:
     """Context factory capping BLAS threads at ``cores - 1`` while a prefetching reader runs beside them.
 
     Light BLAS work (products with ``l << n`` columns) and the reader thread then each have their own
-    cores instead of oversubscribing them; never raises a cap the caller already set.
+    cores instead of oversubscribing them; never raises a cap the caller already set. Reads whose two
+    products with ``l_cols`` columns cost ``ARITHMETIC_BOUND_FLOPS`` or more per element are bound by
+    arithmetic, not by the reader: they keep every core.
     """
     if not (is_numpy_namespace(xp) and getattr(source, "prefetch", False)):
+        return contextlib.nullcontext
+    if 4 * l_cols * (4 if np.dtype(source.dtype).kind == "c" else 1) >= ARITHMETIC_BOUND_FLOPS:
         return contextlib.nullcontext
     cores = _usable_cores()
     if cores < 2:
@@ -360,6 +384,10 @@ def streamed_svd(
     cdt = _compute_dtype(source.dtype, xp)
     device = getattr(source, "device", None)
     l_cols = min(n, k + max(0, int(oversample)))
+    if auto and method == "randomized":
+        # the subspace angle converges as (s_{l+1} / s_k)^(2 reads): on slowly decaying spectra (BEPS)
+        # k + 10 columns left it above ANGLE_TOL after five reads, 2 k + 10 met it in four or five
+        l_cols = min(n, 2 * k + max(0, int(oversample)))
     if method == "randomized" and n_iter < 1:
         msg = f"n_iter must be >= 1 for the randomized method, got {n_iter!r}"
         raise ParameterError(msg)
@@ -371,7 +399,7 @@ def streamed_svd(
         "reads": 0,
         "refined": False,
     }
-    light = _light_pass_threads(source, xp)
+    light = _light_pass_threads(source, xp, l_cols)
     ckpt = NoCheckpoint() if checkpoint is None else checkpoint
     cdt_name = "complex128" if cdt == xp.complex128 else "float64"
 
@@ -391,7 +419,7 @@ def streamed_svd(
             out = _run_sketch(
                 source, k, l_cols, xp=xp, cdt=cdt, device=device, seed=seed, tol=tol, memory_mb=memory_mb,
                 max_reads=(2 if auto else 1 + max(0, int(n_iter))), fallback=auto, info=info,
-                sink=sink if compute_u else None, read=read,
+                sink=sink if compute_u else None, read=read, batch_rows=light_rows,
             )  # fmt: skip
             if out is None:
                 sink.discard()  # the estimate says the spectrum needs more reads than the Gram method
@@ -423,6 +451,7 @@ def streamed_svd(
     if method == "gram":
 
         def gram_stage() -> dict[str, Any]:
+            info["arithmetic"] = cdt_name  # exact up to rounding: double precision throughout
             spec = PassSpec(partial(gram_batch, cdt=cdt_name), sums={"G": ((n, n), np.dtype(cdt_name))})
             G = gram_result(read("SVD: Gram matrix", spec, heavy=True)["G"], xp)
             _check_finite(G, xp)
@@ -433,9 +462,15 @@ def streamed_svd(
 
         state = ckpt.stage("gram", gram_stage)
     else:
+
+        def arithmetic(Q: Array) -> str:
+            sample = partial(_budget_sample, source, xp, cdt, memory_mb, min_rows=l_cols)
+            return _light_arithmetic(source, Q, k, xp, tol, light_rows, info, sample=sample)
+
         state = _range_finder(
-            n, l_cols, k, n_iter, seed, xp, cdt, cdt_name, device, ckpt, read, info, tol, stop_early=auto
-        )
+            n, l_cols, k, n_iter, seed, xp, cdt, device, ckpt, read, info, tol,
+            stop_early=auto, arithmetic=arithmetic,
+        )  # fmt: skip
     _restore_info(state, info)
     S, V = state["S"], state["V"]
     c = _phase_fix(V, xp)
@@ -503,7 +538,6 @@ def _range_finder(
     seed: int,
     xp: Namespace,
     cdt: Any,
-    cdt_name: str,
     device: Any,
     ckpt: Any,
     read: Callable[..., dict[str, Array]],
@@ -511,6 +545,7 @@ def _range_finder(
     tol: float,
     *,
     stop_early: bool = False,
+    arithmetic: Callable[[Array], str],
 ) -> dict[str, Any]:
     """``S`` and ``V`` of the randomized method: ``n_iter + 1`` power reads, each a checkpointed stage.
 
@@ -518,19 +553,21 @@ def _range_finder(
     relative error of the singular values, as for the sketch (recorded as ``error_estimate``). With
     ``stop_early`` (``method="auto"``) the estimate is computed after every read and the reads stop as
     soon as it meets ``tol`` and the estimated subspace angle ``ANGLE_TOL`` (a resumed run restores the
-    same reads and stops at the same one); ``angle_estimate`` is recorded.
+    same reads and stops at the same one); ``angle_estimate`` is recorded. ``arithmetic(Q)`` names the
+    dtype of the reads' batch products (the sums stay in ``cdt``).
     """
     from ._svd_sketch import ritz_estimate, subspace_angle_estimate
 
     rng = np.random.default_rng(seed)
     Q, _ = xp.linalg.qr(from_host(rng.standard_normal((n, l_cols)), xp, device=device, dtype=cdt))
+    arith = arithmetic(Q)
+    dt = np.dtype("complex128" if cdt == xp.complex128 else "float64")
     T = None
     for it in range(n_iter + 1):
 
         def range_stage(Q: Array = Q, it: int = it) -> dict[str, Any]:
-            spec = PassSpec(
-                partial(power_batch, Q=Q, cdt=cdt_name), sums={"Y": ((n, l_cols), np.dtype(cdt_name))}
-            )
+            Qa = xp.astype(Q, getattr(xp, arith))
+            spec = PassSpec(partial(power_batch, Q=Qa, cdt=arith), sums={"Y": ((n, l_cols), dt)})
             Y = read(f"SVD: range finder {it + 1}/{n_iter + 1}", spec)["Y"]
             _check_finite(Y, xp)
             return {"Y": Y, **_info_payload(info)}
@@ -540,9 +577,10 @@ def _range_finder(
         if it == n_iter or stop_early:
             lam, _E, est, R = ritz_estimate(herm(step["Y"], xp), Q, k, xp)
             angle = subspace_angle_estimate(R, lam)
-            if it == n_iter or (float(np.max(est)) <= tol and angle <= ANGLE_TOL):
+            worst = float(np.max(est)) + _rounding_share(info)
+            if it == n_iter or (worst <= tol and angle <= ANGLE_TOL):
                 T = hermitian_part(herm(Q, xp) @ step["Y"], xp)
-                _record_error(info, float(np.max(est)), tol)
+                _record_error(info, worst, tol)
                 info["angle_estimate"] = angle
                 break
         Q, _ = xp.linalg.qr(step["Y"])
@@ -563,6 +601,7 @@ def _dense_stage(
     """One read of the whole matrix and LAPACK's SVD of it: exact (backward stable), for data that fit."""
     m, n = source.shape
     dt = np.dtype(cdt_name)
+    info["arithmetic"] = cdt_name
     parts: list[Array] = []
     spec = PassSpec(partial(rows_batch, cdt=cdt_name), rows={"A": ((n,), dt)})
     read("SVD: data", spec, on_rows=lambda s, e, r: parts.append(xp.asarray(r["A"])))
@@ -597,6 +636,55 @@ def _record_error(info: dict[str, Any], estimate: float, tol: float | None) -> N
     info["converged"] = bool(tol is None or estimate <= tol)
 
 
+def _budget_sample(source: Any, xp: Namespace, cdt: Any, memory_mb: float | None, *, min_rows: int) -> Array:
+    """The row sample of the sketch and of the precision check: a quarter of the budget at most."""
+    from ._svd_sketch import row_sample
+
+    n = int(source.shape[1])
+    max_rows = max(1, int(budget_mb(memory_mb) * 2**20 / 4 // (n * _itemsize(xp, cdt))))
+    return row_sample(source, cdt, max_rows=max_rows, sample_rows=SKETCH_SAMPLE_ROWS, min_rows=min_rows)
+
+
+def _light_arithmetic(
+    source: Any,
+    omega: Array,
+    k: int,
+    xp: Namespace,
+    tol: float,
+    batch_rows: int,
+    info: dict[str, Any],
+    *,
+    sample: Callable[[], Array],
+) -> str:
+    """Dtype name of the light reads' batch products (recorded as ``info["arithmetic"]``).
+
+    Single-precision data (float32, complex64) take single-precision products when the error they add,
+    estimated on the row sample (``sample()``, in double precision) with the test matrix ``omega``, is at
+    most ``SINGLE_PRECISION_SHARE`` of ``tol`` (recorded as ``info["single_precision_error"]`` and added
+    to the error estimate, see :func:`_rounding_share`): about 2x to 3x less arithmetic and memory
+    traffic per read, and no double-precision copy of each batch. Everything else, and data whose
+    spectrum makes single-precision rounding visible, multiply in double precision.
+    """
+    complex_data = np.dtype(source.dtype).kind == "c"
+    double, single = ("complex128", "complex64") if complex_data else ("float64", "float32")
+    arith = double
+    if np.dtype(source.dtype) == np.dtype(single):
+        from ._svd_sketch import single_precision_error
+
+        err = single_precision_error(sample(), omega, k, xp, batch_rows=batch_rows)
+        info["single_precision_error"] = err
+        if err <= SINGLE_PRECISION_SHARE * tol:
+            arith = single
+    info["arithmetic"] = arith
+    return arith
+
+
+def _rounding_share(info: dict[str, Any]) -> float:
+    """What single-precision products add to the error estimate (0 for double-precision ones)."""
+    single = info.get("arithmetic") in ("float32", "complex64")
+    return float(info.get("single_precision_error", 0.0)) if single else 0.0
+
+
 def _u_stage(
     S: Array,
     V: Array,
@@ -616,8 +704,11 @@ def _u_stage(
     inv_s = xp.astype(good, S.dtype) / xp.where(good, S, xp.ones_like(S))
     W = V * xp.reshape(xp.astype(inv_s, cdt), (1, -1))
     dt = np.dtype(cdt_name)
+    arith = info.get("arithmetic", cdt_name)  # the range finder's products; the Gram method's: double
     spec = PassSpec(
-        partial(project_batch, W=W, cdt=cdt_name), sums={"H": ((k, k), dt)}, rows={"U": ((k,), dt)}
+        partial(project_batch, W=xp.astype(W, getattr(xp, arith)), cdt=arith, acc=cdt_name),
+        sums={"H": ((k, k), dt)},
+        rows={"U": ((k,), dt)},
     )
     H = read("SVD: U", spec, on_rows=lambda s, e, r: sink.write(s, e, r["U"]))["H"]
     C = xp.eye(k, dtype=cdt, device=device)
@@ -639,6 +730,8 @@ def _u_stage(
 #: ``info`` entries a stage saves with its arrays (a resumed run reports what the whole job did)
 _INFO_KEYS = (
     "reads",
+    "arithmetic",
+    "single_precision_error",
     "refined",
     "sketch_reads",
     "sketch_columns",
@@ -650,14 +743,20 @@ _INFO_KEYS = (
 
 
 def _info_payload(info: dict[str, Any]) -> dict[str, Any]:
-    return {f"info_{key}": info[key] for key in _INFO_KEYS if key in info}
+    # a checkpoint holds arrays: text (the arithmetic) as bytes
+    return {
+        f"info_{key}": np.bytes_(info[key].encode()) if isinstance(info[key], str) else info[key]
+        for key in _INFO_KEYS
+        if key in info
+    }
 
 
 def _restore_info(state: dict[str, Any], info: dict[str, Any]) -> None:
     for key in _INFO_KEYS:
         if f"info_{key}" in state:
             value = state[f"info_{key}"]
-            info[key] = value.item() if isinstance(value, np.generic) else value
+            value = value.item() if isinstance(value, np.generic | np.ndarray) else value
+            info[key] = value.decode() if isinstance(value, bytes) else value
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -700,10 +799,14 @@ def power_batch(a: Array, xp: Namespace, start: int, stop: int, *, Q: Array, cdt
     return {"Y": herm(a, xp) @ (a @ xp.asarray(Q))}
 
 
-def project_batch(a: Array, xp: Namespace, start: int, stop: int, *, W: Array, cdt: str) -> dict[str, Array]:
-    """Rows ``U = A W`` of this batch and their part of ``U^H U``."""
+def project_batch(
+    a: Array, xp: Namespace, start: int, stop: int, *, W: Array, cdt: str, acc: str | None = None
+) -> dict[str, Array]:
+    """Rows ``U = A W`` of this batch (products in ``cdt``) and their part of ``U^H U`` (in ``acc``, by
+    default ``cdt``: the refinement needs it in double precision)."""
     u = _as_compute(a, xp, cdt) @ xp.asarray(W)
-    return {"U": u, "H": herm(u, xp) @ u}
+    ua = u if acc is None else _as_compute(u, xp, acc)
+    return {"U": u, "H": herm(ua, xp) @ ua}
 
 
 def _run_sketch(
@@ -722,6 +825,7 @@ def _run_sketch(
     info: dict[str, Any],
     sink: Any,
     read: Callable[..., dict[str, Array]],
+    batch_rows: int,
 ) -> tuple[Array, Array, Array] | None:
     """Sketch reads until the error estimate meets ``tol``; ``(S, V, C)`` or None to fall back to Gram."""
     from ._svd_sketch import (
@@ -734,16 +838,16 @@ def _run_sketch(
     )
 
     n = source.shape[1]
-    max_rows = max(1, int(budget_mb(memory_mb) * 2**20 / 4 // (n * _itemsize(xp, cdt))))
+
+    smp = _budget_sample(source, xp, cdt, memory_mb, min_rows=l_cols)
     omega, ahead = warm_start(
-        source,
+        smp,
+        xp,
         k,
         l_cols,
         cdt=cdt,
         device=device,
         seed=seed,
-        max_rows=max_rows,
-        sample_rows=SKETCH_SAMPLE_ROWS,
         with_forecast=fallback,
         narrow_tol=tol if fallback else None,
     )
@@ -756,12 +860,13 @@ def _run_sketch(
         if ahead.first > tol and ahead.second * FORECAST_MARGIN > tol:
             info["sketch_reads"] = 0
             return None
+    dt = np.dtype("complex128" if cdt == xp.complex128 else "float64")
+    arith = _light_arithmetic(source, omega, k, xp, tol, batch_rows, info, sample=lambda: smp)
     for it in range(max(1, max_reads)):
         if it and sink is not None:
             sink.discard()
-        dt = np.dtype("complex128" if cdt == xp.complex128 else "float64")
         spec = PassSpec(
-            partial(sketch_batch, omega_t=omega.mT, cdt=dt.name),
+            partial(sketch_batch, omega_t=xp.astype(omega.mT, getattr(xp, arith)), cdt=arith),
             sums={"ZH": ((l_cols, n), dt)},
             rows={"Y": ((l_cols,), dt)} if sink is not None else {},
         )
@@ -769,7 +874,7 @@ def _run_sketch(
         ZH = read(f"SVD: sketch {it + 1}", spec, on_rows=on_rows)["ZH"]
         _check_finite(ZH, xp)
         lam, E, est, _R = ritz_estimate(ZH, omega, k, xp)
-        worst = float(np.max(est))
+        worst = float(np.max(est)) + _rounding_share(info)
         info.update(sketch_reads=it + 1, error_estimate=worst, converged=worst <= tol)
         if worst <= tol:
             return finish_sketch(ZH, lam, E, k, xp)
