@@ -419,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in table]
     if unknown:
         ap.error(f"unknown case(s) {unknown}; choose from {list(table)}")
+    Path(args.dir).mkdir(parents=True, exist_ok=True)
     load = round(os.getloadavg()[0], 1)
     results = [run_case(n, table[n], args) for n in names]
     for res in results:
