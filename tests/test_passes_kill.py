@@ -134,9 +134,9 @@ CASES = {
     "svd-gram": ((70, 30), "same_file", True),
     # range finder 1..3 (60 each), U (60): killed in read 1, 2, then 3
     "svd-randomized": ((50, 70, 90), "other_file", True),
-    # the SVD of its features (randomized: 5 x 60, U 60), then its own sums read (71): killed in
-    # range-finder reads 2 and 5, then in the sums read
-    "cluster-svd": ((100, 200, 150), "same_file", True),
+    # the SVD of its features (randomized: 5 x 60, U from the last read's rows), then its own sums read
+    # (71): killed in range-finder reads 2 and 5, then in the sums read
+    "cluster-svd": ((100, 200, 100), "same_file", True),
     # partial_fit (36), projection (36): killed in the fit, in the projection, in the projection again
     "decompose-ipca": ((20, 40, 10), "same_file", True),
 }

@@ -158,3 +158,38 @@ def test_wide_eels_spectrum_image_is_exact(test_data, tmp_path):
     ref = np.linalg.svd(A, compute_uv=False)[:8]
     np.testing.assert_allclose(S64, ref, rtol=1e-10)
     np.testing.assert_allclose(S, ref.astype(S.dtype), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+def test_randomized_u_comes_from_the_last_read_and_a_resume_gives_the_same_bits(tmp_path, dtype, monkeypatch):
+    """The randomized method forms U from the rows A Q of its last range read (no U read); a run that
+    fails after the last read resumes from the checkpoint, reads A Q again and writes the same U."""
+    import pycro_gpu.decomposition._svd_streamed as streamed
+
+    kwargs = dict(k=4, method="randomized", n_iter=2, memory_mb=0.25, progress=False)
+    paths = [tmp_path / "clean.h5", tmp_path / "resumed.h5"]
+    for p in paths:
+        f, _main, A = _make(p, np.random.default_rng(5), complex_=np.dtype(dtype).kind == "c", dtype=dtype)
+        f.close()
+    with h5py.File(paths[0], "r+") as f:
+        clean = results_group(svd_dataset(f["Measurement_000/Channel_000/Raw_Data"], **kwargs), f)
+        assert clean.attrs["reads"] == 3 and clean.attrs["status"] == "complete"
+        expected = {name: clean[name][()] for name in ("U", "S", "V")}
+    A64 = A.astype(np.complex128 if np.dtype(dtype).kind == "c" else np.float64)
+    u, s, v = (expected[n].astype(A64.dtype) for n in ("U", "S", "V"))
+    np.testing.assert_allclose(u * s, A64 @ v.conj().T, atol=1e-5 * float(expected["S"][0]))  # U = A V / S
+
+    real_u_stage = streamed._u_stage
+
+    def crash(*args, **kw):
+        raise KeyboardInterrupt("killed after the last range read")
+
+    monkeypatch.setattr(streamed, "_u_stage", crash)
+    with h5py.File(paths[1], "r+") as f, pytest.raises(KeyboardInterrupt):
+        svd_dataset(f["Measurement_000/Channel_000/Raw_Data"], **kwargs)
+    monkeypatch.setattr(streamed, "_u_stage", real_u_stage)
+    with h5py.File(paths[1], "r+") as f:
+        grp = results_group(svd_dataset(f["Measurement_000/Channel_000/Raw_Data"], **kwargs), f)
+        assert grp.name.endswith("SVD_000") and grp.attrs["status"] == "complete"
+        for name, value in expected.items():
+            assert grp[name][()].tobytes() == value.tobytes(), name

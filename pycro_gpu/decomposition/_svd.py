@@ -221,11 +221,15 @@ def svd_dataset(
         same_file = group.file.id == main.file.id
         uv_dtype, s_dtype = _result_dtypes(_source_float_dtype(main))
         xp = runner.xp
-        res = streamed_svd(
-            runner, int(k), method=method, n_iter=n_iter, tol=tol, refine=refine, memory_mb=memory_mb,
-            seed=seed, u_sink=HDF5USink(group["U"], xp, memory_mb=memory_mb), progress=progress,
-            checkpoint=checkpoint,
-        )  # fmt: skip
+        sink = HDF5USink(group["U"], xp, memory_mb=memory_mb)
+        try:
+            res = streamed_svd(
+                runner, int(k), method=method, n_iter=n_iter, tol=tol, refine=refine, memory_mb=memory_mb,
+                seed=seed, u_sink=sink, progress=progress, checkpoint=checkpoint,
+            )  # fmt: skip
+        except BaseException:
+            sink.discard()  # its spill store: a temporary file until closed
+            raise
         spec_inds, spec_vals = source_ancillaries(main, group, same_file, "Spectroscopic")
         write_main(
             group, "V", to_host(res.V).astype(uv_dtype, copy=False), components(main), None,

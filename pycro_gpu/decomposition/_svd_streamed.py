@@ -469,7 +469,7 @@ def streamed_svd(
 
         state = _range_finder(
             n, l_cols, k, n_iter, seed, xp, cdt, device, ckpt, read, info, tol,
-            stop_early=auto, arithmetic=arithmetic,
+            stop_early=auto, arithmetic=arithmetic, sink=sink if compute_u else None,
         )  # fmt: skip
     _restore_info(state, info)
     S, V = state["S"], state["V"]
@@ -477,7 +477,9 @@ def streamed_svd(
     V = V * xp.reshape(c, (1, -1))
     if not compute_u:
         return _warn_unless_converged(StreamedSVD(None, S, herm(V, xp), method, info), tol)
-    state = ckpt.stage("U", lambda: _u_stage(S, V, k, xp, cdt, cdt_name, sink, refine, read, info))
+    # the sink holds the rows A Q of the range finder's last read: U without another read
+    kept = state["Z"] * xp.reshape(c, (1, -1)) if method == "randomized" else None
+    state = ckpt.stage("U", lambda: _u_stage(S, V, k, xp, cdt, cdt_name, sink, refine, read, info, kept=kept))
     _restore_info(state, info)
     U = sink.U if u_sink is None else None
     return _warn_unless_converged(StreamedSVD(U, state["S"], herm(state["V"], xp), method, info), tol)
@@ -546,6 +548,7 @@ def _range_finder(
     *,
     stop_early: bool = False,
     arithmetic: Callable[[Array], str],
+    sink: Any = None,
 ) -> dict[str, Any]:
     """``S`` and ``V`` of the randomized method: ``n_iter + 1`` power reads, each a checkpointed stage.
 
@@ -555,6 +558,11 @@ def _range_finder(
     soon as it meets ``tol`` and the estimated subspace angle ``ANGLE_TOL`` (a resumed run restores the
     same reads and stops at the same one); ``angle_estimate`` is recorded. ``arithmetic(Q)`` names the
     dtype of the reads' batch products (the sums stay in ``cdt``).
+
+    With a ``sink``, every read also writes its rows ``A Q`` there (the previous read's are discarded),
+    and the result's ``Z`` (``V = Q Z``) turns those of the last read into ``U`` without another read.
+    A run that resumes after the last read (restored from the checkpoint) reads ``A Q`` once more, the
+    same products bit for bit.
     """
     from ._svd_sketch import ritz_estimate, subspace_angle_estimate
 
@@ -563,13 +571,23 @@ def _range_finder(
     arith = arithmetic(Q)
     dt = np.dtype("complex128" if cdt == xp.complex128 else "float64")
     T = None
+    ran: list[int] = []  # the reads that ran here (the others came from the checkpoint)
     for it in range(n_iter + 1):
 
         def range_stage(Q: Array = Q, it: int = it) -> dict[str, Any]:
             Qa = xp.astype(Q, getattr(xp, arith))
-            spec = PassSpec(partial(power_batch, Q=Qa, cdt=arith), sums={"Y": ((n, l_cols), dt)})
-            Y = read(f"SVD: range finder {it + 1}/{n_iter + 1}", spec)["Y"]
+            keep = sink is not None
+            spec = PassSpec(
+                partial(power_batch, Q=Qa, cdt=arith, keep_rows=keep),
+                sums={"Y": ((n, l_cols), dt)},
+                rows={"AQ": ((l_cols,), np.dtype(arith))} if keep else {},
+            )
+            if keep:
+                sink.discard()
+            on_rows = (lambda s, e, r: sink.write(s, e, r["AQ"])) if keep else None
+            Y = read(f"SVD: range finder {it + 1}/{n_iter + 1}", spec, on_rows=on_rows)["Y"]
             _check_finite(Y, xp)
+            ran.append(it)
             return {"Y": Y, **_info_payload(info)}
 
         step = ckpt.stage(f"range-{it + 1}", range_stage)
@@ -585,7 +603,12 @@ def _range_finder(
                 break
         Q, _ = xp.linalg.qr(step["Y"])
     S, Z = _top_eigh(T, k, xp)
-    return {"S": S, "V": Q @ Z}
+    if sink is not None and not (ran and ran[-1] == it):  # the sink holds an earlier read's rows, or none
+        sink.discard()
+        Qa = xp.astype(Q, getattr(xp, arith))
+        spec = PassSpec(partial(range_rows_batch, Q=Qa, cdt=arith), rows={"AQ": ((l_cols,), np.dtype(arith))})
+        read("SVD: rows of the last range read", spec, on_rows=lambda s, e, r: sink.write(s, e, r["AQ"]))
+    return {"S": S, "V": Q @ Z, "Z": Z}
 
 
 def _dense_stage(
@@ -696,21 +719,30 @@ def _u_stage(
     refine: bool,
     read: Callable[..., dict[str, Array]],
     info: dict[str, Any],
+    *,
+    kept: Array | None = None,
 ) -> dict[str, Any]:
-    """The ``U`` read (``U = A V / S``, written to ``sink``) and the refinement of ``S``, ``V`` and ``U``."""
+    """``U = A V / S`` into ``sink``, and the refinement of ``S``, ``V`` and ``U``.
+
+    ``U`` comes from a read of the data, or, with ``kept`` (``l x k``, ``V = Q kept``), from the rows
+    ``A Q`` of the range finder's last read that ``sink`` holds: ``U = (A Q) kept / S``, no read.
+    """
     device = device_of(V)
     tiny = float(S[0]) * math.sqrt(float(np.finfo(np.float64).eps)) if float(S[0]) > 0 else 0.0
     good = tiny < S
-    inv_s = xp.astype(good, S.dtype) / xp.where(good, S, xp.ones_like(S))
-    W = V * xp.reshape(xp.astype(inv_s, cdt), (1, -1))
-    dt = np.dtype(cdt_name)
-    arith = info.get("arithmetic", cdt_name)  # the range finder's products; the Gram method's: double
-    spec = PassSpec(
-        partial(project_batch, W=xp.astype(W, getattr(xp, arith)), cdt=arith, acc=cdt_name),
-        sums={"H": ((k, k), dt)},
-        rows={"U": ((k,), dt)},
-    )
-    H = read("SVD: U", spec, on_rows=lambda s, e, r: sink.write(s, e, r["U"]))["H"]
+    inv_s = xp.reshape(xp.astype(xp.astype(good, S.dtype) / xp.where(good, S, xp.ones_like(S)), cdt), (1, -1))
+    if kept is not None:
+        H = sink.apply(kept * inv_s, gram=True)
+    else:
+        W = V * inv_s
+        dt = np.dtype(cdt_name)
+        arith = info.get("arithmetic", cdt_name)  # the range finder's products; the Gram method's: double
+        spec = PassSpec(
+            partial(project_batch, W=xp.astype(W, getattr(xp, arith)), cdt=arith, acc=cdt_name),
+            sums={"H": ((k, k), dt)},
+            rows={"U": ((k,), dt)},
+        )
+        H = read("SVD: U", spec, on_rows=lambda s, e, r: sink.write(s, e, r["U"]))["H"]
     C = xp.eye(k, dtype=cdt, device=device)
     if refine and bool(xp.all(good)):
         L = xp.linalg.cholesky(hermitian_part(H, xp))
@@ -793,10 +825,21 @@ def gram_result(G: Array, xp: Namespace) -> Array:
     return np.conj(full) if np.iscomplexobj(full) else full
 
 
-def power_batch(a: Array, xp: Namespace, start: int, stop: int, *, Q: Array, cdt: str) -> dict[str, Array]:
-    """This batch's part of ``A^H (A Q)`` (a range-finder power step)."""
+def power_batch(
+    a: Array, xp: Namespace, start: int, stop: int, *, Q: Array, cdt: str, keep_rows: bool = False
+) -> dict[str, Array]:
+    """This batch's part of ``A^H (A Q)`` (a range-finder power step), and its rows ``A Q`` with
+    ``keep_rows``."""
     a = _as_compute(a, xp, cdt)
-    return {"Y": herm(a, xp) @ (a @ xp.asarray(Q))}
+    aq = a @ xp.asarray(Q)
+    return {"Y": herm(a, xp) @ aq, "AQ": aq} if keep_rows else {"Y": herm(a, xp) @ aq}
+
+
+def range_rows_batch(
+    a: Array, xp: Namespace, start: int, stop: int, *, Q: Array, cdt: str
+) -> dict[str, Array]:
+    """This batch's rows ``A Q`` alone, the same products as :func:`power_batch`'s."""
+    return {"AQ": _as_compute(a, xp, cdt) @ xp.asarray(Q)}
 
 
 def project_batch(

@@ -277,9 +277,9 @@ class Checkpoint:
         self.saved_stages.append(name)
         return out
 
-    def _restore(self, value: np.ndarray) -> Any:
-        if value.ndim == 0:
-            return value[()]
+    def _restore(self, value: np.ndarray | np.generic) -> Any:
+        if value.ndim == 0:  # h5py gives scalars as NumPy scalars (text as np.bytes_), or 0-d arrays
+            return value if isinstance(value, np.generic) else value[()]
         return from_host(value, self.xp)
 
     def drop(self) -> None:
