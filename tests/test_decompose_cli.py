@@ -46,7 +46,8 @@ def test_svd_command_writes_results_and_figures(usid_file, tmp_path, capsys):
     )
     assert rc == 0
     out = capsys.readouterr().out
-    assert "Raw_Data-SVD_000" in out and "method gram, reads of the data 2" in out
+    assert "Raw_Data-SVD_000" in out
+    assert "method gram, reads of the data 2, float64 products, estimated error" in out
     with h5py.File(path, "r") as f:
         g = f["Measurement_000/Channel_000/Raw_Data-SVD_000"]
         s_ref = np.linalg.svd(data.astype(np.float32).astype(np.float64), compute_uv=False)[:5]

@@ -67,7 +67,12 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"{res.file}:{res.group} ({summary_state(res)})")
             used, reads = grp.attrs.get("method_used", "?"), grp.attrs.get("reads", "?")
-            print(f"method {used}, reads of the data {reads}, {time.perf_counter() - t0:.2f} s")
+            line = f"method {used}, reads of the data {reads}"
+            if "arithmetic" in grp.attrs:
+                line += f", {grp.attrs['arithmetic']} products"
+            if "error_estimate" in grp.attrs:
+                line += f", estimated error {float(grp.attrs['error_estimate']):.1e}"
+            print(f"{line}, {time.perf_counter() - t0:.2f} s")
             print("S: " + " ".join(f"{s:.5g}" for s in S))
         if args.rebuild is not None:
             out = rebuild(grp, components=args.rebuild, progress=not args.quiet)

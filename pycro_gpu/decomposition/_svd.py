@@ -252,13 +252,15 @@ def svd_dataset(
             if key in res.info:
                 group.attrs[key] = res.info[key]
 
+    sketch_width = 2 * int(k) if method == "auto" else int(k)
     return run_passes(
         SVD_TOOL,
         params, algorithm, source, dataset_path, setup=setup, validate=validate,
         equivalent=lambda main, parent: foreign_svd_group(main, parent, int(k), params),
         results=results, backend=backend, executor=executor, override=override,
-        # U, V, S and the checkpointed sketches (2 k + 10 columns at most), complex128 at most
-        output_bytes=lambda main: 16 * (main.shape[0] + 3 * main.shape[1]) * (2 * int(k) + 10),
+        # U, V, S and the checkpointed sketches (k + 10 columns, 2 k + 10 for auto's randomized method),
+        # complex128 at most
+        output_bytes=lambda main: 16 * (main.shape[0] + 3 * main.shape[1]) * (sketch_width + 10),
     )  # fmt: skip
 
 
