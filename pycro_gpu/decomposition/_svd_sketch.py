@@ -57,14 +57,20 @@ def _sample(source: Any, count: int) -> Array:
             close()
 
 
-def _test_matrix(
-    smp: Array, xp: Namespace, k: int, l_cols: int, *, cdt: Any, device: Any, seed: int
-) -> Array:
-    """Orthonormal ``n x l``: the top right singular vectors of ``smp`` plus Gaussian columns."""
-    n = smp.shape[1]
-    n_rand = max(1, (l_cols - k) // 2) if l_cols > k else 0
+def _right_vectors(smp: Array, xp: Namespace) -> Array:
+    """Right singular vectors of ``smp``, largest singular value first (eigenvectors of its Gram matrix)."""
     _w, E = xp.linalg.eigh(herm(smp, xp) @ smp)
-    E = xp.flip(E, axis=1)[:, : l_cols - n_rand]
+    return xp.flip(E, axis=1)
+
+
+def _test_matrix(
+    vectors: Array, xp: Namespace, k: int, l_cols: int, *, cdt: Any, device: Any, seed: int
+) -> Array:
+    """Orthonormal ``n x l``: the leading columns of ``vectors`` (:func:`_right_vectors` of a sample)
+    plus Gaussian columns."""
+    n = vectors.shape[0]
+    n_rand = max(1, (l_cols - k) // 2) if l_cols > k else 0
+    E = vectors[:, : l_cols - n_rand]
     if n_rand:
         rng = np.random.default_rng(seed)
         R = rng.standard_normal((n, n_rand))
@@ -92,7 +98,15 @@ class SketchForecast:
 
 
 def forecast(
-    smp: Array, xp: Namespace, k: int, l_cols: int, *, cdt: Any, device: Any, seed: int
+    smp: Array,
+    xp: Namespace,
+    k: int,
+    l_cols: int,
+    *,
+    cdt: Any,
+    device: Any,
+    seed: int,
+    even_vectors: Array | None = None,
 ) -> SketchForecast | None:
     """Forecast the sketch's error estimates by running it on the sample: warm start from the even rows,
     one read of the odd ones (``None`` when the sample is too small to split).
@@ -101,11 +115,14 @@ def forecast(
     times the estimate of the first real read on every spectrum tried (rank 8 and 16 plus noise of 0.1 to
     20 times the weakest component); the forecast divides it by :data:`HALF_SAMPLE_PESSIMISM` and stays
     within 4x of the real estimate (``tests/test_svd_sketch.py``), erring towards the Gram method.
+    ``even_vectors``: :func:`_right_vectors` of the even rows, when already computed.
     """
     if smp.shape[0] < 4 * l_cols:
         return None
-    even, odd = smp[0::2, :], smp[1::2, :]
-    omega = _test_matrix(even, xp, k, l_cols, cdt=cdt, device=device, seed=seed)
+    odd = smp[1::2, :]
+    if even_vectors is None:
+        even_vectors = _right_vectors(smp[0::2, :], xp)
+    omega = _test_matrix(even_vectors, xp, k, l_cols, cdt=cdt, device=device, seed=seed)
     zh = herm(odd @ omega, xp) @ odd
     lam, _E, est, _R = ritz_estimate(zh, omega, k, xp)
     first = float(np.max(est)) / HALF_SAMPLE_PESSIMISM
@@ -180,12 +197,16 @@ def warm_start(
     more columns, and each column costs arithmetic on every row); the returned matrix says which.
     """
     narrow = min(l_cols, k + NARROW_OVERSAMPLE)
+    opts = {"cdt": cdt, "device": device, "seed": seed}
+    # each sample's Gram matrix and eigen-decomposition once, whichever widths are tried
+    even = _right_vectors(smp[0::2, :], xp) if with_forecast and smp.shape[0] >= 4 * narrow else None
+    vectors = _right_vectors(smp, xp)
     if with_forecast and narrow_tol is not None and narrow < l_cols:
-        ahead = forecast(smp, xp, k, narrow, cdt=cdt, device=device, seed=seed)
+        ahead = forecast(smp, xp, k, narrow, even_vectors=even, **opts)
         if ahead is not None and ahead.first * FORECAST_MARGIN <= narrow_tol:
-            return _test_matrix(smp, xp, k, narrow, cdt=cdt, device=device, seed=seed), ahead
-    omega = _test_matrix(smp, xp, k, l_cols, cdt=cdt, device=device, seed=seed)
-    ahead = forecast(smp, xp, k, l_cols, cdt=cdt, device=device, seed=seed) if with_forecast else None
+            return _test_matrix(vectors, xp, k, narrow, **opts), ahead
+    omega = _test_matrix(vectors, xp, k, l_cols, **opts)
+    ahead = forecast(smp, xp, k, l_cols, even_vectors=even, **opts) if with_forecast else None
     return omega, ahead
 
 
