@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import h5py
 import numpy as np
 import pytest
@@ -64,6 +66,36 @@ def test_streamed_svd_matches_numpy(xp, rng, method, complex_):
         # randomized: five range-finder reads, U from the rows A Q of the last (no U read)
         assert res.info["reads"] == {"gram": 2, "randomized": 5}[method]
     check(res, A, k, xp=xp)
+
+
+@pytest.mark.parametrize("method", ["sketch", "randomized"])
+@pytest.mark.parametrize("complex_", [False, True], ids=["real", "complex"])
+def test_single_precision_products_on_every_namespace(xp, rng, method, complex_, monkeypatch):
+    """float32 / complex64 rows multiplied in their own precision by the randomized method, summed in
+    double, on every namespace (forced here: on a sample this small the rounding estimate often keeps
+    double precision); the sketch keeps double precision (its U = Y C would amplify the rounding)."""
+    import pycro_gpu.decomposition._svd_streamed as streamed
+
+    monkeypatch.setattr(streamed, "SINGLE_PRECISION_SHARE", np.inf)
+    A = low_rank_plus_noise(rng, complex_=complex_).astype(np.complex64 if complex_ else np.float32)
+    k = 6
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the estimate may exceed tol: checked below
+        res = streamed_svd(ArrayRows(xp.asarray(A)), k, method=method, memory_mb=0.5, progress=False)
+    single = method == "randomized"
+    assert res.info["arithmetic"] == (A.dtype.name if single else ("complex128" if complex_ else "float64"))
+    A64 = A.astype(np.complex128 if complex_ else np.float64)
+    s_ref = np.linalg.svd(A64, compute_uv=False)[:k]
+    _, _, vh = np.linalg.svd(A64, full_matrices=False)
+    S, U, V = to_numpy(res.S), to_numpy(res.U), to_numpy(res.V)
+    assert S.dtype == np.float64  # summed in double precision
+    rel = float(np.max(np.abs(S - s_ref) / s_ref))
+    # the estimate bounds the real error (with a floor of double-precision rounding)
+    assert rel <= 1e-5 and rel <= max(res.info["error_estimate"], 1e-12), (rel, res.info["error_estimate"])
+    assert subspace_angle(V.conj().T, vh[:k].conj().T) < 1e-4
+    np.testing.assert_allclose(U.conj().T @ U, np.eye(k), atol=1e-6)
+    # U = A V / S to the rounding of single-precision products (u s_1 / s_k of s_1 at most)
+    np.testing.assert_allclose((U * S) @ V, A64 @ V.conj().T @ V, atol=1e-6 * s_ref[0])
 
 
 def test_gram_resolves_noise_singular_values(xp, rng):

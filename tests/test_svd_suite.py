@@ -111,6 +111,7 @@ def test_single_precision_products_add_no_more_than_their_estimate(suite_case, m
     name, case, A, _s_ref, _v_ref = suite_case
     if A.dtype not in (np.float32, np.complex64) or (method == "sketch" and case.rows < 4 * case.cols):
         pytest.skip("double-precision data, or a sketch of wide data")
+    double_name = "complex128" if A.dtype.kind == "c" else "float64"
 
     def run():
         with warnings.catch_warnings():
@@ -118,8 +119,8 @@ def test_single_precision_products_add_no_more_than_their_estimate(suite_case, m
             return streamed_svd(ArrayRows(A), case.k, method=method, tol=TOL, memory_mb=64, progress=False)
 
     single = run()
-    if single.method == "gram":  # auto's Gram method multiplies in double precision throughout
-        assert single.info["arithmetic"] in ("float64", "complex128"), name
+    if single.method in ("gram", "sketch"):  # double precision throughout (the sketch: for U = Y C)
+        assert single.info["arithmetic"] == double_name and "single_precision_error" not in single.info, name
         return
     assert single.info["arithmetic"] == A.dtype.name, (name, method)
     bound = single.info["single_precision_error"]
@@ -129,6 +130,10 @@ def test_single_precision_products_add_no_more_than_their_estimate(suite_case, m
     assert double.info["arithmetic"] in ("float64", "complex128"), (name, method)
     s1, s2 = (np.asarray(r.S, dtype=np.float64) for r in (single, double))
     assert float(np.max(np.abs(s1 - s2) / s2)) <= bound, (name, method)
+    # U = A V / S to within the same bound (of s_1)
+    A64 = A.astype(double_name)
+    U, S, V = (np.asarray(x) for x in (single.U, single.S, single.V))
+    assert float(np.max(np.abs(U * S - A64 @ V.conj().T))) <= bound * float(S[0]), (name, method)
 
 
 def test_float32_data_whose_spectrum_spans_decades_multiply_in_double_precision():
@@ -138,7 +143,7 @@ def test_float32_data_whose_spectrum_spans_decades_multiply_in_double_precision(
     V = np.linalg.qr(rng.standard_normal((n, k)))[0]
     s = np.logspace(0, -5, k) * 1e3  # single-precision rounding (6e-8 s_1) would be 6e-3 of s_k
     A = ((U * s) @ V.T).astype(np.float32)
-    res = streamed_svd(ArrayRows(A), k, method="sketch", tol=TOL, memory_mb=64, progress=False)
+    res = streamed_svd(ArrayRows(A), k, method="randomized", tol=TOL, memory_mb=64, progress=False)
     assert res.info["arithmetic"] == "float64"
     assert res.info["single_precision_error"] > TOL
     exact = np.linalg.svd(A.astype(np.float64), compute_uv=False)[:k]

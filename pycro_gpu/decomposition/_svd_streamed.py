@@ -43,13 +43,14 @@ squared), at the cost of one pass over the small ``U`` (``n_rows x k``). The ske
 ``U`` the same way when ``U^H U`` strays from the identity; for singular values spanning more than
 ``1e6`` use ``method="gram"``.
 
-Single precision. Float32 and complex64 data multiply in their own precision in the light reads (the
-sketch, range-finder and ``U`` batch products; sums over batches stay in double precision) when the
-error this adds, estimated on the row sample (``u s_1 / s_k``, or the measured difference of single- and
+Single precision. Float32 and complex64 data multiply in their own precision in the randomized
+method's reads (range-finder products, and ``U``; sums over batches stay in double precision) when the
+error this adds, estimated on a row sample (``u s_1 / s_k``, or the measured difference of single- and
 double-precision products of the sample if larger), takes at most half of ``tol``: two to three times
 less arithmetic and memory traffic per read. The estimate is added to ``error_estimate`` and recorded as
-``single_precision_error``; ``arithmetic`` records the choice. Data whose spectrum spans enough decades
-to make the rounding visible multiply in double precision, as does every other dtype, and the Gram and
+``single_precision_error``; ``arithmetic`` records the choice. Data whose spectrum makes the rounding
+visible multiply in double precision, as does every other dtype, and the sketch (its ``U = Y C``
+amplifies rounding in ``Y`` through the noise-floor Ritz values: 1e-5 of ``s_1`` measured), Gram and
 dense methods always do. Under ``auto`` the randomized method samples ``2 k + oversample`` columns: its
 subspace angle converges as ``(s_{l+1} / s_k)^(2 reads)``, slowly on spectra that decay slowly.
 
@@ -419,7 +420,7 @@ def streamed_svd(
             out = _run_sketch(
                 source, k, l_cols, xp=xp, cdt=cdt, device=device, seed=seed, tol=tol, memory_mb=memory_mb,
                 max_reads=(2 if auto else 1 + max(0, int(n_iter))), fallback=auto, info=info,
-                sink=sink if compute_u else None, read=read, batch_rows=light_rows,
+                sink=sink if compute_u else None, read=read,
             )  # fmt: skip
             if out is None:
                 sink.discard()  # the estimate says the spectrum needs more reads than the Gram method
@@ -868,7 +869,6 @@ def _run_sketch(
     info: dict[str, Any],
     sink: Any,
     read: Callable[..., dict[str, Array]],
-    batch_rows: int,
 ) -> tuple[Array, Array, Array] | None:
     """Sketch reads until the error estimate meets ``tol``; ``(S, V, C)`` or None to fall back to Gram."""
     from ._svd_sketch import (
@@ -904,7 +904,10 @@ def _run_sketch(
             info["sketch_reads"] = 0
             return None
     dt = np.dtype("complex128" if cdt == xp.complex128 else "float64")
-    arith = _light_arithmetic(source, omega, k, xp, tol, batch_rows, info, sample=lambda: smp)
+    # double precision: U = Y C, and C's columns for the Ritz values at the noise floor (lam^-1/2) would
+    # amplify single-precision rounding in Y far beyond what it does to S (measured: 1e-5 of s_1)
+    arith = dt.name
+    info["arithmetic"] = arith
     for it in range(max(1, max_reads)):
         if it and sink is not None:
             sink.discard()

@@ -94,9 +94,12 @@ def progress_bar(total: int, desc: str, enabled: bool | None) -> Any:
     return tqdm(total=total, desc=desc, unit="batch", leave=False)
 
 
-def _accumulate(sums: dict[str, Any], names: Any, out: Mapping[str, Any]) -> None:
-    for name in names:
-        sums[name] = out[name] if name not in sums else sums[name] + out[name]
+def _accumulate(sums: dict[str, Any], specs: OutputSpecs, out: Mapping[str, Any], xp: Namespace) -> None:
+    """Add a batch's partial sums to ``sums``, in the dtypes the specs declare (a batch may compute in
+    a narrower one: the SVD's single-precision products are summed in double precision)."""
+    for name, (_shape, dtype) in specs.items():
+        part = xp.astype(out[name], getattr(xp, np.dtype(dtype).name), copy=False)
+        sums[name] = part if name not in sums else sums[name] + part
 
 
 def run_pass(
@@ -126,7 +129,7 @@ def run_pass(
     try:
         for start, stop, block in source.batches(rows):
             out = spec.fn(block, xp, start, stop)
-            _accumulate(sums, spec.sums, out)
+            _accumulate(sums, spec.sums, out, xp)
             if on_rows is not None and spec.rows:
                 on_rows(start, stop, {k: out[k] for k in spec.rows})
             if bar is not None:
@@ -205,6 +208,7 @@ class PassRunner:
         )
         bar = progress_bar(len(slices), desc, progress)
         sums: dict[str, Any] = {}
+        host_xp = get_namespace("numpy")  # the executor's results are host arrays
         waiting: dict[int, dict[str, np.ndarray]] = {}
         at = 0
         try:
@@ -213,7 +217,7 @@ class PassRunner:
                 while at < len(slices) and slices[at].start in waiting:
                     cur = slices[at]
                     out = waiting.pop(cur.start)
-                    _accumulate(sums, spec.sums, out)
+                    _accumulate(sums, spec.sums, out, host_xp)
                     if on_rows is not None and spec.rows:
                         on_rows(cur.start, cur.stop, {k: out[k] for k in spec.rows})
                     at += 1
