@@ -406,9 +406,12 @@ def _temporary_of(final, pid):
     return final.with_name(re.sub(r"-\d+-([0-9a-f]{8})\.tmp$", rf"-{pid}-\1.tmp", name))
 
 
-def test_stale_results_temporaries_are_removed(tmp_path):
+@pytest.mark.parametrize("results_exist", [False, True], ids=["new-results", "resumed-results"])
+def test_stale_results_temporaries_are_removed(tmp_path, results_exist):
     raw = _be(tmp_path / "raw.h5")
     out = tmp_path / "out.h5"
+    if results_exist:  # a run killed between linking the new file into place and removing its temporary
+        h5py.File(out, "w").close()
     dead_pid = _dead_pid()
     stale, live = _temporary_of(out, dead_pid), _temporary_of(out, os.getppid())
     elsewhere = tmp_path / f".out.h5.pycro-otherhost-{dead_pid}-0123abcd.tmp"

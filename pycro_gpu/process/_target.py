@@ -32,6 +32,7 @@ from ..io.hdf5 import (
     check_output_size,
     create_h5_atomically,
     open_h5,
+    remove_stale_temporaries,
     space_needed,
 )
 from ..io.usid import USIDataset, create_results_group, find_results, open_main
@@ -129,9 +130,11 @@ class Target:
         if self._results_path is not None:  # another file, given by path
             if self._results_file is not None:
                 self._results_file.close()
-            elif not self._results_path.exists():
+            if not self._results_path.exists():
                 create_h5_atomically(self._results_path)
                 self._created = True
+            else:  # a run killed as the file appeared may have left its temporary name (a hard link)
+                remove_stale_temporaries(self._results_path.parent)
             self._results_file = open_h5(self._results_path, "r+")
             self.parent = self._results_file
             return
