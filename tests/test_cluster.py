@@ -8,7 +8,7 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from pycro_gpu.cluster import CAPABILITIES, cluster, cluster_dataset, dendrogram_order
+from pycro_gpu.cluster import CAPABILITIES, cluster, cluster_dataset, dendrogram_order, ward_linkage
 from pycro_gpu.io.usid import Dimension, USIDataset, check_main, write_main
 from tests.helpers import results_group, to_numpy
 
@@ -57,6 +57,9 @@ def test_labels_follow_dendrogram_order(rng):
     np.testing.assert_array_equal(dendrogram_order(cent), np.arange(5))
     np.testing.assert_allclose(cent, mean_by_label(X, to_numpy(r.labels), 5), atol=1e-12)
     assert r.linkage.shape == (4, 4)
+    from scipy.cluster.hierarchy import linkage
+
+    np.testing.assert_allclose(r.linkage, linkage(cent, method="ward"), rtol=1e-12)
     unordered = cluster(X, 5, reorder=False)
     assert adjusted_rand_score(to_numpy(unordered.labels), to_numpy(r.labels)) == pytest.approx(1.0)
 
@@ -165,3 +168,18 @@ def test_wide_spectra_cluster_svd_scores_by_default_with_the_same_labels(tmp_pat
     ref = KMeans(k, random_state=0, n_init=10).fit_predict(X.astype(np.float64))
     assert adjusted_rand_score(labels, ref) >= 0.99
     assert adjusted_rand_score(labels, truth) >= 0.99
+
+
+@pytest.mark.parametrize("complex_", [False, True], ids=["real", "complex"])
+def test_ward_linkage_and_leaf_order_equal_scipy(rng, complex_):
+    from scipy.cluster.hierarchy import leaves_list, linkage
+
+    for _ in range(200):
+        k, d = int(rng.integers(2, 12)), int(rng.integers(1, 20))
+        c = rng.standard_normal((k, d)) * rng.uniform(0.1, 10)
+        if complex_:
+            c = c + 1j * rng.standard_normal((k, d))
+        features = np.concatenate([c.real, c.imag], axis=1) if complex_ else c
+        Z = linkage(features, method="ward")
+        np.testing.assert_allclose(ward_linkage(c), Z, rtol=1e-10, atol=1e-12)
+        np.testing.assert_array_equal(dendrogram_order(c), leaves_list(Z))
