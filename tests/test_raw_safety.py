@@ -343,7 +343,11 @@ RUNNER = textwrap.dedent(
 
     def stalled_write(*args, **kwargs):  # the translation stops half-way, its temporary file open
         marker.touch()
-        time.sleep(120)
+        # short sleeps, as real work is short calls: a SIGTERM that the kernel hands to another thread
+        # (OpenBLAS's) only runs its Python handler once the main thread returns from a C call
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
 
     _engine.compute_batch, _writer._write_channel = slow_compute, stalled_write
     sys.exit(main(argv))
@@ -451,6 +455,7 @@ def test_sigterm_ends_the_command_cleanly(command, tmp_path):
         _, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
+        proc.communicate()  # reaped, pipes closed (else the next test meets their ResourceWarnings)
     assert proc.returncode == 143
     assert err.strip() == f"pycro-gpu {command}: terminated"
     assert _temporaries(tmp_path) == []
