@@ -36,6 +36,7 @@ from ._lib.checks import (
     check_seed,
     require_finite,
 )
+from ._lib.cluster_methods import CAPABILITIES
 from ._lib.kmeans import onehot_sums
 from ._lib.optional import ml_engine
 from ._lib.typing import Array, Namespace
@@ -44,19 +45,6 @@ from .errors import DataError, ParameterError
 from .process.rows import batch_rows_at_least, feature_rows, real_features
 
 __all__ = ["CAPABILITIES", "ClusterResult", "cluster", "cluster_dataset", "dendrogram_order", "ward_linkage"]
-
-#: method -> CPU estimator, GPU estimator (None: CPU-only), whether it can stream over batches.
-CAPABILITIES: dict[str, dict[str, Any]] = {
-    "kmeans": {"cpu": "pycro_gpu._lib.kmeans.KMeans", "gpu": "cuml.KMeans", "streams": True},
-    "minibatch_kmeans": {
-        "cpu": "pycro_gpu._lib.kmeans.MiniBatchKMeans",
-        "gpu": "pycro_gpu._lib.kmeans.MiniBatchKMeans",
-        "streams": True,
-    },
-    "agglomerative": {"cpu": "sklearn.cluster.AgglomerativeClustering", "gpu": None, "streams": False},
-    "birch": {"cpu": "sklearn.cluster.Birch", "gpu": None, "streams": False},
-    "spectral": {"cpu": "sklearn.cluster.SpectralClustering", "gpu": None, "streams": False},
-}
 
 CLUSTER_TOOL = "Cluster"
 #: engine of streamed KMeans on non-NumPy namespaces (CuPy): :mod:`pycro_gpu._lib.kmeans`

@@ -11,7 +11,7 @@ HELP = "cluster the positions of a USID dataset (Labels, Mean_Response)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..cluster import CAPABILITIES
+    from .._lib.cluster_methods import CAPABILITIES
 
     add_dataset_options(p)
     p.add_argument("-n", "--clusters", type=int, default=4, help="number of clusters (default 4)")
