@@ -109,10 +109,10 @@ SKETCH_TOL = 1e-5
 #: top-k right singular subspace and the exact one is below this too (singular values converge twice as
 #: fast as vectors: an error of 1e-5 in the values allows angles of ~3e-3).
 ANGLE_TOL = 1e-4
-#: Single-precision data take single-precision products in the light reads (sketch, range finder, ``U``;
-#: their sums over batches stay in double precision) when the error those products add, estimated on the
-#: row sample (:func:`~._svd_sketch.single_precision_error`), takes at most this share of ``tol``; the
-#: estimate is then added to the reported ``error_estimate``.
+#: Single-precision data take single-precision products in the randomized method's reads (their sums over
+#: batches stay in double precision) when the error those products add, estimated on a row sample
+#: (:func:`~._svd_sketch.single_precision_error`), takes at most this share of ``tol``; the estimate is
+#: then added to the reported ``error_estimate``.
 SINGLE_PRECISION_SHARE = 0.5
 #: Floating-point operations per data element of a light read (two products with ``l`` columns: ``4 l``,
 #: four times that for complex data) from which the read is bound by arithmetic and BLAS keeps every core:
@@ -465,11 +465,10 @@ def streamed_svd(
     else:
 
         def arithmetic(Q: Array) -> str:
-            sample = partial(_budget_sample, source, xp, cdt, memory_mb, min_rows=l_cols)
-            return _light_arithmetic(source, Q, k, xp, tol, light_rows, info, sample=sample)
+            return _range_arithmetic(source, Q, k, xp, cdt, tol, light_rows, memory_mb, info)
 
         state = _range_finder(
-            n, l_cols, k, n_iter, seed, xp, cdt, device, ckpt, read, info, tol,
+            n, l_cols, k, n_iter, seed, xp, cdt, cdt_name, device, ckpt, read, info, tol,
             stop_early=auto, arithmetic=arithmetic, sink=sink if compute_u else None,
         )  # fmt: skip
     _restore_info(state, info)
@@ -541,6 +540,7 @@ def _range_finder(
     seed: int,
     xp: Namespace,
     cdt: Any,
+    cdt_name: str,
     device: Any,
     ckpt: Any,
     read: Callable[..., dict[str, Array]],
@@ -570,7 +570,7 @@ def _range_finder(
     rng = np.random.default_rng(seed)
     Q, _ = xp.linalg.qr(from_host(rng.standard_normal((n, l_cols)), xp, device=device, dtype=cdt))
     arith = arithmetic(Q)
-    dt = np.dtype("complex128" if cdt == xp.complex128 else "float64")
+    dt = np.dtype(cdt_name)
     T = None
     ran: list[int] = []  # the reads that ran here (the others came from the checkpoint)
     for it in range(n_iter + 1):
@@ -669,21 +669,21 @@ def _budget_sample(source: Any, xp: Namespace, cdt: Any, memory_mb: float | None
     return row_sample(source, cdt, max_rows=max_rows, sample_rows=SKETCH_SAMPLE_ROWS, min_rows=min_rows)
 
 
-def _light_arithmetic(
+def _range_arithmetic(
     source: Any,
     omega: Array,
     k: int,
     xp: Namespace,
+    cdt: Any,
     tol: float,
     batch_rows: int,
+    memory_mb: float | None,
     info: dict[str, Any],
-    *,
-    sample: Callable[[], Array],
 ) -> str:
-    """Dtype name of the light reads' batch products (recorded as ``info["arithmetic"]``).
+    """Dtype name of the range finder's batch products (recorded as ``info["arithmetic"]``).
 
     Single-precision data (float32, complex64) take single-precision products when the error they add,
-    estimated on the row sample (``sample()``, in double precision) with the test matrix ``omega``, is at
+    estimated on a row sample (:func:`_budget_sample`, in ``cdt``) with the test matrix ``omega``, is at
     most ``SINGLE_PRECISION_SHARE`` of ``tol`` (recorded as ``info["single_precision_error"]`` and added
     to the error estimate, see :func:`_rounding_share`): about 2x to 3x less arithmetic and memory
     traffic per read, and no double-precision copy of each batch. Everything else, and data whose
@@ -695,7 +695,8 @@ def _light_arithmetic(
     if np.dtype(source.dtype) == np.dtype(single):
         from ._svd_sketch import single_precision_error
 
-        err = single_precision_error(sample(), omega, k, xp, batch_rows=batch_rows)
+        smp = _budget_sample(source, xp, cdt, memory_mb, min_rows=int(omega.shape[1]))
+        err = single_precision_error(smp, omega, k, xp, batch_rows=batch_rows)
         info["single_precision_error"] = err
         if err <= SINGLE_PRECISION_SHARE * tol:
             arith = single
@@ -725,8 +726,9 @@ def _u_stage(
 ) -> dict[str, Any]:
     """``U = A V / S`` into ``sink``, and the refinement of ``S``, ``V`` and ``U``.
 
-    ``U`` comes from a read of the data, or, with ``kept`` (``l x k``, ``V = Q kept``), from the rows
-    ``A Q`` of the range finder's last read that ``sink`` holds: ``U = (A Q) kept / S``, no read.
+    ``U`` comes from a read of the data in double precision (the Gram method), or, with ``kept``
+    (``l x k``, ``V = Q kept``), from the rows ``A Q`` of the range finder's last read that ``sink``
+    holds: ``U = (A Q) kept / S``, no read.
     """
     device = device_of(V)
     tiny = float(S[0]) * math.sqrt(float(np.finfo(np.float64).eps)) if float(S[0]) > 0 else 0.0
@@ -735,11 +737,9 @@ def _u_stage(
     if kept is not None:
         H = sink.apply(kept * inv_s, gram=True)
     else:
-        W = V * inv_s
         dt = np.dtype(cdt_name)
-        arith = info.get("arithmetic", cdt_name)  # the range finder's products; the Gram method's: double
         spec = PassSpec(
-            partial(project_batch, W=xp.astype(W, getattr(xp, arith)), cdt=arith, acc=cdt_name),
+            partial(project_batch, W=V * inv_s, cdt=cdt_name),
             sums={"H": ((k, k), dt)},
             rows={"U": ((k,), dt)},
         )
@@ -843,14 +843,10 @@ def range_rows_batch(
     return {"AQ": _as_compute(a, xp, cdt) @ xp.asarray(Q)}
 
 
-def project_batch(
-    a: Array, xp: Namespace, start: int, stop: int, *, W: Array, cdt: str, acc: str | None = None
-) -> dict[str, Array]:
-    """Rows ``U = A W`` of this batch (products in ``cdt``) and their part of ``U^H U`` (in ``acc``, by
-    default ``cdt``: the refinement needs it in double precision)."""
+def project_batch(a: Array, xp: Namespace, start: int, stop: int, *, W: Array, cdt: str) -> dict[str, Array]:
+    """Rows ``U = A W`` of this batch and their part of ``U^H U``."""
     u = _as_compute(a, xp, cdt) @ xp.asarray(W)
-    ua = u if acc is None else _as_compute(u, xp, acc)
-    return {"U": u, "H": herm(ua, xp) @ ua}
+    return {"U": u, "H": herm(u, xp) @ u}
 
 
 def _run_sketch(
@@ -906,13 +902,12 @@ def _run_sketch(
     dt = np.dtype("complex128" if cdt == xp.complex128 else "float64")
     # double precision: U = Y C, and C's columns for the Ritz values at the noise floor (lam^-1/2) would
     # amplify single-precision rounding in Y far beyond what it does to S (measured: 1e-5 of s_1)
-    arith = dt.name
-    info["arithmetic"] = arith
+    info["arithmetic"] = dt.name
     for it in range(max(1, max_reads)):
         if it and sink is not None:
             sink.discard()
         spec = PassSpec(
-            partial(sketch_batch, omega_t=xp.astype(omega.mT, getattr(xp, arith)), cdt=arith),
+            partial(sketch_batch, omega_t=omega.mT, cdt=dt.name),
             sums={"ZH": ((l_cols, n), dt)},
             rows={"Y": ((l_cols,), dt)} if sink is not None else {},
         )
@@ -920,7 +915,7 @@ def _run_sketch(
         ZH = read(f"SVD: sketch {it + 1}", spec, on_rows=on_rows)["ZH"]
         _check_finite(ZH, xp)
         lam, E, est, _R = ritz_estimate(ZH, omega, k, xp)
-        worst = float(np.max(est)) + _rounding_share(info)
+        worst = float(np.max(est))
         info.update(sketch_reads=it + 1, error_estimate=worst, converged=worst <= tol)
         if worst <= tol:
             return finish_sketch(ZH, lam, E, k, xp)
