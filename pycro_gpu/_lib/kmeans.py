@@ -147,6 +147,8 @@ class KMeans(_Centres):
         Sum of squared distances of the rows to their centres.
     """
 
+    _fit_call = "fit_predict"
+
     def __init__(
         self, n_clusters: int, *, random_state: int = 0, n_init: int = 10, max_iter: int = 300
     ) -> None:
@@ -156,7 +158,6 @@ class KMeans(_Centres):
             )
             raise ValueError(msg)
         self.n_clusters, self.n_init, self.max_iter = int(n_clusters), int(n_init), int(max_iter)
-        self._fit_call = "fit_predict"
         self.random_state = random_state
         self.cluster_centers_: Array | None = None
         self.labels_: Array | None = None
@@ -194,6 +195,8 @@ class MiniBatchKMeans(_Centres):
         Sum of squared distances of the last batch to its centres.
     """
 
+    _fit_call = "partial_fit"
+
     def __init__(self, n_clusters: int, *, random_state: int = 0, n_init: int = 3) -> None:
         if int(n_clusters) < 1 or int(n_init) < 1:
             msg = f"n_clusters and n_init must be >= 1, got {n_clusters!r} and {n_init!r}"
@@ -201,7 +204,6 @@ class MiniBatchKMeans(_Centres):
         self.n_clusters = int(n_clusters)
         self.random_state = random_state
         self.n_init = int(n_init)
-        self._fit_call = "partial_fit"
         self.cluster_centers_: Array | None = None
         self.counts_: Array | None = None
         self.inertia_ = float("nan")
