@@ -18,6 +18,7 @@ from ._svd_streamed import (
     StreamedSVD,
     check_svd_arguments,
     check_svd_parameters,
+    sketch_columns,
     streamed_svd,
 )
 
@@ -252,7 +253,7 @@ def svd_dataset(
             if key in res.info:
                 group.attrs[key] = res.info[key]
 
-    sketch_width = 2 * int(k) if method == "auto" else int(k)
+    width = sketch_columns(int(k), 10, widened=method == "auto")  # streamed_svd's default oversample
     return run_passes(
         SVD_TOOL,
         params, algorithm, source, dataset_path, setup=setup, validate=validate,
@@ -260,7 +261,7 @@ def svd_dataset(
         results=results, backend=backend, executor=executor, override=override,
         # U, V, S and the checkpointed sketches (k + 10 columns, 2 k + 10 for auto's randomized method),
         # complex128 at most
-        output_bytes=lambda main: 16 * (main.shape[0] + 3 * main.shape[1]) * (sketch_width + 10),
+        output_bytes=lambda main: 16 * (main.shape[0] + 3 * main.shape[1]) * width,
     )  # fmt: skip
 
 

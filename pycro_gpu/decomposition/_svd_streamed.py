@@ -275,6 +275,16 @@ def _phase_fix(V: Array, xp: Namespace) -> Array:
     return 1.0 - 2.0 * xp.astype(pick < 0, V.dtype)
 
 
+def sketch_columns(k: int, oversample: int, *, widened: bool) -> int:
+    """Columns of the sketch or range finder for ``k`` components (before capping at the matrix's):
+    ``k + oversample``, or ``2 k + oversample`` ``widened`` (``method="auto"``'s randomized method).
+
+    The subspace angle converges as ``(s_{l+1} / s_k)^(2 reads)``: on slowly decaying spectra (BEPS)
+    ``k + 10`` columns left it above ``ANGLE_TOL`` after five reads, ``2 k + 10`` met it in four or five.
+    """
+    return (2 * int(k) if widened else int(k)) + max(0, int(oversample))
+
+
 def _usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -384,11 +394,7 @@ def streamed_svd(
         method = choose_method((m, n), source.dtype, memory_mb, k=k, oversample=oversample)
     cdt = _compute_dtype(source.dtype, xp)
     device = getattr(source, "device", None)
-    l_cols = min(n, k + max(0, int(oversample)))
-    if auto and method == "randomized":
-        # the subspace angle converges as (s_{l+1} / s_k)^(2 reads): on slowly decaying spectra (BEPS)
-        # k + 10 columns left it above ANGLE_TOL after five reads, 2 k + 10 met it in four or five
-        l_cols = min(n, 2 * k + max(0, int(oversample)))
+    l_cols = min(n, sketch_columns(k, oversample, widened=auto and method == "randomized"))
     if method == "randomized" and n_iter < 1:
         msg = f"n_iter must be >= 1 for the randomized method, got {n_iter!r}"
         raise ParameterError(msg)
