@@ -285,3 +285,44 @@ def test_subspace_angle_estimate_bounds_the_real_angle(rng):
         real = np.max(scipy.linalg.subspace_angles(Q @ E[:, :8], vh[:8].T))
         assert real <= estimate <= max(50 * real, 1e-12), (real, estimate)
         Q = np.linalg.qr(ZH.T)[0]
+
+
+@pytest.mark.parametrize("shape", [(4000, 96), (300, 2000)], ids=["tall", "wide"])
+def test_range_start_from_the_sample_is_near_the_data_subspace(xp, rng, shape):
+    from pycro_gpu.decomposition._svd_sketch import range_start
+
+    m, n = shape
+    H = rng.standard_normal((8, n)) * np.logspace(1, 0, 8)[:, None]
+    A = rng.standard_normal((m, 8)) @ H + 0.1 * rng.standard_normal((m, n))
+    smp = A[:: max(1, m // 200)]  # 200 rows of the tall matrix, all 300 of the wide one
+    Q = range_start(xp.asarray(smp), 100_000, xp, 8, 18, cdt=xp.float64, device=None, seed=0)
+    Q = to_numpy(Q)
+    assert Q.shape == (n, 18)
+    np.testing.assert_allclose(Q.T @ Q, np.eye(18), atol=1e-12)
+    # the top-8 subspace of the data lies in span(Q) up to the sample's noise, where a Gaussian start
+    # of the same width is nearly orthogonal to it
+    _, _, vh = np.linalg.svd(A, full_matrices=False)
+    assert np.max(scipy.linalg.subspace_angles(Q, vh[:8].T)) < 0.05
+    # a sample that is a large part of the data: the Gaussian start (the steps would cost a read)
+    gaussian = to_numpy(
+        range_start(xp.asarray(smp), 2 * smp.shape[0], xp, 8, 18, cdt=xp.float64, device=None, seed=0)
+    )
+    np.testing.assert_allclose(gaussian.T @ gaussian, np.eye(18), atol=1e-12)
+    assert np.max(scipy.linalg.subspace_angles(gaussian, vh[:8].T)) > 0.5
+
+
+def test_randomized_estimates_bound_the_errors_from_the_warm_start(rng):
+    # a power-law spectrum: the explicit method reads n_iter + 1 times from the warm start, and the
+    # estimates still bound the real singular-value error and subspace angle after each number of reads
+    A = spectrum_matrix(rng, "power1", m=6000, n=400)
+    _, s, vh = np.linalg.svd(A, full_matrices=False)
+    for n_iter in (1, 2, 3):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = streamed_svd(ArrayRows(A), 8, method="randomized", n_iter=n_iter, progress=False)
+        assert bool(caught) == (not res.info["converged"])  # an unconverged result says so
+        assert res.info["reads"] == n_iter + 1
+        err = np.max(np.abs(to_numpy(res.S) - s[:8]) / s[:8])
+        angle = np.max(scipy.linalg.subspace_angles(to_numpy(res.V).T, vh[:8].T))
+        assert err <= res.info["error_estimate"], (n_iter, err, res.info)
+        assert angle <= res.info["angle_estimate"], (n_iter, angle, res.info)

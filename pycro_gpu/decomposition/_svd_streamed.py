@@ -28,7 +28,10 @@ Three algorithms, chosen by shape and memory budget (``method="auto"``, see :fun
 ``"randomized"`` (wide or square data, or a Gram matrix that would not fit)
     Range finding on the row space with power iterations: each read accumulates ``Y = A^H (A Q)``
     (``n x l`` with ``l = k + oversample``) and orthonormalises it, ``Q <- qr(Y)``; after ``n_iter + 1``
-    reads the Rayleigh-Ritz projection ``Q^H A^H A Q`` gives ``S`` and ``V``. A last read computes ``U``.
+    reads the Rayleigh-Ritz projection ``Q^H A^H A Q`` gives ``S`` and ``V``, and the rows ``A Q`` of the
+    last read, kept, give ``U``. Where the row sample is small against the data the start ``Q`` is
+    warm: the range finder run in memory on the sample (:func:`~._svd_sketch.range_start`, with
+    Gaussian columns for what the sample misses), which saves a read.
     Under ``method="auto"`` the reads stop as soon as the error estimate (as the sketch's) meets ``tol``
     and the estimated angle of the singular subspace ``ANGLE_TOL``.
 
@@ -87,7 +90,7 @@ from .._lib.checks import (
 )
 from .._lib.linalg import herm, hermitian_part
 from .._lib.typing import Array, Namespace
-from ..backend import device_of, from_host, is_numpy_namespace, to_host
+from ..backend import device_of, is_numpy_namespace, to_host
 from ..errors import ParameterError
 from ..process.passes import NoCheckpoint, PassSpec, run_pass
 from ..process.rows import n_batches
@@ -369,7 +372,7 @@ def streamed_svd(
         Called as ``on_batch(done_rows, n_rows)`` after every batch of every pass.
     checkpoint : Checkpoint, optional
         Keeps the state between reads (:class:`pycro_gpu.process.passes.Checkpoint`) so that a killed
-        job resumes; stages: ``sketch`` (through ``U``), ``gram``, ``range-i``, ``U``.
+        job resumes; stages: ``sketch`` (through ``U``), ``gram``, ``range-start``, ``range-i``, ``U``.
 
     Returns
     -------
@@ -470,12 +473,20 @@ def streamed_svd(
         state = ckpt.stage("gram", gram_stage)
     else:
 
-        def arithmetic(Q: Array) -> str:
-            return _range_arithmetic(source, Q, k, xp, cdt, tol, light_rows, memory_mb, info)
+        def start_stage() -> dict[str, Any]:
+            from ._svd_sketch import range_start
 
+            smp = _budget_sample(source, xp, cdt, memory_mb, min_rows=l_cols)
+            Q = range_start(smp, m, xp, k, l_cols, cdt=cdt, device=device, seed=seed)
+            _range_arithmetic(source.dtype, smp, Q, k, xp, tol, light_rows, info)
+            return {"Q": Q, **_info_payload(info)}
+
+        with light():  # the sample's products: as the sketch's
+            start = ckpt.stage("range-start", start_stage)
+        _restore_info(start, info)
         state = _range_finder(
-            n, l_cols, k, n_iter, seed, xp, cdt, cdt_name, device, ckpt, read, info, tol,
-            stop_early=auto, arithmetic=arithmetic, sink=sink if compute_u else None,
+            xp.asarray(start["Q"]), k, n_iter, xp, cdt_name, ckpt, read, info, tol,
+            stop_early=auto, sink=sink if compute_u else None,
         )  # fmt: skip
     _restore_info(state, info)
     S, V = state["S"], state["V"]
@@ -539,32 +550,28 @@ def _plan_rows(
 
 
 def _range_finder(
-    n: int,
-    l_cols: int,
+    Q: Array,
     k: int,
     n_iter: int,
-    seed: int,
     xp: Namespace,
-    cdt: Any,
     cdt_name: str,
-    device: Any,
     ckpt: Any,
     read: Callable[..., dict[str, Array]],
     info: dict[str, Any],
     tol: float,
     *,
     stop_early: bool = False,
-    arithmetic: Callable[[Array], str],
     sink: Any = None,
 ) -> dict[str, Any]:
-    """``S`` and ``V`` of the randomized method: ``n_iter + 1`` power reads, each a checkpointed stage.
+    """``S`` and ``V`` of the randomized method: up to ``n_iter + 1`` power reads from the orthonormal
+    start ``Q`` (``n x l``, see :func:`~._svd_sketch.range_start`), each a checkpointed stage.
 
     The last read gives ``Y = A^H A Q``: the residuals of the Ritz pairs of ``Q^H Y`` estimate the
     relative error of the singular values, as for the sketch (recorded as ``error_estimate``). With
     ``stop_early`` (``method="auto"``) the estimate is computed after every read and the reads stop as
     soon as it meets ``tol`` and the estimated subspace angle ``ANGLE_TOL`` (a resumed run restores the
-    same reads and stops at the same one); ``angle_estimate`` is recorded. ``arithmetic(Q)`` names the
-    dtype of the reads' batch products (the sums stay in ``cdt``).
+    same reads and stops at the same one); ``angle_estimate`` is recorded. ``info["arithmetic"]`` names
+    the dtype of the reads' batch products (the sums stay in ``cdt_name``).
 
     With a ``sink``, every read also writes its rows ``A Q`` there (the previous read's are discarded),
     and the result's ``Z`` (``V = Q Z``) turns those of the last read into ``U`` without another read.
@@ -573,9 +580,8 @@ def _range_finder(
     """
     from ._svd_sketch import ritz_estimate, subspace_angle_estimate
 
-    rng = np.random.default_rng(seed)
-    Q, _ = xp.linalg.qr(from_host(rng.standard_normal((n, l_cols)), xp, device=device, dtype=cdt))
-    arith = arithmetic(Q)
+    n, l_cols = int(Q.shape[0]), int(Q.shape[1])
+    arith = info["arithmetic"]
     dt = np.dtype(cdt_name)
     T = None
     ran: list[int] = []  # the reads that ran here (the others came from the checkpoint)
@@ -602,7 +608,9 @@ def _range_finder(
         if it == n_iter or stop_early:
             lam, _E, est, R = ritz_estimate(herm(step["Y"], xp), Q, k, xp)
             angle = subspace_angle_estimate(R, lam)
-            worst = float(np.max(est)) + _rounding_share(info)
+            # a converged Ritz estimate tends to 0: double-precision rounding of A^H A Q stays
+            rounding = _rounding_error(xp.sqrt(lam[:k]), squared=True)
+            worst = float(np.max(est)) + _rounding_share(info) + rounding
             if it == n_iter or (worst <= tol and angle <= ANGLE_TOL):
                 T = hermitian_part(herm(Q, xp) @ step["Y"], xp)
                 _record_error(info, worst, tol)
@@ -676,32 +684,31 @@ def _budget_sample(source: Any, xp: Namespace, cdt: Any, memory_mb: float | None
 
 
 def _range_arithmetic(
-    source: Any,
+    np_dtype: Any,
+    smp: Array,
     omega: Array,
     k: int,
     xp: Namespace,
-    cdt: Any,
     tol: float,
     batch_rows: int,
-    memory_mb: float | None,
     info: dict[str, Any],
 ) -> str:
     """Dtype name of the range finder's batch products (recorded as ``info["arithmetic"]``).
 
-    Single-precision data (float32, complex64) take single-precision products when the error they add,
-    estimated on a row sample (:func:`_budget_sample`, in ``cdt``) with the test matrix ``omega``, is at
-    most ``SINGLE_PRECISION_SHARE`` of ``tol`` (recorded as ``info["single_precision_error"]`` and added
-    to the error estimate, see :func:`_rounding_share`): about 2x to 3x less arithmetic and memory
-    traffic per read, and no double-precision copy of each batch. Everything else, and data whose
-    spectrum makes single-precision rounding visible, multiply in double precision.
+    Single-precision data (``np_dtype`` float32, complex64) take single-precision products when the
+    error they add, estimated on the row sample ``smp`` (:func:`_budget_sample`, in double precision)
+    with the test matrix ``omega``, is at most ``SINGLE_PRECISION_SHARE`` of ``tol`` (recorded as
+    ``info["single_precision_error"]`` and added to the error estimate, see :func:`_rounding_share`):
+    about 2x to 3x less arithmetic and memory traffic per read, and no double-precision copy of each
+    batch. Everything else, and data whose spectrum makes single-precision rounding visible, multiply in
+    double precision.
     """
-    complex_data = np.dtype(source.dtype).kind == "c"
+    complex_data = np.dtype(np_dtype).kind == "c"
     double, single = ("complex128", "complex64") if complex_data else ("float64", "float32")
     arith = double
-    if np.dtype(source.dtype) == np.dtype(single):
+    if np.dtype(np_dtype) == np.dtype(single):
         from ._svd_sketch import single_precision_error
 
-        smp = _budget_sample(source, xp, cdt, memory_mb, min_rows=int(omega.shape[1]))
         err = single_precision_error(smp, omega, k, xp, batch_rows=batch_rows)
         info["single_precision_error"] = err
         if err <= SINGLE_PRECISION_SHARE * tol:
