@@ -326,3 +326,34 @@ def test_randomized_estimates_bound_the_errors_from_the_warm_start(rng):
         angle = np.max(scipy.linalg.subspace_angles(to_numpy(res.V).T, vh[:8].T))
         assert err <= res.info["error_estimate"], (n_iter, err, res.info)
         assert angle <= res.info["angle_estimate"], (n_iter, angle, res.info)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64, np.float64])
+def test_a_first_read_forecast_to_miss_tol_only_points_the_second(rng, monkeypatch, dtype):
+    # rank 16 in strong noise: the forecast expects the first sketch read to miss tol by far, so that
+    # read keeps no rows and multiplies single-precision data in single precision; the second read, in
+    # double precision, gives the result as accurately as two double-precision reads
+    import pycro_gpu.decomposition._svd_sketch as sketch_module
+
+    H = rng.standard_normal((16, 256)) * np.logspace(1, 0, 16)[:, None]
+    A = rng.standard_normal((40000, 16)) @ H + 2.0 * rng.standard_normal((40000, 256))
+    if np.dtype(dtype).kind == "c":
+        A = A + 1j * (rng.standard_normal((40000, 16)) @ H)
+    A = A.astype(dtype)
+    calls: list[tuple[str, bool]] = []
+    real_batch = sketch_module.sketch_batch
+
+    def spy(*args, **kwargs):
+        calls.append((kwargs["cdt"], kwargs["keep_rows"]))
+        return real_batch(*args, **kwargs)
+
+    monkeypatch.setattr(sketch_module, "sketch_batch", spy)
+    res = streamed_svd(ArrayRows(A), 16, progress=False)
+    assert res.method == "sketch" and res.info["sketch_reads"] == 2 and res.info["converged"]
+    assert res.info["sketch_forecast"] > 10 * 1e-5
+    reads = list(dict.fromkeys(calls))  # (dtype, rows kept) of the first read's batches, then the second's
+    double = "complex128" if np.dtype(dtype).kind == "c" else "float64"
+    assert reads == [(np.dtype(dtype).name, False), (double, True)]
+    A_exact = A.astype(np.complex128 if np.dtype(dtype).kind == "c" else np.float64)
+    assert np.max(rel_err(res.S, A_exact, 16)) <= res.info["error_estimate"] <= 1e-5
+    check_factors(res, A_exact, 16, atol=1e-5)

@@ -245,16 +245,17 @@ def warm_start(
 
 
 def sketch_batch(
-    a: Array, xp: Namespace, start: int, stop: int, *, omega_t: Array, cdt: str
+    a: Array, xp: Namespace, start: int, stop: int, *, omega_t: Array, cdt: str, keep_rows: bool = True
 ) -> dict[str, Array]:
-    """One batch of a sketch read: rows ``Y_b = A_b Omega`` and their part ``conj(Y_b)^T A_b`` of ``Z^H``.
+    """One batch of a sketch read: its part ``conj(Y_b)^T A_b`` of ``Z^H`` and, with ``keep_rows``, its
+    rows ``Y_b = A_b Omega``.
 
     ``omega_t`` is ``Omega^T`` (``l x n``): ``Y_b^T = Omega^T A_b^T`` keeps the long dimension last.
     """
     a = xp.astype(a, getattr(xp, cdt), copy=False)
     yt = xp.asarray(omega_t) @ a.mT
     zh = (xp.conj(yt) if xp.isdtype(yt.dtype, "complex floating") else yt) @ a
-    return {"ZH": zh, "Y": yt.mT}
+    return {"ZH": zh, "Y": yt.mT} if keep_rows else {"ZH": zh}
 
 
 def ritz_estimate(ZH: Array, omega: Array, k: int, xp: Namespace) -> tuple[Array, Array, np.ndarray, Array]:

@@ -54,8 +54,11 @@ less arithmetic and memory traffic per read. The estimate is added to ``error_es
 ``single_precision_error``; ``arithmetic`` records the choice. Data whose spectrum makes the rounding
 visible multiply in double precision, as does every other dtype, and the sketch (its ``U = Y C``
 amplifies rounding in ``Y`` through the noise-floor Ritz values: 1e-5 of ``s_1`` measured), Gram and
-dense methods always do. Under ``auto`` the randomized method samples ``2 k + oversample`` columns: its
-subspace angle converges as ``(s_{l+1} / s_k)^(2 reads)``, slowly on spectra that decay slowly.
+dense methods always do - except a first sketch read that the row sample's forecast expects to miss
+``tol`` by far (``FORECAST_MARGIN``): it only points the second read (``Omega <- qr(Z)``), so it keeps
+no rows and multiplies single-precision data in their own precision. Under ``auto`` the randomized
+method samples ``2 k + oversample`` columns: its subspace angle converges as
+``(s_{l+1} / s_k)^(2 reads)``, slowly on spectra that decay slowly.
 
 Threads. On NumPy the reads are prefetched on a worker thread; the light passes (sketch, range finder,
 ``U``) leave that thread a core of its own by capping BLAS threads at ``cores - 1`` (on two cores this
@@ -916,21 +919,28 @@ def _run_sketch(
     # double precision: U = Y C, and C's columns for the Ritz values at the noise floor (lam^-1/2) would
     # amplify single-precision rounding in Y far beyond what it does to S (measured: 1e-5 of s_1)
     info["arithmetic"] = dt.name
+    # a first read that the forecast expects to miss tol by far only points the second one (its Z gives
+    # the next Omega): it keeps no rows, and single-precision data multiply in their own precision there
+    scout = ahead is not None and ahead.first > FORECAST_MARGIN * tol and max_reads > 1
+    single = np.dtype(source.dtype).name if np.dtype(source.dtype).name in ("float32", "complex64") else None
     for it in range(max(1, max_reads)):
+        scouting = scout and it == 0
+        arith = single if (scouting and single) else dt.name
+        keep = sink is not None and not scouting
         if it and sink is not None:
             sink.discard()
         spec = PassSpec(
-            partial(sketch_batch, omega_t=omega.mT, cdt=dt.name),
+            partial(sketch_batch, omega_t=xp.astype(omega.mT, getattr(xp, arith)), cdt=arith, keep_rows=keep),
             sums={"ZH": ((l_cols, n), dt)},
-            rows={"Y": ((l_cols,), dt)} if sink is not None else {},
+            rows={"Y": ((l_cols,), dt)} if keep else {},
         )
-        on_rows = None if sink is None else (lambda s, e, r: sink.write(s, e, r["Y"]))
+        on_rows = (lambda s, e, r: sink.write(s, e, r["Y"])) if keep else None
         ZH = read(f"SVD: sketch {it + 1}", spec, on_rows=on_rows)["ZH"]
         _check_finite(ZH, xp)
         lam, E, est, _R = ritz_estimate(ZH, omega, k, xp)
         worst = float(np.max(est))
-        info.update(sketch_reads=it + 1, error_estimate=worst, converged=worst <= tol)
-        if worst <= tol:
+        info.update(sketch_reads=it + 1, error_estimate=worst, converged=worst <= tol and not scouting)
+        if worst <= tol and not scouting:
             return finish_sketch(ZH, lam, E, k, xp)
         if fallback and predicted_next(est, lam) > tol:
             return None
