@@ -193,3 +193,41 @@ def test_randomized_u_comes_from_the_last_read_and_a_resume_gives_the_same_bits(
         assert grp.name.endswith("SVD_000") and grp.attrs["status"] == "complete"
         for name, value in expected.items():
             assert grp[name][()].tobytes() == value.tobytes(), name
+
+
+def test_an_unfinished_job_of_another_version_is_computed_again_not_resumed(tmp_path, monkeypatch):
+    """A checkpoint holds intermediate states of one version's algorithm (another version may start the
+    range finder elsewhere): an unfinished group started by another pycro_gpu is left as it is, with a
+    warning, and the job runs again in a new group."""
+    import pycro_gpu.decomposition._svd_streamed as streamed
+
+    kwargs = dict(k=4, method="randomized", n_iter=2, memory_mb=0.25, progress=False)
+    path = tmp_path / "data.h5"
+    f, _main, _data = _make(path, np.random.default_rng(5))
+    f.close()
+    with h5py.File(path, "r+") as f:
+        clean = results_group(svd_dataset(f["Measurement_000/Channel_000/Raw_Data"], **kwargs), f)
+        expected = {name: clean[name][()] for name in ("U", "S", "V")}
+        del f[clean.name]
+    real_u_stage = streamed._u_stage
+
+    def crash(*args, **kw):
+        raise KeyboardInterrupt("killed after the last range read")
+
+    monkeypatch.setattr(streamed, "_u_stage", crash)
+    with h5py.File(path, "r+") as f, pytest.raises(KeyboardInterrupt):
+        svd_dataset(f["Measurement_000/Channel_000/Raw_Data"], **kwargs)
+    monkeypatch.setattr(streamed, "_u_stage", real_u_stage)
+    with h5py.File(path, "r+") as f:
+        (old,) = [g for name, g in f["Measurement_000/Channel_000"].items() if "-SVD_" in name]
+        assert old.attrs["status"] == "running" and "_checkpoint" in old
+        old.attrs["pycro_gpu_version"] = "0.0.1"
+        old_name = old.name
+    with h5py.File(path, "r+") as f, pytest.warns(RuntimeWarning, match=r"not resuming .*pycro_gpu 0\.0\.1"):
+        new_name = results_group(svd_dataset(f["Measurement_000/Channel_000/Raw_Data"], **kwargs), f).name
+    with h5py.File(path, "r") as f:
+        grp = f[new_name]
+        assert new_name != old_name and grp.attrs["status"] == "complete"
+        for name, value in expected.items():
+            assert grp[name][()].tobytes() == value.tobytes(), name
+        assert f[old_name].attrs["status"] == "running"  # left as it was

@@ -17,8 +17,9 @@ between the reads. It runs on the same pieces:
   killed at any point and run again ends with the results of an uninterrupted run.
 * :func:`run_passes` opens the source and the results parent exactly as ``run_job`` does (same
   ``source``, ``dataset_path``, ``results``, ``override``; see :mod:`pycro_gpu.process._target`), finds a
-  finished group to reuse or an unfinished one to resume, calls ``algorithm(runner, checkpoint,
-  group)``, drops the checkpoint and marks the group complete.
+  finished group to reuse or an unfinished one to resume (one that this pycro_gpu version started: a
+  checkpoint holds intermediate states of one version's algorithm), calls ``algorithm(runner,
+  checkpoint, group)``, drops the checkpoint and marks the group complete.
 
 Kill safety: the checkpoint writes new datasets only between reads (a handful of times per job); the
 outputs an algorithm writes while it reads (``U`` of the SVD) are rewritten in full by the stage that
@@ -28,6 +29,7 @@ did not create (outputs half-written by a killed final step) are removed before 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -292,6 +294,12 @@ class Checkpoint:
             del self.group[CHECKPOINT]
 
 
+def _written_by(group: h5py.Group) -> str:
+    """The pycro_gpu version that created a results group ('' when it does not say)."""
+    written = group.attrs.get("pycro_gpu_version", "")
+    return written.decode() if isinstance(written, bytes) else str(written)
+
+
 def run_passes(
     tool: str,
     parameters: Mapping[str, Any],
@@ -344,6 +352,18 @@ def run_passes(
     JobResult
         ``n_computed`` is the number of positions when the algorithm ran (0 when reused).
     """
+    from .. import __version__
+
+    # an unfinished group resumes only under the version that started it: its checkpointed stages are
+    # intermediate states of that version's algorithm
+    other_versions: set[str] = set()
+
+    def resumable(group: h5py.Group) -> bool:
+        if _written_by(group) == __version__:
+            return True
+        other_versions.add(f"{group.name} (pycro_gpu {_written_by(group) or 'unknown'})")
+        return False
+
     with open_target(source, dataset_path, results) as target:
         if validate is not None:
             validate(target.source)
@@ -358,12 +378,20 @@ def run_passes(
             tool,
             parameters,
             override=override,
-            resumable=lambda g: True,
+            resumable=resumable,
             output_bytes=int(n_bytes or 0),
             name_prefix=name_prefix,
         )
         if reused:
             return JobResult(str(group.file.filename), group.name, True, False, 0, 0)
+        if group is None and other_versions:
+            warnings.warn(
+                f"not resuming {', '.join(sorted(other_versions))}: unfinished, started by another version "
+                f"than this pycro_gpu {__version__}; computing the results again in a new group (the "
+                "unfinished one is left as it is)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         src = target.source
         resumed = group is not None
         if group is None:
