@@ -828,20 +828,25 @@ def rows_batch(a: Array, xp: Namespace, start: int, stop: int, *, cdt: str) -> d
 
 
 def gram_batch(a: Array, xp: Namespace, start: int, stop: int, *, cdt: str) -> dict[str, Array]:
-    """This batch's part of ``A^H A``: on NumPy the upper triangle of its conjugate (BLAS ``syrk``/``herk``,
-    Fortran order; see :func:`gram_result`), elsewhere the full matrix."""
+    """This batch's part of ``A^H A``: for complex data on NumPy the upper triangle of its conjugate
+    (BLAS ``herk``, Fortran order; see :func:`gram_result`), elsewhere the full matrix.
+
+    Real data on NumPy take ``a.T @ a``, which NumPy hands to BLAS ``syrk`` itself (as fast as SciPy's
+    ``dsyrk``, without the 0.2 to 0.4 s of importing ``scipy.linalg`` in every process).
+    """
     a = _as_compute(a, xp, cdt)
     if is_numpy_namespace(xp):
+        if cdt != "complex128":
+            return {"G": a.T @ a}
         from scipy.linalg import blas
 
-        rk = blas.zherk if cdt == "complex128" else blas.dsyrk
-        return {"G": rk(1.0, a.T, trans=0, lower=0)}
+        return {"G": blas.zherk(1.0, a.T, trans=0, lower=0)}
     return {"G": herm(a, xp) @ a}
 
 
 def gram_result(G: Array, xp: Namespace) -> Array:
     """The Hermitian ``A^H A`` from the summed :func:`gram_batch` parts."""
-    if not is_numpy_namespace(xp):
+    if not (is_numpy_namespace(xp) and np.iscomplexobj(G)):
         return G
     full = np.triu(G) + np.triu(G, 1).conj().T
     return np.conj(full) if np.iscomplexobj(full) else full
