@@ -7,10 +7,8 @@ path runs. Choose the backend with ``PYCRO_GPU_BACKEND``, :func:`set_config` or
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
-from importlib.metadata import version as _version
-
 from ._config import config_context, get_config, set_config
+from ._version import __version__
 from .backend import array_namespace, cupy_available, get_namespace, resolve_backend, to_host
 from .errors import (
     BackendUnavailableError,
@@ -21,11 +19,6 @@ from .errors import (
     PycroGPUError,
     USIDError,
 )
-
-try:
-    __version__ = _version("pycro-gpu")
-except _PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
 
 #: Sub-modules loaded on first attribute access (``pycro_gpu.fitting.fit_sho(...)``), so that
 #: ``import pycro_gpu`` stays light and imports no GPU library.

@@ -15,8 +15,19 @@ def test_all_is_sorted_and_complete():
     assert public <= set(pycro_gpu.__all__), public - set(pycro_gpu.__all__)
 
 
-def test_version_is_set():
+def test_version_is_the_installed_distributions_and_costs_no_metadata_import():
+    import importlib.metadata
+    import subprocess
+    import sys
+
     assert pycro_gpu.__version__.count(".") >= 2
+    assert pycro_gpu.__version__ == importlib.metadata.version("pycro-gpu")
+    # importlib.metadata and its e-mail parser cost ~50 ms of every command's start
+    code = (
+        "import sys, pycro_gpu\nassert 'importlib.metadata' not in sys.modules\nprint(pycro_gpu.__version__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == pycro_gpu.__version__
 
 
 def test_submodules_load_lazily():

@@ -24,7 +24,6 @@ import errno
 import math
 import os
 import re
-import secrets
 import shutil
 import socket
 import sys
@@ -405,7 +404,7 @@ def _host() -> str:
 def temporary_path(final: str | os.PathLike) -> Path:
     """A new hidden temporary name for ``final`` in its folder (see the module notes)."""
     final = Path(final)
-    return final.parent / f".{final.name}.pycro-{_host()}-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    return final.parent / f".{final.name}.pycro-{_host()}-{os.getpid()}-{os.urandom(4).hex()}.tmp"
 
 
 def _process_running(pid: int) -> bool:
