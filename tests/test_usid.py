@@ -310,14 +310,17 @@ def test_quantity_not_string(good):
 
 def test_results_group_bookkeeping_and_reuse(h5, good):
     import pycro_gpu
-    from pycro_gpu.io.usid import create_results_group, find_results, results_parameters
+    from pycro_gpu.io.usid import create_results_group, find_results, results_parameters, results_version
 
     params = {"n_components": 3, "method": "svd", "window": [1.5, 2.5], "flag": True}
     grp, existing = create_results_group(good, "SVD", params, status="running")
     assert not existing and grp.name == "/Raw_Data-SVD_000"
     assert grp.attrs["tool"] == "SVD" and grp.attrs["status"] == "running"
     assert h5[grp.attrs["source_000"]] == good and grp.attrs["source_path"] == "/Raw_Data"
-    assert grp.attrs["pycro_gpu_version"] == pycro_gpu.__version__
+    assert grp.attrs["pycro_gpu_version"] == pycro_gpu.__version__ == results_version(grp)
+    grp.attrs["pycro_gpu_version"] = np.bytes_(b"0.0.9")  # as a fixed-length byte string
+    assert results_version(grp) == "0.0.9"
+    grp.attrs["pycro_gpu_version"] = pycro_gpu.__version__
     assert len(grp.attrs["timestamp"]) == len("2026_01_01-00_00_00")
     # parameters as attributes and as a canonical record
     assert grp.attrs["n_components"] == 3 and grp.attrs["method"] == "svd"
@@ -345,7 +348,7 @@ def test_results_group_bookkeeping_and_reuse(h5, good):
 
 
 def test_pyusid_results_groups_found(test_data):
-    from pycro_gpu.io.usid import find_results, results_parameters
+    from pycro_gpu.io.usid import find_results, results_parameters, results_version
 
     with h5py.File(test_data / "sparse_sampling.h5", "r") as f:
         src = f["/Measurement_000/Channel_000/Raw_Data"]
@@ -353,6 +356,7 @@ def test_pyusid_results_groups_found(test_data):
         assert len(groups) == 12
         assert groups[-1].name.endswith("Raw_Data-Simple_Process_011")
         assert results_parameters(groups[0]) == {}
+        assert results_version(groups[0]) == ""  # written by pyUSID, not by a pycro_gpu
 
 
 def test_results_in_another_file(tmp_path, rng):

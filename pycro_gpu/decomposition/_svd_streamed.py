@@ -711,10 +711,9 @@ def _range_arithmetic(
     batch. Everything else, and data whose spectrum makes single-precision rounding visible, multiply in
     double precision.
     """
-    complex_data = np.dtype(np_dtype).kind == "c"
-    double, single = ("complex128", "complex64") if complex_data else ("float64", "float32")
-    arith = double
-    if np.dtype(np_dtype) == np.dtype(single):
+    arith = "complex128" if np.dtype(np_dtype).kind == "c" else "float64"
+    single = _single_precision(np_dtype)
+    if single is not None:
         from ._svd_sketch import single_precision_error
 
         err = single_precision_error(smp, omega, k, xp, batch_rows=batch_rows)
@@ -725,9 +724,15 @@ def _range_arithmetic(
     return arith
 
 
+def _single_precision(np_dtype: Any) -> str | None:
+    """The dtype name of single-precision data (float32, complex64), None for any other dtype."""
+    name = np.dtype(np_dtype).name
+    return name if name in ("float32", "complex64") else None
+
+
 def _rounding_share(info: dict[str, Any]) -> float:
     """What single-precision products add to the error estimate (0 for double-precision ones)."""
-    single = info.get("arithmetic") in ("float32", "complex64")
+    single = "arithmetic" in info and _single_precision(info["arithmetic"]) is not None
     return float(info.get("single_precision_error", 0.0)) if single else 0.0
 
 
@@ -932,7 +937,7 @@ def _run_sketch(
     # a first read that the forecast expects to miss tol by far only points the second one (its Z gives
     # the next Omega): it keeps no rows, and single-precision data multiply in their own precision there
     scout = ahead is not None and ahead.first > FORECAST_MARGIN * tol and max_reads > 1
-    single = np.dtype(source.dtype).name if np.dtype(source.dtype).name in ("float32", "complex64") else None
+    single = _single_precision(source.dtype)
     for it in range(max(1, max_reads)):
         scouting = scout and it == 0
         arith = single if (scouting and single) else dt.name

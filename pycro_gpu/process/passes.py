@@ -40,6 +40,7 @@ import numpy as np
 from .._config import get_config
 from .._lib.typing import Array, Namespace
 from ..backend import from_host, get_namespace, resolve_backend, to_host
+from ..io.usid import results_version
 from ._engine import Executor, JobResult, LocalExecutor, Output, SliceTask
 from ._target import clear_unfinished_outputs, new_group, open_target, prepare_results
 from .rows import sample_spans
@@ -294,12 +295,6 @@ class Checkpoint:
             del self.group[CHECKPOINT]
 
 
-def _written_by(group: h5py.Group) -> str:
-    """The pycro_gpu version that created a results group ('' when it does not say)."""
-    written = group.attrs.get("pycro_gpu_version", "")
-    return written.decode() if isinstance(written, bytes) else str(written)
-
-
 def run_passes(
     tool: str,
     parameters: Mapping[str, Any],
@@ -359,9 +354,9 @@ def run_passes(
     other_versions: set[str] = set()
 
     def resumable(group: h5py.Group) -> bool:
-        if _written_by(group) == __version__:
+        if results_version(group) == __version__:
             return True
-        other_versions.add(f"{group.name} (pycro_gpu {_written_by(group) or 'unknown'})")
+        other_versions.add(f"{group.name} (pycro_gpu {results_version(group) or 'unknown'})")
         return False
 
     with open_target(source, dataset_path, results) as target:

@@ -74,6 +74,7 @@ from .results import (
     find_results,
     iter_results_groups,
     results_parameters,
+    results_version,
     writing_results,
 )
 from .write import create_dataset, create_main, write_main
@@ -98,6 +99,7 @@ __all__ = [
     "position_maps",
     "record_fields",
     "results_parameters",
+    "results_version",
     "select_field",
     "write_main",
     "writing_results",

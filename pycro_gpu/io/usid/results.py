@@ -90,6 +90,11 @@ def results_parameters(group: h5py.Group) -> dict[str, Any]:
     return json.loads(_str_attr(raw))
 
 
+def results_version(group: h5py.Group) -> str:
+    """The pycro_gpu version that created a results group (``""`` when it does not say, e.g. pyUSID's)."""
+    return _str_attr(group.attrs.get("pycro_gpu_version", ""))
+
+
 def _numbered(parent: h5py.Group, prefix: str) -> list[str]:
     """Names in ``parent`` of the form ``<prefix>NNN`` (results groups ``<Source>-<Tool>_NNN``)."""
     return [n for n in parent if n.startswith(prefix) and n[len(prefix) :].isdigit()]
