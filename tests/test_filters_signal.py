@@ -148,3 +148,41 @@ def test_filter_dataset_is_the_signal_filter_with_the_job_signature(gmode_file, 
         np.testing.assert_array_equal(f[res.group]["Filtered_Data"][()], expected)
     again = filter_dataset(path, RAW, frequency_filters=_filters(), progress=False)  # in place: reused
     assert again.reused and again.group == ref.group
+
+
+def test_light_jobs_take_numpy_fft_and_the_array_api_path_with_the_same_results(gmode_file, monkeypatch):
+    from pycro_gpu.filters import signal_filter
+
+    path, _ = gmode_file
+    with h5py.File(path, "r+") as f:
+        raw = f[RAW]
+        light = SignalFilter(raw, _filters(), noise_threshold=1e-3)
+        assert light._job().compute.keywords["light"]  # 48 x 2048 samples
+        monkeypatch.setattr(signal_filter, "LIGHT_JOB_SAMPLES", 48 * N - 1)
+        heavy = SignalFilter(raw, _filters(), noise_threshold=1e-3)
+        assert not heavy._job().compute.keywords["light"]
+        a = f[light.compute(progress=False).group]
+        b = f[heavy.compute(override=True, progress=False).group]
+        assert a.name != b.name
+        np.testing.assert_allclose(a["Filtered_Data"][()], b["Filtered_Data"][()], atol=1e-5)
+        np.testing.assert_allclose(a["Noise_Floors"][()], b["Noise_Floors"][()], rtol=1e-6)
+
+
+def test_a_light_filter_command_imports_neither_numba_nor_scipy(gmode_file):
+    import subprocess
+    import sys
+
+    path, _ = gmode_file
+    argv = ["filter", str(path), "--low-pass", "300e3", "--noise-tolerance", "1e-3", "-q"]
+    code = (
+        "import sys\n"
+        "from pycro_gpu.cli import main\n"
+        f"assert main({argv!r}) == 0\n"
+        "print(sorted(m for m in ('numba', 'scipy') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"  # numba 0.5 s, scipy.fft 0.3 s, scipy.special 0.3 s of imports
+    with h5py.File(path, "r") as f:
+        grp = f[RAW + "-FFT_Filtering_000"]
+        expected = fft_filter(f[RAW][()], LowPassFilter(N, FS, 300e3), noise_tolerance=1e-3, method="kernel")
+        np.testing.assert_allclose(grp["Filtered_Data"][()], expected, atol=1e-5)

@@ -5,13 +5,15 @@ real weight per frequency bin ``k * samp_rate / signal_length``, ``k = 0 .. sign
 Filters combine by multiplication (:class:`CompositeFilter`). A noise floor per signal
 (:func:`get_noise_floor`) lets :func:`fft_filter` zero the bins that hold only noise.
 
-Filter *design* (the weights, ``O(n)`` values computed once) runs on the host in float64 with NumPy and
-SciPy (``erf``, ``firwin``); filter *application* (FFTs, mask, threshold, inverse FFT over a batch of
-signals) runs on the arrays' own backend: pocketfft through ``scipy.fft`` with worker threads for NumPy
+Filter *design* (the weights, ``O(n)`` values computed once) runs on the host in float64 with NumPy,
+``math.erf`` and SciPy's ``firwin``; filter *application* (FFTs, mask, threshold, inverse FFT over a batch
+of signals) runs on the arrays' own backend: pocketfft through ``scipy.fft`` with worker threads for NumPy
 arrays (measured faster than ``numpy.fft``, see ``benchmarks/bench_filters.py``), cuFFT for CuPy, the
 namespace's ``fft`` module otherwise. The mask multiply and the threshold are fused into one pass by the
 kernel :func:`pycro_gpu.kernels.apply_spectral_mask` (numba, CPU and CUDA) where the arrays allow it,
-with a plain array-API path for every other namespace.
+with a plain array-API path for every other namespace. A light job (:data:`LIGHT_JOB_SAMPLES` samples in
+all) of NumPy arrays takes ``numpy.fft`` and the array-API path: importing ``scipy.fft`` and numba would
+cost it more than they save.
 
 2-D masks (Gaussian, Butterworth, notch) are written against the array API and act on ``rfftn`` of the
 last two axes of images; :func:`filter_image` applies them.
@@ -57,12 +59,22 @@ __all__ = [
 # --------------------------------------------------------------------------------------------------
 
 
-def rfft(x: Array, *, xp: Namespace | None = None) -> Array:
+#: A job over at most this many signal samples in all is light: NumPy's own FFT and the array-API mask and
+#: noise floor finish it sooner than the imports of ``scipy.fft`` (0.3 s) and of the numba kernels (0.5 s)
+#: take. ``pycro-gpu filter`` on G-mode files of 65536 samples per signal, whole processes, 2-core VM:
+#: light 1.60-1.71 s against 1.90-2.12 s at 512 signals, 3.22-3.47 s against 2.58-2.90 s at 1024.
+LIGHT_JOB_SAMPLES = 512 * 65536
+
+
+def rfft(x: Array, *, xp: Namespace | None = None, light: bool = False) -> Array:
     """One-sided FFT of the last axis of real ``x`` on the backend of ``x``.
 
     Parameters
     ----------
     x : (..., n) real array
+    light : bool, optional
+        NumPy arrays: ``numpy.fft`` on one thread instead of ``scipy.fft`` with a thread per core (for a
+        light job, see :data:`LIGHT_JOB_SAMPLES`, where importing ``scipy.fft`` costs more than it saves).
 
     Returns
     -------
@@ -72,17 +84,23 @@ def rfft(x: Array, *, xp: Namespace | None = None) -> Array:
     if xp is None:
         xp = array_namespace(x)
     if is_numpy_namespace(xp):
+        if light:
+            cdt = np.complex64 if x.dtype == np.float32 else np.complex128
+            return np.fft.rfft(x, axis=-1).astype(cdt, copy=False)  # NumPy 1.x computes in double
         import scipy.fft
 
         return scipy.fft.rfft(x, axis=-1, workers=-1)
     return xp.fft.rfft(x, axis=-1)
 
 
-def irfft(spectra: Array, n: int, *, xp: Namespace | None = None) -> Array:
+def irfft(spectra: Array, n: int, *, xp: Namespace | None = None, light: bool = False) -> Array:
     """Inverse of :func:`rfft`: real signals of length ``n`` from one-sided spectra (last axis)."""
     if xp is None:
         xp = array_namespace(spectra)
     if is_numpy_namespace(xp):
+        if light:
+            rdt = np.float32 if spectra.dtype == np.complex64 else np.float64
+            return np.fft.irfft(spectra, n=n, axis=-1).astype(rdt, copy=False)
         import scipy.fft
 
         return scipy.fft.irfft(spectra, n=n, axis=-1, workers=-1, overwrite_x=True)
@@ -206,15 +224,18 @@ class FrequencyFilter:
 
 
 def _erf_step_down(freqs: np.ndarray, f_start: float, f_stop: float) -> np.ndarray:
-    """1 below ``f_start``, 0 above ``f_stop``, an erf roll-off over ``t in [-2.5, 2.5]`` between."""
-    from scipy.special import erf
+    """1 below ``f_start``, 0 above ``f_stop``, an erf roll-off over ``t in [-2.5, 2.5]`` between.
 
+    ``math.erf`` element by element (the roll-off holds a few thousand bins at most): importing
+    ``scipy.special`` for it cost 0.3-0.5 s of every filter command, more than the filtering of a small file.
+    """
     out = np.where(freqs <= f_start, 1.0, 0.0)
     width = f_stop - f_start
     if width > 0:
         inside = (freqs > f_start) & (freqs < f_stop)
         t = 5.0 * (freqs[inside] - f_start) / width - 2.5
-        out[inside] = 0.5 * (1.0 - erf(t) / erf(2.5))
+        erf_t = np.fromiter((math.erf(v) for v in t.tolist()), dtype=np.float64, count=t.size)
+        out[inside] = 0.5 * (1.0 - erf_t / math.erf(2.5))
     return out
 
 
@@ -782,14 +803,24 @@ def filter_spectra(
 
 
 def filtered_spectra(
-    signals: Array, mask: Array | None, noise_tolerance: float | None, *, method: str = "auto", xp: Namespace
+    signals: Array,
+    mask: Array | None,
+    noise_tolerance: float | None,
+    *,
+    method: str = "auto",
+    light: bool = False,
+    xp: Namespace,
 ) -> tuple[Array, Array | None]:
     """Masked, thresholded one-sided spectra of real ``signals`` and their noise floors (or None).
 
     The floors come from the unfiltered spectra; :func:`fft_filter` and the G-mode
-    :func:`~pycro_gpu.filters.signal_filter.filter_batch` share this step.
+    :func:`~pycro_gpu.filters.signal_filter.filter_batch` share this step. ``light``: a light job
+    (:data:`LIGHT_JOB_SAMPLES`) of NumPy arrays: NumPy's FFT, and under ``method="auto"`` the array-API
+    path (CuPy arrays keep cuFFT and the CUDA kernel).
     """
-    spectra = rfft(signals, xp=xp)
+    if light and method == "auto" and is_numpy_namespace(xp):
+        method = "array_api"
+    spectra = rfft(signals, xp=xp, light=light)
     floors = None
     if noise_tolerance is not None:
         floors = get_noise_floor(

@@ -34,7 +34,7 @@ import numpy as np
 from .._lib.typing import Namespace
 from ..backend import device_of, from_host
 from ..errors import DataError
-from .fft import FrequencyFilter, build_composite_filter, filtered_spectra, irfft
+from .fft import LIGHT_JOB_SAMPLES, FrequencyFilter, build_composite_filter, filtered_spectra, irfft
 
 __all__ = ["TOOL", "SignalFilter", "filter_batch", "sampling_rate_of"]
 
@@ -78,6 +78,7 @@ def filter_batch(
     noise_tolerance: float | None,
     write_filtered: bool,
     hot_bins: np.ndarray | None,
+    light: bool = False,
 ) -> dict[str, Any]:
     """Filter one batch of rows (the ``compute`` of the streamed job; module level, so picklable).
 
@@ -91,6 +92,9 @@ def filter_batch(
         Return ``Filtered_Data``.
     hot_bins : (n_hot,) int host array or None
         Return ``Condensed_Data``: the filtered spectra at these bins.
+    light : bool, optional
+        The whole job is light (:data:`~pycro_gpu.filters.fft.LIGHT_JOB_SAMPLES`): NumPy's FFT and the
+        array-API mask and noise floor, no ``scipy.fft`` or numba import.
 
     Returns
     -------
@@ -103,7 +107,7 @@ def filter_batch(
         batch = xp.astype(batch, xp.float64)
     device = device_of(batch)
     w = None if mask is None else from_host(mask, xp, device=device, dtype=batch.dtype)
-    spectra, floors = filtered_spectra(batch, w, noise_tolerance, xp=xp)
+    spectra, floors = filtered_spectra(batch, w, noise_tolerance, light=light, xp=xp)
     out: dict[str, Any] = {}
     if floors is not None:
         out["Noise_Floors"] = floors
@@ -112,7 +116,7 @@ def filter_batch(
             spectra, from_host(hot_bins, xp, device=device, dtype=xp.int64), axis=1
         )
     if write_filtered:
-        out["Filtered_Data"] = irfft(spectra, n, xp=xp)
+        out["Filtered_Data"] = irfft(spectra, n, xp=xp, light=light)
     return out
 
 
@@ -269,6 +273,7 @@ class SignalFilter:
             noise_tolerance=self.noise_threshold,
             write_filtered=self.write_filtered,
             hot_bins=hot,
+            light=int(main.shape[0]) * n_spec <= LIGHT_JOB_SAMPLES,
         )
         # spectrum (complex, ~1x the float64 input), output, noise-floor temporaries: ~5 batches
         return Job(TOOL, compute, outputs, parameters=self.parameters, work_multiplier=5.0)
