@@ -156,3 +156,32 @@ def test_help_info_and_translate_load_no_heavy_module(tmp_path, test_data):
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_help_loads_neither_hdf5_nor_the_engine():
+    # the parser lists every command's choices from pycro_gpu._lib, not from the job modules
+    code = (
+        "import sys\n"
+        "from pycro_gpu.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('h5py', 'pycro_gpu.process', 'pycro_gpu.decomposition', 'pycro_gpu.filters',\n"
+        "         'importlib.metadata')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_light_choice_tables_are_the_ones_the_jobs_check():
+    from pycro_gpu import decomposition
+    from pycro_gpu._lib import decomposition_methods, image_methods
+    from pycro_gpu.filters import image_dataset
+
+    assert decomposition.CAPABILITIES is decomposition_methods.CAPABILITIES
+    assert decomposition.METHODS is decomposition_methods.METHODS
+    assert decomposition.SKETCH_TOL == decomposition_methods.SKETCH_TOL
+    assert (
+        image_dataset.FFT_KINDS is image_methods.FFT_KINDS and image_dataset.FLATTEN is image_methods.FLATTEN
+    )
+    with pytest.raises(ValueError, match="flatten must be one of plane, line"):
+        image_dataset._check("cubic", None, None, "gaussian", None)

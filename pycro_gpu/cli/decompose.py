@@ -18,7 +18,7 @@ HELP = "PCA / IncrementalPCA / TruncatedSVD / NMF / FastICA of a USID dataset"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..decomposition import CAPABILITIES
+    from .._lib.decomposition_methods import CAPABILITIES
 
     add_dataset_options(p)
     p.add_argument("--method", choices=tuple(CAPABILITIES), default="pca", help="estimator (default pca)")

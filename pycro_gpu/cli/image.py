@@ -14,7 +14,7 @@ HELP = "flatten (plane / lines) and FFT-filter images; writes <Source>-Image_NNN
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..filters.image_dataset import FFT_KINDS, FLATTEN, MASKS
+    from .._lib.image_methods import FFT_KINDS, FLATTEN, MASKS
 
     add_file_options(
         p,

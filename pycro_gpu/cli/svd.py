@@ -31,7 +31,7 @@ def add_dataset_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..decomposition import METHODS, SKETCH_TOL
+    from .._lib.decomposition_methods import METHODS, SKETCH_TOL
 
     add_dataset_options(p)
     add_components(p, 16, "number of components (default 16)")

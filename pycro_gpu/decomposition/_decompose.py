@@ -20,6 +20,7 @@ import numpy as np
 
 from .._config import rows_for_budget
 from .._lib.checks import check_choice, check_dataset_path, check_int, check_memory_mb, check_seed
+from .._lib.decomposition_methods import CAPABILITIES
 from .._lib.optional import ml_engine
 from .._lib.typing import Array, Namespace
 from ..backend import device_of, from_host, get_namespace, to_host
@@ -28,24 +29,6 @@ from ..process import JobResult
 from ..process.rows import batch_rows_at_least, feature_rows
 
 __all__ = ["CAPABILITIES", "Decomposition", "decompose"]
-
-#: method -> CPU estimator, GPU estimator (None: CPU-only, runs on the host and returns to the device),
-#: and whether it streams over position batches (``partial_fit``) instead of loading the data.
-CAPABILITIES: dict[str, dict[str, Any]] = {
-    "pca": {"cpu": "sklearn.decomposition.PCA", "gpu": "cuml.PCA", "streams": False},
-    "incremental_pca": {
-        "cpu": "sklearn.decomposition.IncrementalPCA",
-        "gpu": "cuml.IncrementalPCA",
-        "streams": True,
-    },
-    "truncated_svd": {
-        "cpu": "sklearn.decomposition.TruncatedSVD",
-        "gpu": "cuml.TruncatedSVD",
-        "streams": False,
-    },
-    "nmf": {"cpu": "sklearn.decomposition.NMF", "gpu": None, "streams": False},
-    "fast_ica": {"cpu": "sklearn.decomposition.FastICA", "gpu": None, "streams": False},
-}
 
 
 @dataclass

@@ -94,6 +94,7 @@ from .._lib.checks import (
     check_seed,
     require_finite,
 )
+from .._lib.decomposition_methods import METHODS, SKETCH_TOL
 from .._lib.linalg import herm, hermitian_part
 from .._lib.typing import Array, Namespace
 from ..backend import device_of, is_numpy_namespace, to_host
@@ -104,7 +105,6 @@ from ._svd_sinks import ArrayUSink
 
 __all__ = ["ArrayUSink", "StreamedSVD", "choose_method", "streamed_svd"]
 
-METHODS = ("auto", "sketch", "gram", "randomized", "dense")
 #: ``method="auto"`` takes the Gram or sketch path only for matrices with at least this many rows per column.
 GRAM_MIN_ASPECT = 4
 #: ``method="auto"`` sketches when ``k + oversample`` is at most this fraction of the columns: below it,
@@ -112,8 +112,6 @@ GRAM_MIN_ASPECT = 4
 SKETCH_MAX_FRACTION = 0.25
 #: Rows of the sample that warm-starts the sketch (spread over the matrix in 16 blocks).
 SKETCH_SAMPLE_ROWS = 8192
-#: Default tolerance of the sketch's estimated relative singular-value error.
-SKETCH_TOL = 1e-5
 #: ``method="auto"``'s randomized reads stop early only when the estimated angle (radians) between the
 #: top-k right singular subspace and the exact one is below this too (singular values converge twice as
 #: fast as vectors: an error of 1e-5 in the values allows angles of ~3e-3).

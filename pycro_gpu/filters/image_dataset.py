@@ -15,14 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from .._lib.image_methods import FFT_KINDS, FLATTEN, MASKS
 from ..errors import DataError
 from ..process import JobResult
 
 __all__ = ["FFT_KINDS", "FLATTEN", "process_image_dataset"]
-
-FLATTEN = ("plane", "line")
-FFT_KINDS = ("low", "high", "band")
-MASKS = ("gaussian", "butterworth")
 
 
 def _check(flatten: str | None, fft: str | None, cutoff: Any, mask: str, line_order: Any) -> dict[str, Any]:
