@@ -670,6 +670,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     report = {"command": command, "backend": args.backend, "repeats": args.repeats, "machine": machine()}
     report.update(peer_scripts=str(scripts), limits=LIMITS, load_before=os.getloadavg()[0], rows=[])
+    if args.dir is not None:
+        Path(args.dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench_e2e_", dir=args.dir) as tmp:
         work = Path(tmp)
         for n in args.sizes:
