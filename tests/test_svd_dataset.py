@@ -153,11 +153,12 @@ def test_wide_eels_spectrum_image_is_exact(test_data, tmp_path):
         g = f[res.group]
         assert A.shape == (294, 1024) and g.attrs["method_used"] == "dense" and g.attrs["reads"] == 1
         assert g.attrs["error_estimate"] < 1e-10
-        S = g["S"][()]  # stored in the data's float32
-        S64 = np.asarray(svd(raw, 8, progress=False).S)  # computed in float64
+        S = g["S"][()]  # stored in float64 as computed (U and V in the data's float32)
+        assert S.dtype == np.float64 and g["V"].dtype == g["U"].dtype == np.float32
+        S64 = np.asarray(svd(raw, 8, progress=False).S)
     ref = np.linalg.svd(A, compute_uv=False)[:8]
     np.testing.assert_allclose(S64, ref, rtol=1e-10)
-    np.testing.assert_allclose(S, ref.astype(S.dtype), rtol=1e-6)
+    np.testing.assert_allclose(S, ref, rtol=1e-10)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.complex64])
