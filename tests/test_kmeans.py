@@ -79,3 +79,44 @@ def test_cluster_streams_non_numpy_data_with_the_array_api_estimator(xp, rng):
     assert res.streamed
     if type(xp.asarray([1.0])) is not np.ndarray:
         assert res.engine == ARRAY_API_ENGINE
+
+
+def test_full_kmeans_stops_on_the_centre_shift_as_scikit_learn_does(xp, rng, monkeypatch):
+    """Data with no cluster structure: without a tolerance a few rows keep changing sides for many
+    iterations; with scikit-learn's (1e-4 of the mean feature variance) Lloyd stops as it does, at the
+    same inertia."""
+    from pycro_gpu._lib import kmeans as km
+
+    X = rng.standard_normal((3000, 6)) * np.linspace(3.0, 1.0, 6)
+    iterations = []
+    lloyd = km._lloyd
+
+    def counted(*args, **kwargs):
+        calls = {"n": 0}
+        shifted = km._shifted_distances
+
+        def count(*a):
+            calls["n"] += 1
+            return shifted(*a)
+
+        monkeypatch.setattr(km, "_shifted_distances", count)
+        try:
+            return lloyd(*args, **kwargs)
+        finally:
+            monkeypatch.setattr(km, "_shifted_distances", shifted)
+            iterations.append(calls["n"])
+
+    monkeypatch.setattr(km, "_lloyd", counted)
+    strict = km.KMeans(4, random_state=0, tol=0.0)
+    strict.fit_predict(xp.asarray(X))
+    strict_iters, iterations[:] = sum(iterations), []
+    loose = km.KMeans(4, random_state=0)  # tol=1e-4
+    labels = to_numpy(loose.fit_predict(xp.asarray(X)))
+    assert sum(iterations) < 0.8 * strict_iters
+    ref = KMeans(4, n_init=10, random_state=0).fit(X)
+    assert loose.inertia_ <= ref.inertia_ * (1 + 1e-3)
+    assert abs(loose.inertia_ - strict.inertia_) <= 1e-3 * strict.inertia_
+    # (no partition to compare: data without structure have many of about the same inertia)
+    np.testing.assert_array_equal(np.unique(labels), np.arange(4))
+    with pytest.raises(ValueError, match="tol must be >= 0"):
+        km.KMeans(4, tol=-1.0)

@@ -8,7 +8,11 @@ streaming KMeans. These two estimators follow scikit-learn's algorithms and inte
 * seeding: ``n_init`` greedy k-means++ seedings (``2 + log k`` candidates per centre, the one leaving the
   least potential; the random draws are made on the host from ``random_state``, so every backend picks
   the same points), each refined by Lloyd iterations, the one of least inertia kept;
-* :class:`KMeans`: Lloyd iterations on all rows until the labels stop changing (``max_iter`` at most);
+* :class:`KMeans`: Lloyd iterations on all rows until the labels stop changing or the centres move by
+  less than ``tol`` (the sum of their squared shifts against ``tol`` times the mean variance of the
+  features, scikit-learn's criterion), ``max_iter`` at most. Without ``tol``, data with no cluster
+  structure kept a few rows changing sides for 140 iterations a seeding (65 536 rows: 13.7 s, against
+  2.7 s for scikit-learn, which stops on ``tol``);
 * :class:`MiniBatchKMeans` (Sculley 2010, scikit-learn's per-centre learning rates): the first batch
   seeds the centres; every batch assigns its rows to the nearest centre and moves each centre to the
   running mean of all rows it was ever assigned, ``c_j <- c_j + (sum_j - b_j c_j) / (n_j + b_j)``
@@ -75,9 +79,10 @@ def _kmeans_plus_plus(X: Array, k: int, rng: np.random.Generator, xp: Namespace,
 
 
 def _lloyd(
-    X: Array, C: Array, xp: Namespace, max_iter: int = 30, x2: Array | None = None
+    X: Array, C: Array, xp: Namespace, max_iter: int = 30, x2: Array | None = None, shift_tol: float = 0.0
 ) -> tuple[Array, float]:
-    """Lloyd iterations of ``C`` on ``X`` until the labels stop changing; ``(C, inertia)``."""
+    """Lloyd iterations of ``C`` on ``X`` until the labels stop changing or the sum of the centres'
+    squared shifts is at most ``shift_tol``; ``(C, inertia)``."""
     k = int(C.shape[0])
     x2 = _row_norms(X, xp) if x2 is None else x2
     labels = None
@@ -88,23 +93,37 @@ def _lloyd(
         labels = new
         sums, b = onehot_sums(labels, X, k, xp)
         filled = xp.reshape(b > 0, (-1, 1))
-        C = xp.where(
+        moved = xp.where(
             filled, sums / xp.reshape(xp.astype(xp.where(b > 0, b, xp.ones_like(b)), X.dtype), (-1, 1)), C
         )
+        shift = float(xp.sum((moved - C) ** 2))
+        C = moved
+        if shift <= shift_tol:
+            break
     return C, float(xp.sum(xp.min(_sq_distances(X, C, xp, x2), axis=1)))
 
 
+def _shift_tolerance(X: Array, tol: float, xp: Namespace) -> float:
+    """scikit-learn's absolute tolerance of the centres' squared shifts: ``tol`` x mean feature variance."""
+    if tol == 0:
+        return 0.0
+    mean = xp.mean(X, axis=0, keepdims=True)
+    return float(tol) * float(xp.mean(xp.mean((X - mean) ** 2, axis=0)))
+
+
 def _best_seeding(
-    X: Array, k: int, n_init: int, rng: np.random.Generator, xp: Namespace, max_iter: int
+    X: Array, k: int, n_init: int, rng: np.random.Generator, xp: Namespace, max_iter: int, tol: float = 0.0
 ) -> tuple[Array, float]:
-    """``n_init`` greedy k-means++ seedings of ``X``, each refined by Lloyd; the one of least inertia."""
+    """``n_init`` greedy k-means++ seedings of ``X``, each refined by Lloyd (to ``tol``, see
+    :func:`_shift_tolerance`); the one of least inertia."""
     if int(X.shape[0]) < k:
         msg = f"{int(X.shape[0])} rows are fewer than n_clusters={k}"
         raise ValueError(msg)
     best, best_inertia = None, np.inf
     x2 = _row_norms(X, xp)
+    shift_tol = _shift_tolerance(X, tol, xp)
     for _ in range(n_init):
-        C, inertia = _lloyd(X, _kmeans_plus_plus(X, k, rng, xp, x2), xp, max_iter, x2)
+        C, inertia = _lloyd(X, _kmeans_plus_plus(X, k, rng, xp, x2), xp, max_iter, x2, shift_tol)
         if inertia < best_inertia:
             best, best_inertia = C, inertia
     return best, best_inertia
@@ -138,6 +157,9 @@ class KMeans(_Centres):
         Seedings, each run to convergence; the one of least inertia is kept (scikit-learn's default 10).
     max_iter : int
         Lloyd iterations per seeding at most.
+    tol : float
+        Lloyd stops when the sum of the centres' squared shifts is at most ``tol`` times the mean variance
+        of the features (scikit-learn's default 1e-4), or when no label changes; 0: only the latter.
 
     Attributes
     ----------
@@ -150,14 +172,24 @@ class KMeans(_Centres):
     _fit_call = "fit_predict"
 
     def __init__(
-        self, n_clusters: int, *, random_state: int = 0, n_init: int = 10, max_iter: int = 300
+        self,
+        n_clusters: int,
+        *,
+        random_state: int = 0,
+        n_init: int = 10,
+        max_iter: int = 300,
+        tol: float = 1e-4,
     ) -> None:
         if int(n_clusters) < 1 or int(n_init) < 1 or int(max_iter) < 1:
             msg = (
                 f"n_clusters, n_init and max_iter must be >= 1, got {n_clusters!r}, {n_init!r}, {max_iter!r}"
             )
             raise ValueError(msg)
+        if not float(tol) >= 0:
+            msg = f"tol must be >= 0, got {tol!r}"
+            raise ValueError(msg)
         self.n_clusters, self.n_init, self.max_iter = int(n_clusters), int(n_init), int(max_iter)
+        self.tol = float(tol)
         self.random_state = random_state
         self.cluster_centers_: Array | None = None
         self.labels_: Array | None = None
@@ -168,7 +200,7 @@ class KMeans(_Centres):
         xp = array_namespace(X)
         rng = np.random.default_rng(self.random_state)
         self.cluster_centers_, self.inertia_ = _best_seeding(
-            X, self.n_clusters, self.n_init, rng, xp, self.max_iter
+            X, self.n_clusters, self.n_init, rng, xp, self.max_iter, self.tol
         )
         self.labels_ = self.predict(X)
         return self.labels_
