@@ -36,9 +36,15 @@ def onehot_sums(labels: Array, block: Array, k: int, xp: Namespace) -> tuple[Arr
     """(k, n) sums of the rows of ``block`` per label, and (k,) float64 counts."""
     ks = xp.reshape(xp.arange(k, device=device_of(labels)), (1, -1))
     mask = xp.reshape(labels, (-1, 1)) == ks
+    onehot = xp.astype(mask, block.dtype)
     # (block^T mask)^T, not mask^T block: a product with few output rows and a long inner dimension
     # runs 10-60x slower in threaded OpenBLAS (measured on 2 busy cores), the transposed one does not
-    return (block.mT @ xp.astype(mask, block.dtype)).mT, xp.sum(xp.astype(mask, xp.float64), axis=0)
+    sums = (block.mT @ onehot).mT
+    if block.dtype != xp.float64:  # float32 sums of ones are exact only up to 2**24 rows
+        return sums, xp.sum(xp.astype(mask, xp.float64), axis=0)
+    # the counts as a product too: 1.7 ms less per Lloyd iteration of 65 536 rows than a column sum
+    ones = xp.ones((1, int(block.shape[0])), dtype=xp.float64, device=device_of(block))
+    return sums, (ones @ onehot)[0, :]
 
 
 def _row_norms(X: Array, xp: Namespace) -> Array:
@@ -48,7 +54,8 @@ def _row_norms(X: Array, xp: Namespace) -> Array:
 
 def _shifted_distances(X: Array, C: Array, xp: Namespace) -> Array:
     """(n, k) ``||c||^2 - 2 x c^T``: the squared distances less ``||x||^2``, which no argmin needs."""
-    return xp.reshape(xp.sum(C * C, axis=1), (1, -1)) - 2.0 * (X @ C.mT)
+    # the factor -2 on the (k, n) centres, not on the (rows, k) product: one pass and temporary fewer
+    return X @ (-2.0 * C).mT + xp.reshape(xp.sum(C * C, axis=1), (1, -1))
 
 
 def _sq_distances(X: Array, C: Array, xp: Namespace, x2: Array | None = None) -> Array:
