@@ -99,8 +99,7 @@ def irfft(spectra: Array, n: int, *, xp: Namespace | None = None, light: bool = 
         xp = array_namespace(spectra)
     if is_numpy_namespace(xp):
         if light:
-            rdt = np.float32 if spectra.dtype == np.complex64 else np.float64
-            return np.fft.irfft(spectra, n=n, axis=-1).astype(rdt, copy=False)
+            return np.fft.irfft(spectra, n=n, axis=-1).astype(_real_dtype(xp, spectra), copy=False)
         import scipy.fft
 
         return scipy.fft.irfft(spectra, n=n, axis=-1, workers=-1, overwrite_x=True)

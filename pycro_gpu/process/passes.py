@@ -354,9 +354,10 @@ def run_passes(
     other_versions: set[str] = set()
 
     def resumable(group: h5py.Group) -> bool:
-        if results_version(group) == __version__:
+        written = results_version(group)
+        if written == __version__:
             return True
-        other_versions.add(f"{group.name} (pycro_gpu {results_version(group) or 'unknown'})")
+        other_versions.add(f"{group.name} (pycro_gpu {written or 'unknown'})")
         return False
 
     with open_target(source, dataset_path, results) as target:
